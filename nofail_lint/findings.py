@@ -1,0 +1,62 @@
+"""Findings: what the check stage hands to the reporters.
+
+Plain frozen dataclasses so they pickle across worker processes and compare
+exactly in tests. Paths are POSIX strings, relative to the current directory
+when the file lies under it (DESIGN.md section 5).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True, order=True)
+class Location:
+    """A source range; lines and columns are 1-based, columns count characters."""
+
+    path: str
+    line: int
+    column: int
+    end_line: int
+    end_column: int
+    snippet: str = ""  # the full text of `line`, without its newline
+
+
+@dataclass(frozen=True)
+class PathStep:
+    """One hop of a cross-function finding: the call site and what it passes on."""
+
+    location: Location
+    message: str
+
+
+@dataclass(frozen=True)
+class Finding:
+    rule_id: str           # "NF001"
+    level: str             # "error" | "warning" | "note"
+    message: str           # one line, no trailing period
+    location: Location     # the primary location (DESIGN.md section 3)
+    function: str = ""     # enclosing function name, "" at file scope
+    notes: tuple[str, ...] = ()        # extra explanation lines, printed as note:
+    path: tuple[PathStep, ...] = ()    # outermost call first, kernel API last
+    facts: tuple[str, ...] = ()        # ids of allocator-model facts behind it
+
+    def sort_key(self):
+        loc = self.location
+        return (loc.path, loc.line, loc.column, self.rule_id, self.message)
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """An input that could not be analysed (fully); reported, never silent."""
+
+    path: str
+    reason: str
+
+
+@dataclass
+class RunResult:
+    findings: list[Finding] = field(default_factory=list)
+    skipped: list[Skipped] = field(default_factory=list)
+    files_scanned: int = 0
+    seconds: float = 0.0
+    kernel_version: str = ""
