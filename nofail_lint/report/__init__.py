@@ -1,0 +1,37 @@
+"""Report stage: findings -> text | json | sarif (DESIGN.md section 5).
+
+Every renderer returns the whole document as a str. The same input always gives
+the same bytes: findings are sorted by Finding.sort_key(), skipped inputs by
+path, and there are no timestamps or timings.
+"""
+from __future__ import annotations
+
+import pathlib
+
+from ..findings import RunResult
+from ..rules_catalog import RuleDoc
+
+FORMATS = ("text", "json", "sarif")
+
+
+def render(result: RunResult, fmt: str, rules: dict[str, RuleDoc],
+           facts: dict[str, str], root: pathlib.Path, tool_version: str) -> str:
+    """Render `result` in format `fmt` (one of FORMATS).
+
+    rules: from rules_catalog.load_rules(); facts: model fact id -> one line
+    "summary (kernel file, function, versions)"; root: the directory finding
+    paths are relative to (normally the current directory).
+    """
+    if fmt == "text":
+        from . import text
+        return text.render(result)
+    if fmt == "json":
+        from . import json_report
+        return json_report.render(result, rules, tool_version)
+    if fmt == "sarif":
+        from . import sarif
+        return sarif.render(result, rules, facts, root, tool_version)
+    raise ValueError(f"unknown report format {fmt!r}; expected one of {', '.join(FORMATS)}")
+
+
+__all__ = ["FORMATS", "render"]

@@ -1,0 +1,45 @@
+"""One JSON document for scripts: indent 2, sorted keys, trailing newline."""
+from __future__ import annotations
+
+import json
+
+from ..findings import Finding, RunResult
+from ..rules_catalog import RuleDoc
+
+
+def _finding(f: Finding, rules: dict[str, RuleDoc]) -> dict:
+    loc = f.location
+    rule = rules.get(f.rule_id)
+    return {
+        "rule_id": f.rule_id,
+        "rule_name": rule.name if rule else "",
+        "level": f.level,
+        "message": f.message,
+        "path": loc.path,
+        "line": loc.line,
+        "column": loc.column,
+        "end_line": loc.end_line,
+        "end_column": loc.end_column,
+        "function": f.function,
+        "notes": list(f.notes),
+        "path_steps": [
+            {"path": s.location.path, "line": s.location.line,
+             "column": s.location.column, "message": s.message}
+            for s in f.path
+        ],
+        "facts": list(f.facts),
+    }
+
+
+def render(result: RunResult, rules: dict[str, RuleDoc], tool_version: str) -> str:
+    doc = {
+        "tool": "nofail-lint",
+        "version": tool_version,
+        "kernel_version": result.kernel_version,
+        "findings": [_finding(f, rules)
+                     for f in sorted(result.findings, key=lambda f: f.sort_key())],
+        "skipped": [{"path": s.path, "reason": s.reason}
+                    for s in sorted(result.skipped, key=lambda s: (s.path, s.reason))],
+        "files_scanned": result.files_scanned,
+    }
+    return json.dumps(doc, indent=2, sort_keys=True) + "\n"
