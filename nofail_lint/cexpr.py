@@ -1,0 +1,376 @@
+"""A small C expression parser and the gfp-mask algebra over it.
+
+The check stage needs the *effective gfp mask* of an argument: `|`, `&`, `~`,
+parentheses, casts, ternaries, object-like macros, parameters. Arguments are
+kept as source text in FileFacts (picklable, cache-friendly) and parsed here,
+which also serves macro bodies that tree-sitter leaves as raw text.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Callable
+
+_TOKEN = re.compile(
+    r"""\s*(?:
+        (?P<num>0[xX][0-9a-fA-F]+[uUlL]*|\d+[uUlL]*)
+      | (?P<id>[A-Za-z_]\w*)
+      | (?P<str>"(?:\\.|[^"\\])*"|'(?:\\.|[^'\\])*')
+      | (?P<op>->|<<=|>>=|<<|>>|<=|>=|==|!=|&&|\|\||\+\+|--|[-+*/%&|^~!<>?:(),.\[\]=])
+    )""",
+    re.VERBOSE,
+)
+
+# Expression nodes are tuples so they hash, pickle and compare cheaply:
+#   ("id", name) ("num", int|None) ("un", op, x) ("bin", op, a, b)
+#   ("cond", c, a, b) ("call", name, args) ("cast", x) ("other", text)
+Expr = tuple
+
+_BINARY_PREC = {
+    "||": 1, "&&": 2, "|": 3, "^": 4, "&": 5, "==": 6, "!=": 6,
+    "<": 7, ">": 7, "<=": 7, ">=": 7, "<<": 8, ">>": 8,
+    "+": 9, "-": 9, "*": 10, "/": 10, "%": 10,
+}
+_TYPE_WORDS = {
+    "unsigned", "signed", "int", "long", "short", "char", "void", "const",
+    "volatile", "struct", "union", "enum", "bool", "_Bool", "__force",
+    "__bitwise", "size_t", "gfp_t", "u8", "u16", "u32", "u64", "s32", "s64",
+}
+
+
+def _tokenize(text: str) -> list[tuple[str, str]]:
+    out = []
+    pos, n = 0, len(text)
+    while pos < n:
+        m = _TOKEN.match(text, pos)
+        if not m or m.end() == pos:
+            if text[pos:].strip() == "":
+                break
+            raise ValueError(f"cannot tokenize at {text[pos:pos + 20]!r}")
+        pos = m.end()
+        kind = m.lastgroup
+        out.append((kind, m.group(kind)))
+    return out
+
+
+class _Parser:
+    def __init__(self, tokens):
+        self.t = tokens
+        self.i = 0
+
+    def peek(self, k=0):
+        j = self.i + k
+        return self.t[j] if j < len(self.t) else ("eof", "")
+
+    def take(self):
+        tok = self.peek()
+        self.i += 1
+        return tok
+
+    def expect(self, op):
+        tok = self.take()
+        if tok[1] != op:
+            raise ValueError(f"expected {op!r}, got {tok[1]!r}")
+
+    def parse(self) -> Expr:
+        e = self.ternary()
+        # a comma expression at top level: the last value wins
+        while self.peek()[1] == ",":
+            self.take()
+            e = self.ternary()
+        if self.peek()[0] != "eof":
+            raise ValueError(f"trailing tokens at {self.peek()[1]!r}")
+        return e
+
+    def ternary(self) -> Expr:
+        c = self.binary(1)
+        if self.peek()[1] == "?":
+            self.take()
+            a = self.ternary()
+            self.expect(":")
+            b = self.ternary()
+            return ("cond", c, a, b)
+        if self.peek()[1] in ("=", "|=", "&="):
+            self.take()
+            return self.ternary()  # `(x = y)` has the value of y
+        return c
+
+    def binary(self, min_prec) -> Expr:
+        left = self.unary()
+        while True:
+            op = self.peek()[1]
+            prec = _BINARY_PREC.get(op)
+            if prec is None or prec < min_prec or self.peek()[0] != "op":
+                return left
+            self.take()
+            right = self.binary(prec + 1)
+            left = ("bin", op, left, right)
+
+    def _looks_like_cast(self) -> bool:
+        # "(" type-words [*...] ")" followed by an operand
+        j = self.i + 1
+        words = 0
+        while self.peek(j - self.i)[0] == "id" and (
+            self.peek(j - self.i)[1] in _TYPE_WORDS or self.peek(j - self.i)[1].endswith("_t")
+            or words == 1 and self.peek(j - self.i - 1)[1] in ("struct", "union", "enum")
+        ):
+            j += 1
+            words += 1
+        while self.peek(j - self.i)[1] == "*":
+            j += 1
+        if words == 0 or self.peek(j - self.i)[1] != ")":
+            return False
+        nxt = self.peek(j - self.i + 1)
+        return nxt[0] in ("id", "num") or nxt[1] in ("(", "~", "!", "-")
+
+    def unary(self) -> Expr:
+        kind, val = self.peek()
+        if kind == "op" and val in ("~", "!", "-", "+", "*", "&"):
+            self.take()
+            return ("un", val, self.unary())
+        if kind == "op" and val in ("++", "--"):
+            self.take()
+            return ("un", val, self.unary())
+        if val == "(" and self._looks_like_cast():
+            self.take()
+            while self.peek()[1] != ")":
+                self.take()
+            self.take()
+            return ("cast", self.unary())
+        if kind == "id" and val == "sizeof":
+            self.take()
+            if self.peek()[1] == "(":
+                self._skip_group()
+            else:
+                self.unary()
+            return ("num", None)
+        return self.postfix(self.primary())
+
+    def _skip_group(self):
+        depth = 0
+        while True:
+            tok = self.take()
+            if tok[0] == "eof":
+                raise ValueError("unbalanced parentheses")
+            if tok[1] in ("(", "["):
+                depth += 1
+            elif tok[1] in (")", "]"):
+                depth -= 1
+                if depth == 0:
+                    return
+
+    def primary(self) -> Expr:
+        kind, val = self.take()
+        if kind == "num":
+            digits = val.rstrip("uUlL")
+            return ("num", int(digits, 0) if digits else None)
+        if kind == "id":
+            return ("id", val)
+        if kind == "str":
+            while self.peek()[0] == "str":
+                self.take()
+            return ("other", "string")
+        if val == "(":
+            e = self.ternary()
+            while self.peek()[1] == ",":
+                self.take()
+                e = self.ternary()
+            self.expect(")")
+            return e
+        raise ValueError(f"unexpected {val!r}")
+
+    def postfix(self, e: Expr) -> Expr:
+        while True:
+            val = self.peek()[1]
+            if val == "(":
+                self.take()
+                args = []
+                if self.peek()[1] != ")":
+                    args.append(self.ternary())
+                    while self.peek()[1] == ",":
+                        self.take()
+                        args.append(self.ternary())
+                self.expect(")")
+                name = e[1] if e[0] == "id" else ""
+                e = ("call", name, tuple(args))
+            elif val in (".", "->"):
+                self.take()
+                field = self.take()[1]
+                e = ("other", f"member:{field}")
+            elif val == "[":
+                self._skip_group()
+                e = ("other", "subscript")
+            elif val in ("++", "--"):
+                self.take()
+            else:
+                return e
+
+
+@lru_cache(maxsize=65536)
+def parse_expr(text: str) -> Expr:
+    """Parse a C expression; anything unparseable becomes ("other", text)."""
+    try:
+        return _Parser(_tokenize(text)).parse()
+    except (ValueError, RecursionError, IndexError):
+        return ("other", text)
+
+
+# ---------------------------------------------------------------- masks
+
+@dataclass(frozen=True)
+class Mask:
+    """What a gfp expression may contain.
+
+    `flags`: atoms some path sets. `must`: atoms every path sets (used for
+    `& ~X`, which clears what X surely holds). `params`: parameters of the
+    enclosing function that flow in, each with the atoms cleared on the way.
+    """
+
+    flags: frozenset = frozenset()
+    must: frozenset = frozenset()
+    params: tuple = ()          # ((index, frozenset_cleared), ...), sorted
+    known: bool = True          # False when something did not resolve
+
+    def may_include(self, atom: str) -> bool:
+        return atom in self.flags
+
+    def param_may_carry(self, atom: str) -> list[int]:
+        return [i for i, cleared in self.params if atom not in cleared]
+
+
+EMPTY = Mask()
+UNKNOWN = Mask(known=False)
+
+
+def _merge_params(a, b):
+    out = dict(a)
+    for i, cl in b:
+        out[i] = out[i] & cl if i in out else cl
+    return tuple(sorted(out.items()))
+
+
+def mask_or(a: Mask, b: Mask) -> Mask:
+    return Mask(a.flags | b.flags, a.must | b.must, _merge_params(a.params, b.params), a.known and b.known)
+
+
+def mask_union(a: Mask, b: Mask) -> Mask:
+    """Either a or b (a ternary, or two branches)."""
+    return Mask(a.flags | b.flags, a.must & b.must, _merge_params(a.params, b.params), a.known and b.known)
+
+
+def mask_clear(a: Mask, cleared: frozenset) -> Mask:
+    params = tuple((i, cl | cleared) for i, cl in a.params)
+    return Mask(a.flags - cleared, a.must - cleared, params, a.known)
+
+
+def mask_restrict(a: Mask, keep: frozenset, universe: frozenset) -> Mask:
+    """a & K where K is a known constant mask: keep only K's atoms."""
+    return mask_clear(a, universe - keep)
+
+
+class MaskEvaluator:
+    """Evaluates expressions to Masks given name resolution callbacks.
+
+    `resolve_macro(name)` returns the macro bodies (texts) known for a name,
+    `param_index(name)` the parameter index or None. Atoms come from the
+    model's algebra; `___GFP_X` spells the atom `__GFP_X`.
+    """
+
+    def __init__(self, atoms: frozenset, composites: dict[str, str],
+                 resolve_macro: Callable[[str], list[str]],
+                 param_index: Callable[[str], int | None] = lambda n: None):
+        self.atoms = atoms
+        self.composites = composites
+        self.resolve_macro = resolve_macro
+        self.param_index = param_index
+        self._active: set[str] = set()
+        self._cache: dict[str, Mask] = {}
+
+    def atom_of(self, name: str) -> str | None:
+        if name in self.atoms:
+            return name
+        if name.startswith("___GFP_") and name[1:] in self.atoms:
+            return name[1:]
+        return None
+
+    def eval_text(self, text: str) -> Mask:
+        return self.eval(parse_expr(text))
+
+    def name(self, name: str) -> Mask:
+        atom = self.atom_of(name)
+        if atom:
+            return Mask(frozenset([atom]), frozenset([atom]))
+        idx = self.param_index(name)
+        if idx is not None:
+            return Mask(params=((idx, frozenset()),))
+        if name in self._cache:
+            return self._cache[name]
+        if name in self._active:
+            return UNKNOWN
+        bodies = self.resolve_macro(name)
+        if not bodies and name in self.composites:
+            bodies = [self.composites[name]]
+        if not bodies:
+            return UNKNOWN
+        self._active.add(name)
+        try:
+            result = None
+            for body in bodies:
+                m = self.eval(parse_expr(body))
+                result = m if result is None else mask_union(result, m)
+        finally:
+            self._active.discard(name)
+        self._cache[name] = result
+        return result
+
+    def eval(self, e: Expr) -> Mask:
+        kind = e[0]
+        if kind == "id":
+            return self.name(e[1])
+        if kind == "num":
+            return EMPTY if e[1] == 0 else UNKNOWN
+        if kind == "cast":
+            return self.eval(e[1])
+        if kind == "cond":
+            return mask_union(self.eval(e[2]), self.eval(e[3]))
+        if kind == "bin":
+            op, a, b = e[1], e[2], e[3]
+            if op in ("|", "^", "+"):
+                return mask_or(self.eval(a), self.eval(b))
+            if op == "&":
+                for x, y in ((a, b), (b, a)):
+                    if y[0] == "un" and y[1] == "~":
+                        return mask_clear(self.eval(x), self.eval(y[2]).must)
+                ma, mb = self.eval(a), self.eval(b)
+                if mb.known and not mb.params:
+                    return mask_restrict(ma, mb.flags, self.atoms)
+                if ma.known and not ma.params:
+                    return mask_restrict(mb, ma.flags, self.atoms)
+                return mask_or(ma, mb)
+            if op == "-":
+                # (X - Y) as a way of writing X & ~Y in flag arithmetic
+                return mask_clear(self.eval(a), self.eval(b).must)
+            return UNKNOWN
+        return UNKNOWN
+
+
+def identifiers(e: Expr) -> set[str]:
+    """Every identifier an expression mentions (for range resolution)."""
+    out: set[str] = set()
+    stack = [e]
+    while stack:
+        x = stack.pop()
+        if x[0] == "id":
+            out.add(x[1])
+        elif x[0] in ("un",):
+            stack.append(x[2])
+        elif x[0] == "bin":
+            stack.extend((x[2], x[3]))
+        elif x[0] == "cond":
+            stack.extend(x[1:])
+        elif x[0] == "cast":
+            stack.append(x[1])
+        elif x[0] == "call":
+            stack.extend(x[2])
+    return out

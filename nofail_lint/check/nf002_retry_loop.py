@@ -1,0 +1,66 @@
+"""NF002 open-coded-retry-loop: a loop that repeats an allocation until it succeeds.
+
+The loop shape (no exit on persistent failure, an exit on success) is found by
+extract (loops.py); here we decide whether the repeated call is an allocator:
+the model's, a tree function returning an allocator's result, a configured
+one, or any call whose failure is followed by a retry-wait helper.
+"""
+from __future__ import annotations
+
+from ..findings import Finding, PathStep
+from ..link import TreeTables
+from .common import fact_notes, location
+
+RULE_ID = "NF002"
+LEVEL = "warning"
+FACTS = ("gfp.nofail-preferred-over-loop", "gfp.nofail-contract")
+
+_SHAPES = {
+    "do-while": "do/while loop",
+    "while": "while loop",
+    "for": "for loop",
+    "goto": "backward goto",
+}
+
+
+def check(tables: TreeTables) -> list[Finding]:
+    model = tables.model
+    waits = model.retry_wait
+    out = []
+    for ff in tables.files:
+        for fn in ff.functions:
+            for loop in fn.retry_loops:
+                callee = loop.call.callee
+                chain = tables.allocator_chain(ff.path, callee)
+                waiting = sorted(waits.intersection(loop.callees_in_loop))
+                if chain is None and not waiting:
+                    continue
+                shape = _SHAPES.get(loop.loop_kind, loop.loop_kind)
+                notes = []
+                steps = []
+                if chain:
+                    for link in chain:
+                        rc = link.returned
+                        steps.append(PathStep(location(link.ref.file.path, rc.span),
+                                              f"{link.ref.fn.name}() returns the result of {rc.callee}()"))
+                    notes.append(f"{callee}() is an allocator: it returns the result of "
+                                 f"{chain[-1].returned.callee}()")
+                elif chain is None:
+                    notes.append(f"{callee}() is retried after {', '.join(w + '()' for w in waiting)}, "
+                                 f"which waits for memory: the loop treats it as an allocation")
+                if loop.conditional_exit:
+                    notes.append("the loop leaves on failure only when a flag fixed before the loop allows it "
+                                 "(conditional NOFAIL): callers that do not set it get an endless retry")
+                notes.append(f"{shape} starting at line {loop.loop_span.line} has no exit on persistent "
+                             f"failure: no bounding counter, signal check, timeout or error return")
+                notes.append("fix: pass __GFP_NOFAIL to the allocator (and drop the loop), or let the "
+                             "failure reach the caller")
+                notes.extend(fact_notes(model, FACTS + tuple(model.retry_wait_facts if waiting else ())))
+                message = (f"open-coded retry loop around {callee}(): it repeats the allocation until it "
+                           f"succeeds; use __GFP_NOFAIL instead")
+                out.append(Finding(
+                    rule_id=RULE_ID, level=LEVEL, message=message,
+                    location=location(ff.path, loop.call.span), function=fn.name,
+                    notes=tuple(notes), path=tuple(steps),
+                    facts=tuple(dict.fromkeys(FACTS + (model.retry_wait_facts if waiting else ())))))
+    return out

@@ -1,0 +1,111 @@
+"""Command line: `nofail-lint check|explain|model`.
+
+Exit codes: 0 clean, 1 findings, 2 usage or tool error, or a run with no
+findings that had to skip inputs (the result is incomplete).
+"""
+from __future__ import annotations
+
+import sys
+from collections import Counter
+from pathlib import Path
+
+import click
+
+from . import __version__
+from .discover import MissingPath
+from .model import load_model
+from .pipeline import Options, run
+from .report import FORMATS, render
+from .rules_catalog import RuleFileError, explain_text, load_rules
+
+EXIT_CLEAN, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="nofail-lint")
+def main():
+    """Find __GFP_NOFAIL misuse and open-coded allocation retry loops in Linux kernel sources."""
+
+
+def _split_rules(value: str | None) -> set[str] | None:
+    if not value:
+        return None
+    return {v.strip().upper() for v in value.split(",") if v.strip()}
+
+
+@main.command()
+@click.argument("paths", nargs=-1, type=click.Path(path_type=str))
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="text", show_default=True,
+              help="Output format.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True), default=None,
+              help="Write the report to FILE instead of stdout.")
+@click.option("-j", "--jobs", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Worker processes for parsing; 0 means all cores.")
+@click.option("--kernel-version", metavar="X.Y", default=None,
+              help="Target kernel version; default: read from the tree's top-level Makefile.")
+@click.option("--select", metavar="RULES", default=None, help="Comma-separated rule ids to run.")
+@click.option("-q", "--quiet", is_flag=True, help="No summary line on stderr.")
+def check(paths, fmt, output, jobs, kernel_version, select, quiet):
+    """Check C files and trees (recursive .c/.h; default: current directory)."""
+    cwd = Path.cwd()
+    try:
+        rules = load_rules()
+    except RuleFileError as e:
+        click.echo(f"nofail-lint: error: {e}", err=True)
+        sys.exit(EXIT_ERROR)
+    selected = _split_rules(select)
+    if selected is not None:
+        unknown = selected - set(rules)
+        if unknown:
+            click.echo(f"nofail-lint: error: unknown rule(s): {', '.join(sorted(unknown))}", err=True)
+            sys.exit(EXIT_ERROR)
+    if kernel_version is not None and not _valid_version(kernel_version):
+        click.echo(f"nofail-lint: error: --kernel-version wants X.Y, got {kernel_version!r}", err=True)
+        sys.exit(EXIT_ERROR)
+    try:
+        result = run(Options(list(paths) or ["."], jobs=jobs, kernel_version=kernel_version,
+                             rules=selected), cwd)
+    except MissingPath as e:
+        click.echo(f"nofail-lint: error: no such file or directory: {e}", err=True)
+        sys.exit(EXIT_ERROR)
+    model = load_model()
+    text = render(result, fmt, rules, model.fact_lines(), cwd, __version__)
+    if output:
+        Path(output).write_text(text, encoding="utf-8")
+    else:
+        click.echo(text, nl=False)
+    for s in result.skipped:
+        click.echo(f"nofail-lint: skipped {s.path}: {s.reason}", err=True)
+    if not quiet:
+        per_rule = Counter(f.rule_id for f in result.findings)
+        detail = ", ".join(f"{r}: {n}" for r, n in sorted(per_rule.items()))
+        click.echo(f"nofail-lint: {len(result.findings)} finding(s){f' ({detail})' if detail else ''}"
+                   f" in {result.files_scanned} file(s), {len(result.skipped)} skipped,"
+                   f" Linux {result.kernel_version}, {result.seconds:.1f}s", err=True)
+    if result.findings:
+        sys.exit(EXIT_FINDINGS)
+    sys.exit(EXIT_ERROR if result.skipped else EXIT_CLEAN)
+
+
+def _valid_version(v: str) -> bool:
+    parts = v.split(".")
+    return 2 <= len(parts) <= 3 and all(p.isdigit() for p in parts)
+
+
+@main.command()
+@click.argument("rule_id")
+def explain(rule_id):
+    """Print a rule's documentation and the allocator-model facts behind it."""
+    rules = load_rules()
+    rule = rules.get(rule_id.upper())
+    if rule is None:
+        by_name = {r.name: r for r in rules.values()}
+        rule = by_name.get(rule_id)
+    if rule is None:
+        click.echo(f"nofail-lint: error: unknown rule {rule_id!r}; known: {', '.join(rules)}", err=True)
+        sys.exit(EXIT_ERROR)
+    click.echo(explain_text(rule, load_model().fact_lines()), nl=False)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,396 @@
+"""Extract: one file's bytes -> FileFacts. The only stage that touches tree-sitter.
+
+Kernel annotations (`__init`, `__must_check`, `__attribute__((...))`, ...) are
+blanked with spaces of the same length before parsing, so every byte offset
+and column stays put while far fewer functions end up inside ERROR nodes.
+Candidates are found with tree-sitter queries (run in C); Python only looks at
+what they return: function headers, calls, assignments and loops.
+"""
+from __future__ import annotations
+
+import bisect
+import re
+from dataclasses import dataclass, field
+
+import tree_sitter as ts
+import tree_sitter_c as tsc
+
+from .facts import CallSite, FileFacts, FunctionFacts, ReturnedCall, RetryLoop, Span
+from .loops import LoopAnalyser
+
+LANGUAGE = ts.Language(tsc.language())
+
+# ------------------------------------------------------------ preprocessing
+
+_ANNOTATION_WORDS = (
+    "__init __exit __initdata __exitdata __initconst __ref __refdata __cold __hot "
+    "__always_inline noinline __noinline __must_check __maybe_unused __used notrace "
+    "__weak __visible asmlinkage __latent_entropy __force __user __iomem __rcu __percpu "
+    "__kernel __bitwise __private __safe __nocast __sched __flatten __noreturn __pure "
+    "__malloc __meminit __meminitdata __init_or_module __always_unused __nocfi noinstr "
+    "__noclone __randomize_layout __packed ____cacheline_aligned "
+    "____cacheline_aligned_in_smp __cacheline_aligned __cacheline_aligned_in_smp "
+    "__read_mostly __ro_after_init __head __cpuidle __kprobes __irq_entry __noendbr "
+    "__fastpath_inline __no_kcsan __no_sanitize_address __init_memblock __net_init "
+    "__net_exit __devinit __devexit __nostackprotector"
+).split()
+_ANNOTATION_CALLS = (
+    "__releases __acquires __must_hold __printf __scanf __aligned __section "
+    "__counted_by __alloc_size __realloc_size __cond_acquires __cond_releases "
+    "__assume_aligned __nonstring __no_context_analysis"
+).split()
+_ANNOTATIONS = re.compile(
+    rb"\b(?:" + b"|".join(re.escape(w.encode()) for w in _ANNOTATION_WORDS) + rb")\b"
+    rb"|\b(?:" + b"|".join(re.escape(w.encode()) for w in _ANNOTATION_CALLS) + rb")\s*\([^()\n]*\)"
+    rb"|\b__attribute__\s*\(\((?:[^()]|\((?:[^()]|\([^()]*\))*\))*\)\)"
+)
+
+
+def blank_annotations(src: bytes) -> bytes:
+    """Replace kernel annotations by spaces of the same length (newlines kept)."""
+    def spaces(m: re.Match) -> bytes:
+        return re.sub(rb"[^\n]", b" ", m.group(0))
+    return _ANNOTATIONS.sub(spaces, src)
+
+
+_DEFINE = re.compile(
+    rb"^[ \t]*#[ \t]*define[ \t]+([A-Za-z_]\w*)(?![\w(])[ \t]*((?:[^\n\\]|\\.|\\\n)*)",
+    re.MULTILINE,
+)
+_COMMENT = re.compile(rb"/\*.*?\*/|//[^\n]*", re.DOTALL)
+_INTERESTING_MACRO = re.compile(rb"GFP|NOFAIL|VMALLOC|nofail")
+_ALIAS_BODY = re.compile(rb"^\(?\s*[A-Za-z_]\w*\s*\)?$")
+
+
+def object_like_macros(src: bytes) -> list[tuple[str, str]]:
+    """Object-like #defines that can matter for a gfp mask or a vmalloc range.
+
+    Kept: bodies that mention GFP/NOFAIL/VMALLOC, and plain aliases
+    (`#define A B`) through which such a body can be reached.
+    """
+    out = []
+    for m in _DEFINE.finditer(src):
+        body = m.group(2).replace(b"\\\n", b" ")
+        body = _COMMENT.sub(b" ", body).strip()
+        if not body or len(body) > 400:
+            continue
+        if _INTERESTING_MACRO.search(body) or _ALIAS_BODY.match(body):
+            out.append((m.group(1).decode("ascii"), body.decode("utf-8", "replace")))
+    return out
+
+
+# ------------------------------------------------------------ queries
+
+def _query(text: str) -> ts.Query:
+    return ts.Query(LANGUAGE, text)
+
+
+_Q_FUNCTIONS = _query("(function_definition body: (compound_statement)) @fn")
+_Q_CALLS = _query("(call_expression function: (identifier) @fn arguments: (argument_list) @args) @call")
+_Q_ASSIGN = _query("""
+[(assignment_expression left: (identifier) @lhs) @assign
+ (init_declarator declarator: (identifier) @lhs) @assign
+ (init_declarator declarator: (pointer_declarator declarator: (identifier) @lhs)) @assign]
+""")
+_Q_LOOPS = _query("[(do_statement) (while_statement) (for_statement)] @loop")
+_Q_GOTO = _query("""
+[(goto_statement label: (statement_identifier) @goto_label) @goto
+ (labeled_statement label: (statement_identifier) @label_name) @label]
+""")
+_Q_RETURNS = _query("(return_statement) @ret")
+_Q_ERRORS = _query("[(ERROR) (MISSING)] @err")
+
+_CONDITIONAL_TYPES = frozenset({
+    "if_statement", "else_clause", "switch_statement", "case_statement",
+    "conditional_expression", "while_statement", "for_statement", "do_statement",
+})
+_RELEVANT_ARG = re.compile(r"gfp|GFP|nofail|NOFAIL|flags|FLAGS|mask|MASK|start|START|end|END|VADDR")
+
+
+def _captures(query: ts.Query, node: ts.Node) -> dict[str, list[ts.Node]]:
+    return ts.QueryCursor(query).captures(node)
+
+
+# ------------------------------------------------------------ positions
+
+class SourceLines:
+    """Byte offsets -> 1-based line and character columns; line snippets."""
+
+    def __init__(self, src: bytes):
+        self.src = src
+        self.starts = [0] + [m.end() for m in re.finditer(rb"\n", src)]
+
+    def line_bytes(self, row: int) -> bytes:
+        start = self.starts[row]
+        end = self.starts[row + 1] - 1 if row + 1 < len(self.starts) else len(self.src)
+        return self.src[start:end]
+
+    def char_col(self, row: int, byte_col: int) -> int:
+        return len(self.line_bytes(row)[:byte_col].decode("utf-8", "replace")) + 1
+
+    def span(self, node: ts.Node, end_node: ts.Node | None = None) -> Span:
+        (r0, c0), (r1, c1) = node.start_point, (end_node or node).end_point
+        snippet = self.line_bytes(r0).decode("utf-8", "replace").rstrip("\r")
+        return Span(r0 + 1, self.char_col(r0, c0), r1 + 1, self.char_col(r1, c1), snippet)
+
+
+def node_text(node: ts.Node) -> str:
+    return node.text.decode("utf-8", "replace")
+
+
+# ------------------------------------------------------------ local values
+
+@dataclass
+class _Event:
+    start: int
+    end: int
+    op: str                          # "=", "|=", "&=", ...
+    rhs: str
+    cond_ranges: list[tuple[int, int]] = field(default_factory=list)
+
+    def unconditional_for(self, use: int) -> bool:
+        return all(s <= use < e for s, e in self.cond_ranges)
+
+
+class LocalValues:
+    """The value a local variable (or reassigned parameter) holds at a use.
+
+    Assignments are folded in source order: an unconditional `=` replaces,
+    `|=` adds, an unconditional `&=` masks; a conditional `=`/`|=` joins as an
+    alternative (the mask *may* hold either). The result is expression text.
+    """
+
+    MAX_DEPTH = 4
+    MAX_LEN = 4000
+
+    def __init__(self, events: dict[str, list[_Event]]):
+        self.events = events
+        self._word = re.compile(r"(?<![\w.>])(" + "|".join(map(re.escape, events)) + r")\b") if events else None
+
+    def value_at(self, name: str, use: int, depth: int = 0) -> str:
+        value = name
+        for ev in self.events.get(name, ()):
+            if ev.start >= use:
+                break
+            if ev.start <= use < ev.end:
+                continue            # the use is inside this assignment's RHS
+            rhs = self.substitute(ev.rhs, ev.start, depth + 1)
+            if ev.op == "=":
+                new = rhs
+            elif ev.op == "&=":
+                if not ev.unconditional_for(use):
+                    continue
+                new = f"({value}) & ({rhs})"
+            else:
+                new = f"({value}) | ({rhs})"
+            value = new if ev.unconditional_for(use) else f"(__nfl_either ? ({value}) : ({new}))"
+            if len(value) > self.MAX_LEN:
+                return name
+        return value
+
+    def substitute(self, text: str, use: int, depth: int = 0) -> str:
+        if not self._word or depth > self.MAX_DEPTH:
+            return text
+        out = self._word.sub(lambda m: "(" + self.value_at(m.group(1), use, depth) + ")", text)
+        return out if len(out) <= self.MAX_LEN else text
+
+
+# ------------------------------------------------------------ functions
+
+def _declarator_name(decl: ts.Node | None) -> tuple[str, ts.Node | None]:
+    """Name and function_declarator of a (possibly pointer-wrapped) declarator."""
+    while decl is not None:
+        if decl.type == "function_declarator":
+            inner = decl.child_by_field_name("declarator")
+            while inner is not None and inner.type in ("pointer_declarator", "parenthesized_declarator"):
+                inner = inner.child_by_field_name("declarator") or (inner.named_children[0] if inner.named_children else None)
+            return (node_text(inner) if inner is not None and inner.type == "identifier" else "", decl)
+        decl = decl.child_by_field_name("declarator")
+    return "", None
+
+
+def _param_names(fdecl: ts.Node) -> tuple[str, ...]:
+    params = fdecl.child_by_field_name("parameters")
+    names = []
+    if params is None:
+        return ()
+    for p in params.named_children:
+        if p.type != "parameter_declaration":
+            if p.type == "variadic_parameter":
+                names.append("...")
+            continue
+        d = p.child_by_field_name("declarator")
+        while d is not None and d.type not in ("identifier",):
+            d = d.child_by_field_name("declarator")
+        names.append(node_text(d) if d is not None else "")
+    if names == [""]:
+        return ()  # (void)
+    return tuple(names)
+
+
+def _is_static(fn: ts.Node) -> bool:
+    for c in fn.children:
+        if c.type == "storage_class_specifier" and c.text == b"static":
+            return True
+    return False
+
+
+def _cond_ranges(node: ts.Node, stop: ts.Node) -> list[tuple[int, int]]:
+    out = []
+    p = node.parent
+    while p is not None and p != stop:
+        if p.type in _CONDITIONAL_TYPES:
+            out.append((p.start_byte, p.end_byte))
+        p = p.parent
+    return out
+
+
+class _Function:
+    """Working state for one function definition while extracting."""
+
+    def __init__(self, node: ts.Node):
+        self.node = node
+        self.body = node.child_by_field_name("body")
+        self.name, fdecl = _declarator_name(node.child_by_field_name("declarator"))
+        self.params = _param_names(fdecl) if fdecl is not None else ()
+        self.static = _is_static(node)
+        self.calls: list[tuple[ts.Node, ts.Node, ts.Node]] = []   # (call, fn, args)
+        self.events: dict[str, list[_Event]] = {}
+        self.assign_nodes: list[tuple[ts.Node, ts.Node]] = []      # (assign, lhs)
+
+
+def _function_index(functions: list[_Function]):
+    starts = [f.node.start_byte for f in functions]
+
+    def owner(node: ts.Node) -> _Function | None:
+        i = bisect.bisect_right(starts, node.start_byte) - 1
+        # nested definitions do not happen in C; the innermost start wins
+        while i >= 0:
+            f = functions[i]
+            if f.node.start_byte <= node.start_byte and node.end_byte <= f.node.end_byte:
+                return f
+            i -= 1
+        return None
+    return owner
+
+
+def extract(src: bytes, path: str, parser: ts.Parser | None = None) -> FileFacts:
+    """All facts the later stages need from one file."""
+    parser = parser or ts.Parser(LANGUAGE)
+    clean = blank_annotations(src)
+    tree = parser.parse(clean)
+    root = tree.root_node
+    lines = SourceLines(src)
+    macros = tuple(object_like_macros(src))
+
+    errors = len(_captures(_Q_ERRORS, root).get("err", ())) if root.has_error else 0
+
+    functions = [_Function(n) for n in _captures(_Q_FUNCTIONS, root).get("fn", ())]
+    functions = [f for f in functions if f.name]
+    functions.sort(key=lambda f: f.node.start_byte)
+    owner = _function_index(functions)
+
+    for m in ts.QueryCursor(_Q_CALLS).matches(root):
+        caps = m[1]
+        call, fn, args = caps["call"][0], caps["fn"][0], caps["args"][0]
+        f = owner(call)
+        if f is not None:
+            f.calls.append((call, fn, args))
+
+    for m in ts.QueryCursor(_Q_ASSIGN).matches(root):
+        caps = m[1]
+        node, lhs = caps["assign"][0], caps["lhs"][0]
+        f = owner(node)
+        if f is None:
+            continue
+        f.assign_nodes.append((node, lhs))
+        if node.type == "init_declarator":
+            op, rhs = "=", node.child_by_field_name("value")
+        else:
+            op_node = node.child_by_field_name("operator")
+            op, rhs = (node_text(op_node) if op_node else "="), node.child_by_field_name("right")
+        if rhs is None or rhs.type == "initializer_list":
+            continue
+        f.events.setdefault(node_text(lhs), []).append(
+            _Event(node.start_byte, node.end_byte, op, node_text(rhs), _cond_ranges(node, f.body)))
+
+    loops_by_fn: dict[int, list[ts.Node]] = {}
+    for n in _captures(_Q_LOOPS, root).get("loop", ()):
+        f = owner(n)
+        if f is not None:
+            loops_by_fn.setdefault(id(f), []).append(n)
+    gotos = _captures(_Q_GOTO, root)
+    labels_by_fn: dict[int, dict[str, ts.Node]] = {}
+    for n in gotos.get("label", ()):
+        f = owner(n)
+        if f is not None:
+            name = n.child_by_field_name("label")
+            labels_by_fn.setdefault(id(f), {})[node_text(name)] = n
+    gotos_by_fn: dict[int, list[ts.Node]] = {}
+    for n in gotos.get("goto", ()):
+        f = owner(n)
+        if f is not None:
+            gotos_by_fn.setdefault(id(f), []).append(n)
+    returns_by_fn: dict[int, list[ts.Node]] = {}
+    for n in _captures(_Q_RETURNS, root).get("ret", ()):
+        f = owner(n)
+        if f is not None:
+            returns_by_fn.setdefault(id(f), []).append(n)
+
+    out = []
+    for f in functions:
+        for evs in f.events.values():
+            evs.sort(key=lambda e: e.start)
+        values = LocalValues(f.events)
+        param_set = set(f.params)
+        call_sites = []
+        for call, fn, args in f.calls:
+            arg_texts = tuple(node_text(a) for a in args.named_children if a.type != "comment")
+            if not any(_RELEVANT_ARG.search(a) for a in arg_texts) and not any(
+                    a in param_set or a in f.events for a in arg_texts):
+                continue
+            substituted = tuple(values.substitute(a, call.start_byte) for a in arg_texts)
+            call_sites.append(CallSite(node_text(fn), lines.span(fn, call), substituted))
+
+        returns = _returned_calls(f, returns_by_fn.get(id(f), ()), lines)
+        analyser = LoopAnalyser(f, lines, labels_by_fn.get(id(f), {}), gotos_by_fn.get(id(f), []))
+        retry_loops = []
+        for loop in loops_by_fn.get(id(f), ()):
+            retry_loops.extend(analyser.analyse_loop(loop))
+        retry_loops.extend(analyser.analyse_goto_loops())
+        out.append(FunctionFacts(
+            name=f.name, is_static=f.static, params=f.params, span=lines.span(f.node.child_by_field_name("declarator") or f.node),
+            calls=tuple(call_sites), returns=tuple(returns), retry_loops=tuple(retry_loops)))
+    return FileFacts(path=path, macros=macros, functions=tuple(out), parse_errors=errors)
+
+
+def strip_wrappers(node: ts.Node | None) -> ts.Node | None:
+    """Look through parentheses and casts: `(void *)(x)` -> x."""
+    while node is not None and node.type in ("parenthesized_expression", "cast_expression"):
+        node = node.child_by_field_name("value") if node.type == "cast_expression" else (
+            node.named_children[0] if node.named_children else None)
+    return node
+
+
+def _returned_calls(f: _Function, returns, lines: SourceLines) -> list[ReturnedCall]:
+    out = []
+    for r in returns:
+        value = strip_wrappers(r.named_children[0] if r.named_children else None)
+        if value is None:
+            continue
+        if value.type == "call_expression":
+            fn = value.child_by_field_name("function")
+            if fn is not None and fn.type == "identifier":
+                out.append(ReturnedCall(node_text(fn), lines.span(fn, value)))
+        elif value.type == "identifier":
+            name = node_text(value)
+            for assign, lhs in f.assign_nodes:
+                if node_text(lhs) != name or assign.start_byte > r.start_byte:
+                    continue
+                rhs = assign.child_by_field_name("value" if assign.type == "init_declarator" else "right")
+                rhs = strip_wrappers(rhs)
+                if rhs is not None and rhs.type == "call_expression":
+                    fn = rhs.child_by_field_name("function")
+                    if fn is not None and fn.type == "identifier":
+                        out.append(ReturnedCall(node_text(fn), lines.span(fn, rhs)))
+    return out

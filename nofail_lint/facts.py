@@ -1,0 +1,72 @@
+"""Per-file facts: the extract stage's output and the link stage's input.
+
+Plain picklable data: produced in worker processes, cacheable by content hash.
+Nothing here refers to tree-sitter objects.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Span:
+    line: int        # 1-based
+    column: int      # 1-based, in characters
+    end_line: int
+    end_column: int
+    snippet: str     # text of `line`
+
+
+@dataclass(frozen=True)
+class CallSite:
+    """A call whose arguments may carry a gfp mask or a vmalloc range.
+
+    `args` are the argument texts with the function's local variables already
+    substituted by their values at the call (see extract.LocalValues), so the
+    link stage only has to resolve macros and parameters.
+    """
+
+    callee: str
+    span: Span
+    args: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class RetryLoop:
+    """A loop that re-runs `call` while it fails and cannot leave on failure.
+
+    Whether `call` is an allocator is decided tree-wide by the check stage.
+    """
+
+    call: CallSite
+    loop_kind: str                 # "do-while", "while", "for", "goto"
+    loop_span: Span
+    conditional_exit: bool         # leaves on failure only if a loop-invariant flag says so
+    callees_in_loop: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ReturnedCall:
+    """`return callee(...)`, directly or through a local assigned from it."""
+
+    callee: str
+    span: Span
+
+
+@dataclass(frozen=True)
+class FunctionFacts:
+    name: str
+    is_static: bool
+    params: tuple[str, ...]
+    span: Span
+    calls: tuple[CallSite, ...]
+    returns: tuple[ReturnedCall, ...]
+    retry_loops: tuple[RetryLoop, ...]
+
+
+@dataclass(frozen=True)
+class FileFacts:
+    path: str                                  # display path
+    macros: tuple[tuple[str, str], ...]        # object-like (name, body)
+    functions: tuple[FunctionFacts, ...]
+    parse_errors: int = 0                      # ERROR/MISSING nodes seen

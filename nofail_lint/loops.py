@@ -1,0 +1,409 @@
+"""Retry-loop shape analysis (part of extract; NF002 decides on allocators).
+
+For each loop and each call inside it whose result is tested, imagine that the
+call fails on every iteration ("persistent failure") and ask of every way out
+of the loop whether it can then be taken. Each condition evaluates to:
+
+  T  always true under persistent failure      (`!p` after `p = kmalloc()`)
+  F  never true under persistent failure       (`p`)
+  V  varies from one iteration to the next      (`--retries`, `fatal_signal_pending()`, jiffies)
+  I  invariant: fixed before the loop starts    (`flags & KM_MAYFAIL`, a parameter)
+
+A loop is an open-coded retry around the call when no exit can be taken on
+persistent failure (every exit guard is F or I) and some exit depends on the
+call's result (the loop leaves on success). An exit guarded only by an
+invariant flag is a "conditional NOFAIL": it is reported, as DESIGN.md asks.
+A V anywhere on an exit (a counter, a signal, a timeout, a shrinking order, a
+list walk) bounds the loop: loops over elements and bounded retries are quiet.
+"""
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING
+
+import tree_sitter as ts
+import tree_sitter_c as tsc
+
+from .facts import CallSite, RetryLoop
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .extract import SourceLines, _Function
+
+LANGUAGE = ts.Language(tsc.language())
+_Q_EXITS = ts.Query(LANGUAGE, "[(break_statement) (return_statement) (goto_statement)] @exit")
+_Q_MODIFIED = ts.Query(LANGUAGE, """
+[(update_expression argument: (_) @m)
+ (assignment_expression left: (_) @m)
+ (pointer_expression argument: (_) @addr)]
+""")
+
+T, F, V, I = "T", "F", "V", "I"
+_LOOP_TYPES = frozenset({"do_statement", "while_statement", "for_statement"})
+_FOR_EACH = re.compile(r"for_each|foreach|_for_\w*each|^for_\w+")
+_TRANSPARENT_CALLS = frozenset({"likely", "unlikely", "READ_ONCE", "data_race", "__builtin_expect"})
+_ERRPTR_TESTS = frozenset({"IS_ERR", "IS_ERR_OR_NULL", "IS_ERR_VALUE"})
+_VOLATILE_NAMES = frozenset({"jiffies", "jiffies_64", "current"})
+_ERR_CONST = re.compile(r"^-\s*E[A-Z0-9_]+$")
+_ZERO = frozenset({"0", "NULL", "false", "0UL", "0L", "0U"})
+_ERR_DECL = r"\b(?:int|long|ssize_t|s32|s64|vm_fault_t|blk_status_t|errno_t)\s+[^;{}()]*?\b"
+
+
+def _norm(text: str) -> str:
+    return re.sub(r"\s+", "", text)
+
+
+def _not(v: str) -> str:
+    return {T: F, F: T}.get(v, v)
+
+
+def _and(a: str, b: str) -> str:
+    if F in (a, b):
+        return F
+    if a == T and b == T:
+        return T
+    if V in (a, b):
+        return V
+    return I
+
+
+def _or(a: str, b: str) -> str:
+    if T in (a, b):
+        return T
+    if a == F and b == F:
+        return F
+    if V in (a, b):
+        return V
+    return I
+
+
+def _is_for_each_block(node: ts.Node) -> bool:
+    """`list_for_each_entry(...) { ... }`: a macro loop tree-sitter sees as a call + block."""
+    if node.type != "compound_statement":
+        return False
+    prev = node.prev_named_sibling
+    if prev is None or prev.type != "expression_statement" or not prev.named_children:
+        return False
+    call = prev.named_children[0]
+    if call.type != "call_expression":
+        return False
+    fn = call.child_by_field_name("function")
+    return fn is not None and bool(_FOR_EACH.search(fn.text.decode("utf-8", "replace")))
+
+
+def _is_loop(node: ts.Node) -> bool:
+    return node.type in _LOOP_TYPES or _is_for_each_block(node)
+
+
+class _Result:
+    """The tested result of one call: an lvalue (`p`, `obj->buf`) or the call itself."""
+
+    def __init__(self, key: str | None, call: ts.Node, errno: bool):
+        self.key = key
+        self.call = call
+        self.errno = errno
+
+    def matches(self, node: ts.Node) -> bool:
+        if node.type == "assignment_expression":
+            right = node.child_by_field_name("right")
+            left = node.child_by_field_name("left")
+            if right is not None and right.start_byte <= self.call.start_byte and self.call.end_byte <= right.end_byte:
+                return True
+            return left is not None and self.key is not None and _norm(left.text.decode()) == self.key and False
+        if node.start_byte == self.call.start_byte and node.end_byte == self.call.end_byte:
+            return True
+        return self.key is not None and node.type in ("identifier", "field_expression", "subscript_expression") \
+            and _norm(node.text.decode("utf-8", "replace")) == self.key
+
+
+class LoopAnalyser:
+    def __init__(self, f: "_Function", lines: "SourceLines", labels: dict[str, ts.Node], gotos: list[ts.Node]):
+        self.f = f
+        self.lines = lines
+        self.labels = labels
+        self.gotos = gotos
+        self.fn_text = f.node.text.decode("utf-8", "replace")
+
+    # ---------------------------------------------------------- evaluation
+
+    def _eval(self, node: ts.Node | None, r: _Result, modified: set[str]) -> tuple[str, bool]:
+        """Tri-valued truth of a condition under persistent failure, and whether it reads the result."""
+        if node is None:
+            return T, False
+        t = node.type
+        if t in ("parenthesized_expression", "expression_statement", "comma_expression") or t == "condition_clause":
+            kids = [c for c in node.named_children if c.type != "comment"]
+            if not kids:
+                return T, False
+            return self._eval(kids[-1], r, modified)
+        if t == "cast_expression":
+            return self._eval(node.child_by_field_name("value"), r, modified)
+        if r.matches(node):
+            # a bare result in boolean context: NULL is false, an error code is true
+            return (T if r.errno else F), True
+        if t == "unary_expression":
+            op = node.child_by_field_name("operator")
+            v, d = self._eval(node.child_by_field_name("argument"), r, modified)
+            if op is not None and op.text == b"!":
+                return _not(v), d
+            return v, d
+        if t == "binary_expression":
+            op = node.child_by_field_name("operator").text.decode()
+            left, right = node.child_by_field_name("left"), node.child_by_field_name("right")
+            if op in ("&&", "||"):
+                (a, da), (b, db) = self._eval(left, r, modified), self._eval(right, r, modified)
+                return (_and(a, b) if op == "&&" else _or(a, b)), da or db
+            for this, other in ((left, right), (right, left)):
+                if this is not None and r.matches(strip(this)):
+                    return self._compare(op if this is left else _flip(op), other, r), True
+            a, da = self._eval_value(left, r, modified)
+            b, db = self._eval_value(right, r, modified)
+            return (V if V in (a, b) else I), da or db
+        if t == "call_expression":
+            fn = node.child_by_field_name("function")
+            name = fn.text.decode("utf-8", "replace") if fn is not None else ""
+            args = node.child_by_field_name("arguments")
+            first = args.named_children[0] if args is not None and args.named_children else None
+            if name in _TRANSPARENT_CALLS and first is not None:
+                return self._eval(first, r, modified)
+            if name in _ERRPTR_TESTS and first is not None and r.matches(strip(first)):
+                return T, True
+            return V, self._mentions(node, r)
+        if t in ("true",):
+            return T, False
+        if t in ("false", "null"):
+            return F, False
+        if t == "number_literal":
+            return (F if node.text.strip(b"uUlL") in (b"0", b"0x0") else T), False
+        return self._eval_value(node, r, modified)
+
+    def _eval_value(self, node: ts.Node | None, r: _Result, modified: set[str]) -> tuple[str, bool]:
+        """A non-boolean operand: does it vary across iterations?"""
+        if node is None:
+            return I, False
+        text = node.text.decode("utf-8", "replace")
+        if node.type in ("number_literal", "char_literal", "string_literal", "true", "false", "null", "sizeof_expression"):
+            return I, False
+        if r.matches(node):
+            return V, True
+        if node.type in ("identifier", "field_expression", "subscript_expression"):
+            key = _norm(text)
+            if key in modified or key in _VOLATILE_NAMES:
+                return V, False
+            return I, False
+        if node.type in ("call_expression", "update_expression", "assignment_expression"):
+            return V, self._mentions(node, r)
+        worst, dep = I, False
+        for c in node.named_children:
+            v, d = self._eval_value(c, r, modified)
+            dep = dep or d
+            if v == V:
+                worst = V
+        return worst, dep
+
+    def _mentions(self, node: ts.Node, r: _Result) -> bool:
+        return r.call.start_byte >= node.start_byte and r.call.end_byte <= node.end_byte
+
+    def _compare(self, op: str, other: ts.Node | None, r: _Result) -> str:
+        """`result OP other` under failure (NULL pointer, or negative errno)."""
+        other_text = _norm(other.text.decode("utf-8", "replace")) if other is not None else ""
+        zero = other_text in _ZERO
+        err = bool(_ERR_CONST.match(other_text))
+        if r.errno:
+            if zero:
+                return {"==": F, "!=": T, "<": T, "<=": T, ">": F, ">=": F}.get(op, V)
+            if err:
+                return {"==": T, "!=": F}.get(op, V)
+            return V
+        if zero:
+            return {"==": T, "!=": F}.get(op, V)
+        return V
+
+    # ---------------------------------------------------------- structure
+
+    def _modified(self, region: ts.Node) -> set[str]:
+        out = set()
+        caps = ts.QueryCursor(_Q_MODIFIED).captures(region)
+        for n in caps.get("m", ()):
+            out.add(_norm(n.text.decode("utf-8", "replace")))
+        for n in caps.get("addr", ()):
+            p = n.parent
+            if p is not None and p.text.startswith(b"&"):
+                out.add(_norm(n.text.decode("utf-8", "replace")))
+        return out
+
+    def _guard(self, node: ts.Node, stop: ts.Node, r: _Result, modified: set[str]) -> tuple[str, bool]:
+        """Conjunction of the if-conditions that lead from `stop` down to `node`."""
+        val, dep = T, False
+        child, p = node, node.parent
+        while p is not None and p != stop:
+            if p.type == "if_statement":
+                cond = p.child_by_field_name("condition")
+                if child == p.child_by_field_name("consequence"):
+                    v, d = self._eval(cond, r, modified)
+                elif child.type == "else_clause" or child == p.child_by_field_name("alternative"):
+                    v, d = self._eval(cond, r, modified)
+                    v = _not(v)
+                else:
+                    v, d = T, False   # inside the condition itself
+                val, dep = _and(val, v), dep or d
+            elif p.type in ("case_statement", "switch_statement", "conditional_expression"):
+                val = _and(val, V)
+            child, p = p, p.parent
+        return val, dep
+
+    def _result_of(self, call: ts.Node) -> _Result | None:
+        p, child = call.parent, call
+        while p is not None and p.type in ("parenthesized_expression", "cast_expression"):
+            child, p = p, p.parent
+        key = None
+        if p is not None and p.type == "assignment_expression" and p.child_by_field_name("right") == child:
+            if p.child_by_field_name("operator").text != b"=":
+                return None
+            key = _norm(p.child_by_field_name("left").text.decode("utf-8", "replace"))
+        elif p is not None and p.type == "init_declarator" and p.child_by_field_name("value") == child:
+            d = p.child_by_field_name("declarator")
+            while d is not None and d.type != "identifier":
+                d = d.child_by_field_name("declarator")
+            if d is None:
+                return None
+            key = d.text.decode("utf-8", "replace")
+        elif p is None or p.type in ("expression_statement", "compound_statement", "argument_list"):
+            return None   # result unused, or passed on to another call
+        return _Result(key, call, self._is_errno(key, call))
+
+    def _is_errno(self, key: str | None, call: ts.Node) -> bool:
+        if key is None:
+            return False
+        if re.search(_ERR_DECL + re.escape(key) + r"\b", self.fn_text):
+            return True
+        return bool(re.search(re.escape(key) + r"\s*(?:==|!=)\s*-\s*E[A-Z]|" + re.escape(key) + r"\s*<\s*0\b", self.fn_text))
+
+    def _innermost_loop(self, node: ts.Node, limit: ts.Node) -> ts.Node | None:
+        p = node.parent
+        while p is not None:
+            if _is_loop(p):
+                return p
+            if p == limit:
+                return None
+            p = p.parent
+        return None
+
+    def _calls_in(self, start: int, end: int):
+        for call, fn, args in self.f.calls:
+            if start <= call.start_byte and call.end_byte <= end:
+                yield call, fn
+
+    def _callees_in(self, start: int, end: int) -> tuple[str, ...]:
+        return tuple(sorted({fn.text.decode("utf-8", "replace") for _, fn in self._calls_in(start, end)}))
+
+    def _retry(self, call: ts.Node, fn: ts.Node, kind: str, anchor: ts.Node, start: int, end: int,
+               conditional: bool) -> RetryLoop:
+        args = call.child_by_field_name("arguments")
+        arg_texts = tuple(a.text.decode("utf-8", "replace") for a in args.named_children if a.type != "comment")
+        site = CallSite(fn.text.decode("utf-8", "replace"), self.lines.span(fn, call), arg_texts)
+        return RetryLoop(site, kind, self.lines.span(anchor), conditional, self._callees_in(start, end))
+
+    # ---------------------------------------------------------- loops
+
+    def analyse_loop(self, loop: ts.Node) -> list[RetryLoop]:
+        candidates = []
+        for call, fn in self._calls_in(loop.start_byte, loop.end_byte):
+            if self._innermost_loop(call, self.f.body) != loop:
+                continue
+            r = self._result_of(call)
+            if r is not None:
+                candidates.append((call, fn, r))
+        if not candidates:
+            return []
+        modified = self._modified(loop)
+        exits = self._exits(loop, loop.start_byte, loop.end_byte)
+        kind = {"do_statement": "do-while", "while_statement": "while", "for_statement": "for"}[loop.type]
+        cond = loop.child_by_field_name("condition")
+        out = []
+        for call, fn, r in candidates:
+            if r.key is not None:
+                modified_r = modified - {r.key}
+            else:
+                modified_r = modified
+            cont, cdep = self._eval(cond, r, modified_r) if cond is not None else (T, False)
+            ways_out = [(_not(cont), cdep)]
+            ways_out += [self._guard(e, loop, r, modified_r) for e in exits]
+            verdict = self._verdict(ways_out)
+            if verdict is not None:
+                out.append(self._retry(call, fn, kind, loop, loop.start_byte, loop.end_byte, verdict))
+        return out
+
+    def _exits(self, region: ts.Node, start: int, end: int, skip: ts.Node | None = None) -> list[ts.Node]:
+        out = []
+        for e in ts.QueryCursor(_Q_EXITS).captures(region).get("exit", ()):
+            if not (start <= e.start_byte and e.end_byte <= end) or e == skip:
+                continue
+            if e.type == "return_statement":
+                out.append(e)
+            elif e.type == "goto_statement":
+                label = self.labels.get(e.child_by_field_name("label").text.decode("utf-8", "replace"))
+                if label is None or not (start <= label.start_byte < end):
+                    out.append(e)
+            else:  # break: leaves only if its target loop/switch is outside the region
+                p = e.parent
+                while p is not None and not (_is_loop(p) or p.type == "switch_statement"):
+                    p = p.parent
+                if p is None or p.start_byte < start or p.end_byte > end or p == region:
+                    out.append(e)
+        return out
+
+    @staticmethod
+    def _verdict(ways_out: list[tuple[str, bool]]) -> bool | None:
+        """None if not a retry loop; else whether leaving on failure is flag-conditional."""
+        if any(v in (T, V) for v, _ in ways_out):
+            return None
+        if not any(dep for _, dep in ways_out):
+            return None
+        return any(v == I for v, _ in ways_out)
+
+    def analyse_goto_loops(self) -> list[RetryLoop]:
+        out = []
+        for g in self.gotos:
+            name = g.child_by_field_name("label").text.decode("utf-8", "replace")
+            label = self.labels.get(name)
+            if label is None or label.start_byte >= g.start_byte:
+                continue
+            start, end = label.start_byte, g.end_byte
+            scope = label.parent          # the block holding the label
+            while scope is not None and not (scope.start_byte <= start and end <= scope.end_byte):
+                scope = scope.parent
+            if scope is None:
+                continue
+            candidates = []
+            for call, fn in self._calls_in(start, end):
+                inner = self._innermost_loop(call, scope)
+                if inner is not None and start <= inner.start_byte:
+                    continue      # belongs to a real loop inside the region
+                r = self._result_of(call)
+                if r is not None:
+                    candidates.append((call, fn, r))
+            if not candidates:
+                continue
+            modified = self._modified(scope)
+            exits = self._exits(scope, start, end, skip=g)
+            for call, fn, r in candidates:
+                if call.start_byte > g.start_byte:
+                    continue
+                modified_r = modified - {r.key} if r.key else modified
+                taken, dep = self._guard(g, scope, r, modified_r)
+                ways_out = [(_not(taken), dep)] + [self._guard(e, scope, r, modified_r) for e in exits]
+                verdict = self._verdict(ways_out)
+                if verdict is not None:
+                    out.append(self._retry(call, fn, "goto", label, start, end, verdict))
+        return out
+
+
+def strip(node: ts.Node | None) -> ts.Node | None:
+    while node is not None and node.type in ("parenthesized_expression", "cast_expression"):
+        node = node.child_by_field_name("value") if node.type == "cast_expression" else (
+            node.named_children[0] if node.named_children else None)
+    return node
+
+
+def _flip(op: str) -> str:
+    return {"<": ">", ">": "<", "<=": ">=", ">=": "<="}.get(op, op)

@@ -1,0 +1,83 @@
+"""The pipeline, top to bottom: discover -> extract -> link -> check.
+
+Extraction runs in worker processes (one tree-sitter parser each); everything
+after it is tree-wide and runs in the parent.
+"""
+from __future__ import annotations
+
+import multiprocessing
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .check import run_rules
+from .discover import PREFILTER, SourceFile, discover, kernel_version_of
+from .facts import FileFacts
+from .findings import RunResult, Skipped
+from .link import TreeTables
+from .model import load_model
+
+
+@dataclass
+class Options:
+    paths: list[str]
+    jobs: int = 0                        # 0: all cores
+    kernel_version: str | None = None    # overrides the tree's Makefile
+    rules: set[str] | None = None
+    extra_allocators: frozenset[str] = field(default_factory=frozenset)
+
+
+_PARSER = None
+
+
+def _extract_one(item: tuple[str, str]) -> FileFacts | Skipped | None:
+    """Worker: one file -> facts, or the reason it was skipped. Never raises."""
+    global _PARSER
+    path, display = item
+    try:
+        with open(path, "rb") as fh:
+            src = fh.read()
+    except OSError as e:
+        return Skipped(display, f"cannot read: {e.strerror or e}")
+    if b"\0" in src[:8192]:
+        return Skipped(display, "binary file (NUL bytes)")
+    if not PREFILTER.search(src):
+        return None
+    try:
+        from .extract import LANGUAGE, extract
+        import tree_sitter as ts
+        if _PARSER is None:
+            _PARSER = ts.Parser(LANGUAGE)
+        return extract(src, display, _PARSER)
+    except RecursionError:
+        return Skipped(display, "analysis failed: nesting too deep")
+    except Exception as e:  # a bug in one file's analysis must not stop the run
+        return Skipped(display, f"analysis failed: {type(e).__name__}: {e}")
+
+
+def extract_all(files: list[SourceFile], jobs: int) -> tuple[list[FileFacts], list[Skipped]]:
+    items = [(str(f.path), f.display) for f in files]
+    jobs = jobs or os.cpu_count() or 1
+    if jobs <= 1 or len(items) < 16:
+        results = [_extract_one(it) for it in items]
+    else:
+        ctx = multiprocessing.get_context("fork")
+        with ctx.Pool(jobs) as pool:
+            results = pool.map(_extract_one, items, chunksize=max(1, min(64, len(items) // (jobs * 8) or 1)))
+    facts = [r for r in results if isinstance(r, FileFacts)]
+    skipped = [r for r in results if isinstance(r, Skipped)]
+    return facts, skipped
+
+
+def run(options: Options, cwd: Path | None = None) -> RunResult:
+    started = time.monotonic()
+    model = load_model()
+    files, skipped = discover(options.paths, cwd)
+    version = options.kernel_version or kernel_version_of(options.paths) or model.newest_version
+    facts, bad = extract_all(files, options.jobs)
+    tables = TreeTables(facts, model, version, options.extra_allocators)
+    findings = run_rules(tables, options.rules)
+    return RunResult(findings=findings, skipped=sorted(skipped + bad, key=lambda s: s.path),
+                     files_scanned=len(files), seconds=time.monotonic() - started,
+                     kernel_version=version)
