@@ -246,17 +246,48 @@ def _cond_ranges(node: ts.Node, stop: ts.Node) -> list[tuple[int, int]]:
 
 
 class _Function:
-    """Working state for one function definition while extracting."""
+    """Working state for one function (or macro-headed block) while extracting."""
 
-    def __init__(self, node: ts.Node):
+    def __init__(self, node: ts.Node, body: ts.Node, name: str, params: tuple[str, ...],
+                 static: bool, header: ts.Node):
         self.node = node
-        self.body = node.child_by_field_name("body")
-        self.name, fdecl = _declarator_name(node.child_by_field_name("declarator"))
-        self.params = _param_names(fdecl) if fdecl is not None else ()
-        self.static = _is_static(node)
+        self.body = body
+        self.name = name
+        self.params = params
+        self.static = static
+        self.header = header
         self.calls: list[tuple[ts.Node, ts.Node, ts.Node]] = []   # (call, fn, args)
         self.events: dict[str, list[_Event]] = {}
         self.assign_nodes: list[tuple[ts.Node, ts.Node]] = []      # (assign, lhs)
+
+
+_Q_MACRO_HEADED = _query("""
+(_ (expression_statement (call_expression function: (identifier) @macro arguments: (argument_list) @args)) @head
+   . (compound_statement) @body)
+""")
+_SYSCALL_LIKE = re.compile(r"^(?:COMPAT_)?SYSCALL_DEFINE\d$")
+
+
+def _macro_headed_functions(root: ts.Node, owner) -> list["_Function"]:
+    """`SYSCALL_DEFINE3(open, ...) { ... }` and the like, outside any function.
+
+    tree-sitter sees a call statement followed by a bare block; treat the pair
+    as a function named by the macro's first argument. File-scope only, so a
+    `list_for_each_entry(...) { }` inside a function is never mistaken for one.
+    """
+    out = []
+    for m in ts.QueryCursor(_Q_MACRO_HEADED).matches(root):
+        caps = m[1]
+        head, body, macro, args = caps["head"][0], caps["body"][0], caps["macro"][0], caps["args"][0]
+        if owner(head) is not None or head.parent is None or head.parent.type not in (
+                "translation_unit", "preproc_if", "preproc_ifdef", "preproc_else", "preproc_elif", "ERROR"):
+            continue
+        idents = [node_text(a) for a in args.named_children if a.type == "identifier"]
+        name = idents[0] if idents else node_text(macro)
+        if _SYSCALL_LIKE.match(node_text(macro)):
+            name = "sys_" + name
+        out.append(_Function(head, body, name, tuple(idents[1:]), True, head))
+    return out
 
 
 def _function_index(functions: list[_Function]):
@@ -267,7 +298,7 @@ def _function_index(functions: list[_Function]):
         # nested definitions do not happen in C; the innermost start wins
         while i >= 0:
             f = functions[i]
-            if f.node.start_byte <= node.start_byte and node.end_byte <= f.node.end_byte:
+            if f.node.start_byte <= node.start_byte and node.end_byte <= f.body.end_byte:
                 return f
             i -= 1
         return None
@@ -285,8 +316,15 @@ def extract(src: bytes, path: str, parser: ts.Parser | None = None) -> FileFacts
 
     errors = len(_captures(_Q_ERRORS, root).get("err", ())) if root.has_error else 0
 
-    functions = [_Function(n) for n in _captures(_Q_FUNCTIONS, root).get("fn", ())]
-    functions = [f for f in functions if f.name]
+    functions = []
+    for n in _captures(_Q_FUNCTIONS, root).get("fn", ()):
+        decl = n.child_by_field_name("declarator")
+        name, fdecl = _declarator_name(decl)
+        if name:
+            params = _param_names(fdecl) if fdecl is not None else ()
+            functions.append(_Function(n, n.child_by_field_name("body"), name, params, _is_static(n), decl))
+    functions.sort(key=lambda f: f.node.start_byte)
+    functions.extend(_macro_headed_functions(root, _function_index(functions)))
     functions.sort(key=lambda f: f.node.start_byte)
     owner = _function_index(functions)
 
@@ -359,7 +397,7 @@ def extract(src: bytes, path: str, parser: ts.Parser | None = None) -> FileFacts
             retry_loops.extend(analyser.analyse_loop(loop))
         retry_loops.extend(analyser.analyse_goto_loops())
         out.append(FunctionFacts(
-            name=f.name, is_static=f.static, params=f.params, span=lines.span(f.node.child_by_field_name("declarator") or f.node),
+            name=f.name, is_static=f.static, params=f.params, span=lines.span(f.header),
             calls=tuple(call_sites), returns=tuple(returns), retry_loops=tuple(retry_loops)))
     return FileFacts(path=path, macros=macros, functions=tuple(out), parse_errors=errors)
 

@@ -45,7 +45,7 @@ _ERRPTR_TESTS = frozenset({"IS_ERR", "IS_ERR_OR_NULL", "IS_ERR_VALUE"})
 _VOLATILE_NAMES = frozenset({"jiffies", "jiffies_64", "current"})
 _ERR_CONST = re.compile(r"^-\s*E[A-Z0-9_]+$")
 _ZERO = frozenset({"0", "NULL", "false", "0UL", "0L", "0U"})
-_ERR_DECL = r"\b(?:int|long|ssize_t|s32|s64|vm_fault_t|blk_status_t|errno_t)\s+[^;{}()]*?\b"
+_ERR_DECL = r"(?<!unsigned\s)\b(?:int|long|ssize_t|s32|s64|vm_fault_t|blk_status_t|errno_t)\s+[^;{}()]*?\b"
 
 
 def _norm(text: str) -> str:
@@ -121,7 +121,8 @@ class LoopAnalyser:
         self.lines = lines
         self.labels = labels
         self.gotos = gotos
-        self.fn_text = f.node.text.decode("utf-8", "replace")
+        self._success_only: set[str] = set()
+        self.fn_text = lines.src[f.node.start_byte:f.body.end_byte].decode("utf-8", "replace")
 
     # ---------------------------------------------------------- evaluation
 
@@ -189,7 +190,9 @@ class LoopAnalyser:
             key = _norm(text)
             if key in modified or key in _VOLATILE_NAMES:
                 return V, False
-            return I, False
+            # written only when the call succeeded: fixed under failure, but
+            # an exit that reads it is a way out on success
+            return I, key in self._success_only
         if node.type in ("call_expression", "update_expression", "assignment_expression"):
             return V, self._mentions(node, r)
         worst, dep = I, False
@@ -220,16 +223,47 @@ class LoopAnalyser:
 
     # ---------------------------------------------------------- structure
 
-    def _modified(self, region: ts.Node) -> set[str]:
-        out = set()
+    def _modifications(self, region: ts.Node) -> list[tuple[str, ts.Node]]:
+        """Every lvalue written in the region (assigned, ++/--, or passed by address)."""
+        out = []
         caps = ts.QueryCursor(_Q_MODIFIED).captures(region)
         for n in caps.get("m", ()):
-            out.add(_norm(n.text.decode("utf-8", "replace")))
+            out.append((_norm(n.text.decode("utf-8", "replace")), n))
         for n in caps.get("addr", ()):
             p = n.parent
             if p is not None and p.text.startswith(b"&"):
-                out.add(_norm(n.text.decode("utf-8", "replace")))
+                out.append((_norm(n.text.decode("utf-8", "replace")), n))
         return out
+
+    def _varying(self, mods: list[tuple[str, ts.Node]], stop: ts.Node, r: _Result) -> set[str]:
+        """Lvalues that change on an iteration where the call failed.
+
+        A write reachable only on success (`ring->nr++` after `if (!p) continue;`)
+        does not make a loop bounded.
+        """
+        base = {k for k, _ in mods if k != r.key}
+        self._success_only = set()
+        varying = {k for k, n in mods if k != r.key and self._reachable_on_failure(n, stop, r, base)}
+        self._success_only = base - varying
+        return varying
+
+    def _reachable_on_failure(self, node: ts.Node, stop: ts.Node, r: _Result, modified: set[str]) -> bool:
+        if self._guard(node, stop, r, modified)[0] == F:
+            return False
+        child, p = node, node.parent
+        while p is not None and p != stop:
+            if p.type == "compound_statement":
+                s = child.prev_named_sibling
+                while s is not None:
+                    if s.type in _LEAVING:
+                        return False
+                    if s.type == "if_statement" and s.child_by_field_name("alternative") is None \
+                            and _always_leaves(s.child_by_field_name("consequence")) \
+                            and self._eval(s.child_by_field_name("condition"), r, modified)[0] == T:
+                        return False
+                    s = s.prev_named_sibling
+            child, p = p, p.parent
+        return True
 
     def _guard(self, node: ts.Node, stop: ts.Node, r: _Result, modified: set[str]) -> tuple[str, bool]:
         """Conjunction of the if-conditions that lead from `stop` down to `node`."""
@@ -315,16 +349,13 @@ class LoopAnalyser:
                 candidates.append((call, fn, r))
         if not candidates:
             return []
-        modified = self._modified(loop)
+        mods = self._modifications(loop)
         exits = self._exits(loop, loop.start_byte, loop.end_byte)
         kind = {"do_statement": "do-while", "while_statement": "while", "for_statement": "for"}[loop.type]
         cond = loop.child_by_field_name("condition")
         out = []
         for call, fn, r in candidates:
-            if r.key is not None:
-                modified_r = modified - {r.key}
-            else:
-                modified_r = modified
+            modified_r = self._varying(mods, loop, r)
             cont, cdep = self._eval(cond, r, modified_r) if cond is not None else (T, False)
             ways_out = [(_not(cont), cdep)]
             ways_out += [self._guard(e, loop, r, modified_r) for e in exits]
@@ -384,18 +415,33 @@ class LoopAnalyser:
                     candidates.append((call, fn, r))
             if not candidates:
                 continue
-            modified = self._modified(scope)
+            mods = [(k, n) for k, n in self._modifications(scope) if start <= n.start_byte < end]
             exits = self._exits(scope, start, end, skip=g)
             for call, fn, r in candidates:
                 if call.start_byte > g.start_byte:
                     continue
-                modified_r = modified - {r.key} if r.key else modified
+                modified_r = self._varying(mods, scope, r)
                 taken, dep = self._guard(g, scope, r, modified_r)
                 ways_out = [(_not(taken), dep)] + [self._guard(e, scope, r, modified_r) for e in exits]
                 verdict = self._verdict(ways_out)
                 if verdict is not None:
                     out.append(self._retry(call, fn, "goto", label, start, end, verdict))
         return out
+
+
+_LEAVING = frozenset({"continue_statement", "break_statement", "return_statement", "goto_statement"})
+
+
+def _always_leaves(node: ts.Node | None) -> bool:
+    """A branch that ends in continue/break/return/goto whatever happens inside it."""
+    if node is None:
+        return False
+    if node.type in _LEAVING:
+        return True
+    if node.type == "compound_statement":
+        kids = [c for c in node.named_children if c.type != "comment"]
+        return bool(kids) and kids[-1].type in _LEAVING
+    return False
 
 
 def strip(node: ts.Node | None) -> ts.Node | None:

@@ -1,0 +1,53 @@
+"""Shared helpers: tests drive the installed `nofail-lint` console script."""
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+FIXTURES = REPO / "fixtures"
+EXAMPLE_TREE = REPO / "examples" / "demo-tree"
+EXPECT = re.compile(r"/\*\s*expect:\s*([A-Z0-9,\s]+?)\s*\*/")
+
+
+@pytest.fixture(scope="session")
+def cli() -> str:
+    beside = Path(sys.executable).parent / "nofail-lint"
+    exe = str(beside) if beside.exists() else shutil.which("nofail-lint")
+    assert exe, "the nofail-lint console script is not installed (pip install .)"
+    return exe
+
+
+def run_cli(cli: str, *args: str, cwd: Path | str = REPO, **kw) -> subprocess.CompletedProcess:
+    env = dict(os.environ)
+    env.pop("PYTHONPATH", None)   # test the installed package, not the checkout
+    return subprocess.run([cli, *args], cwd=cwd, capture_output=True, text=True, env=env, timeout=600, **kw)
+
+
+def expectations(root: Path, relative_to: Path) -> set[tuple[str, int, str]]:
+    """(path, line, rule) for every `/* expect: NF00x[, ...] */` marker under root."""
+    out = set()
+    for path in sorted(root.rglob("*")):
+        if path.suffix not in (".c", ".h"):
+            continue
+        rel = path.relative_to(relative_to).as_posix()
+        for lineno, line in enumerate(path.read_text(encoding="utf-8", errors="replace").splitlines(), 1):
+            for m in EXPECT.finditer(line):
+                for rule in m.group(1).split(","):
+                    if rule.strip():
+                        out.add((rel, lineno, rule.strip()))
+    return out
+
+
+def reported(cli: str, target: Path, cwd: Path, *extra: str) -> tuple[set[tuple[str, int, str]], dict]:
+    proc = run_cli(cli, "check", "--format", "json", *extra, str(target.relative_to(cwd)), cwd=cwd)
+    assert proc.returncode in (0, 1), proc.stderr
+    doc = json.loads(proc.stdout)
+    return {(f["path"], f["line"], f["rule_id"]) for f in doc["findings"]}, doc
