@@ -9,6 +9,7 @@ what they return: function headers, calls, assignments and loops.
 from __future__ import annotations
 
 import bisect
+import dataclasses
 import re
 from dataclasses import dataclass, field
 
@@ -107,7 +108,10 @@ _CONDITIONAL_TYPES = frozenset({
     "if_statement", "else_clause", "switch_statement", "case_statement",
     "conditional_expression", "while_statement", "for_statement", "do_statement",
 })
-_RELEVANT_ARG = re.compile(r"gfp|GFP|nofail|NOFAIL|flags|FLAGS|mask|MASK|start|START|end|END|VADDR")
+# A call is kept only if an argument can carry a gfp mask or a vmalloc bound:
+# it names a GFP flag or macro, a gfp_t variable, or a *start/*end/VADDR value.
+_RELEVANT_ARG = re.compile(r"gfp|GFP|nofail|NOFAIL|VADDR|\w*(?:start|end|START|END)\b")
+_GFP_T_NAMES = re.compile(r"\bgfp_t\s+(?:const\s+)?([A-Za-z_]\w*)")
 
 
 # ------------------------------------------------------------ positions
@@ -395,12 +399,13 @@ def extract(src: bytes, path: str, parser: ts.Parser | None = None) -> FileFacts
         for evs in f.events.values():
             evs.sort(key=lambda e: e.start)
         values = LocalValues(f.events)
-        param_set = set(f.params)
+        fn_text = src[f.node.start_byte:f.body.end_byte].decode("utf-8", "replace")
+        gfp_names = set(_GFP_T_NAMES.findall(fn_text))
+        carries = re.compile(r"\b(?:" + "|".join(map(re.escape, sorted(gfp_names))) + r")\b") if gfp_names else None
         call_sites = []
         for call, fn, args in f.calls:
             arg_texts = tuple(node_text(a) for a in args.named_children if a.type != "comment")
-            if not any(_RELEVANT_ARG.search(a) for a in arg_texts) and not any(
-                    a in param_set or a in f.events for a in arg_texts):
+            if not any(_RELEVANT_ARG.search(a) or (carries and carries.search(a)) for a in arg_texts):
                 continue
             substituted = tuple(values.substitute(a, call.start_byte) for a in arg_texts)
             call_sites.append(CallSite(node_text(fn), lines.span(fn, call), substituted))
@@ -413,7 +418,7 @@ def extract(src: bytes, path: str, parser: ts.Parser | None = None) -> FileFacts
             retry_loops.extend(analyser.analyse_loop(loop))
         retry_loops.extend(analyser.analyse_goto_loops())
         out.append(FunctionFacts(
-            name=f.name, is_static=f.static, params=f.params, span=lines.span(f.header),
+            name=f.name, is_static=f.static, params=f.params, span=dataclasses.replace(lines.span(f.header), snippet=""),
             calls=tuple(call_sites), returns=tuple(returns), retry_loops=tuple(retry_loops)))
     return FileFacts(path=path, macros=macros, functions=tuple(out), parse_errors=errors)
 
