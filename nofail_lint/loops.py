@@ -83,6 +83,11 @@ def _is_for_each_block(node: ts.Node) -> bool:
     return fn is not None and bool(_FOR_EACH.search(fn.text.decode("utf-8", "replace")))
 
 
+def _is_test_call(fn: ts.Node) -> bool:
+    """`IS_ERR(p)`, `likely(x)`: they test a result, they do not produce one."""
+    return fn.text.decode("utf-8", "replace") in _TRANSPARENT_CALLS | _ERRPTR_TESTS
+
+
 def _is_loop(node: ts.Node) -> bool:
     return node.type in _LOOP_TYPES or _is_for_each_block(node)
 
@@ -123,6 +128,7 @@ class LoopAnalyser:
         self._success_only: set[str] = set()
         self._leaves_cache: dict[int, bool] = {}
         self._int_names: set[str] | None = None
+        self._entered_at: int | None = None     # label position while analysing a goto loop
         self.fn_text = lines.src[f.node.start_byte:f.body.end_byte].decode("utf-8", "replace")
 
     # ---------------------------------------------------------- evaluation
@@ -187,9 +193,10 @@ class LoopAnalyser:
             return I, False
         if r.matches(node):
             return V, True
-        if node.type in ("identifier", "field_expression", "subscript_expression"):
+        if node.type in ("identifier", "field_expression", "subscript_expression") or (
+                node.type == "pointer_expression" and text.startswith("*")):
             key = _norm(text)
-            if key in modified or key in _VOLATILE_NAMES:
+            if _written(key, modified) or key in _VOLATILE_NAMES:
                 return V, False
             # written only when the call succeeded: fixed under failure, but
             # an exit that reads it is a way out on success
@@ -242,6 +249,12 @@ class LoopAnalyser:
             p = n.parent
             if p is not None and p.text.startswith(b"&"):
                 out.append((_norm(n.text.decode("utf-8", "replace")), n))
+        # a pointer handed to a call may have its fields changed by the callee
+        for call, _fn, args in self.f.calls:
+            if region.start_byte <= call.start_byte and call.end_byte <= region.end_byte:
+                for a in args.named_children:
+                    if a.type == "identifier":
+                        out.append((a.text.decode("utf-8", "replace") + "->*", a))
         return out
 
     def _varying(self, mods: list[tuple[str, ts.Node]], stop: ts.Node, r: _Result,
@@ -290,6 +303,24 @@ class LoopAnalyser:
                 p = p.parent
         return out
 
+    def _leaves_region(self, stmt: ts.Node, region: ts.Node) -> bool:
+        """continue/break/return, or a goto to a label outside `region`."""
+        if stmt.type != "goto_statement":
+            return True
+        label = self.labels.get(stmt.child_by_field_name("label").text.decode("utf-8", "replace"))
+        return label is None or not (region.start_byte <= label.start_byte < region.end_byte)
+
+    def _always_leaves(self, node: ts.Node | None, region: ts.Node) -> bool:
+        """A branch that ends by leaving the iteration whatever happens inside it."""
+        if node is None:
+            return False
+        if node.type in _LEAVING:
+            return self._leaves_region(node, region)
+        if node.type == "compound_statement":
+            kids = [c for c in node.named_children if c.type != "comment"]
+            return bool(kids) and kids[-1].type in _LEAVING and self._leaves_region(kids[-1], region)
+        return False
+
     def _reachable_on_failure(self, node: ts.Node, stop: ts.Node, r: _Result, modified: set[str]) -> bool:
         if self._guard(node, stop, r, modified)[0] == F:
             return False
@@ -298,13 +329,15 @@ class LoopAnalyser:
             if p.type == "compound_statement":
                 s = child.prev_named_sibling
                 while s is not None:
-                    if s.type in _LEAVING:
+                    if self._entered_at is not None and s.end_byte <= self._entered_at:
+                        break   # before the retry label: not run again
+                    if s.type in _LEAVING and self._leaves_region(s, stop):
                         return False
                     if s.type == "if_statement":
                         leaves = self._leaves_cache.get(s.id)
                         if leaves is None:
                             leaves = s.child_by_field_name("alternative") is None \
-                                and _always_leaves(s.child_by_field_name("consequence")) \
+                                and self._always_leaves(s.child_by_field_name("consequence"), stop) \
                                 and self._eval(s.child_by_field_name("condition"), r, modified)[0] == T
                             self._leaves_cache[s.id] = leaves
                         if leaves:
@@ -317,8 +350,11 @@ class LoopAnalyser:
         """Conjunction of the if-conditions that lead from `stop` down to `node`."""
         val, dep = T, False
         child, p = node, node.parent
+        entered = self._entered_at
         while p is not None and p != stop:
-            if p.type == "if_statement":
+            if entered is not None and p.start_byte <= entered < p.end_byte:
+                pass   # a backward goto jumps into this block: its condition was not re-tested
+            elif p.type == "if_statement":
                 cond = p.child_by_field_name("condition")
                 if child == p.child_by_field_name("consequence"):
                     v, d = self._eval(cond, r, modified)
@@ -395,7 +431,7 @@ class LoopAnalyser:
     def analyse_loop(self, loop: ts.Node) -> list[RetryLoop]:
         candidates = []
         for call, fn in self._calls_in(loop.start_byte, loop.end_byte):
-            if self._innermost_loop(call, self.f.body) != loop:
+            if self._innermost_loop(call, self.f.body) != loop or _is_test_call(fn):
                 continue
             r = self._result_of(call)
             if r is not None:
@@ -454,6 +490,7 @@ class LoopAnalyser:
             if label is None or label.start_byte >= g.start_byte:
                 continue
             start, end = label.start_byte, g.end_byte
+            self._entered_at = start
             scope = label.parent          # the block holding the label
             while scope is not None and not (scope.start_byte <= start and end <= scope.end_byte):
                 scope = scope.parent
@@ -462,8 +499,8 @@ class LoopAnalyser:
             candidates = []
             for call, fn in self._calls_in(start, end):
                 inner = self._innermost_loop(call, scope)
-                if inner is not None and start <= inner.start_byte:
-                    continue      # belongs to a real loop inside the region
+                if inner is not None and start <= inner.start_byte or _is_test_call(fn):
+                    continue      # belongs to a real loop inside the region, or only tests a value
                 r = self._result_of(call)
                 if r is not None:
                     candidates.append((call, fn, r))
@@ -481,21 +518,23 @@ class LoopAnalyser:
                 verdict = self._verdict(ways_out)
                 if verdict is not None:
                     out.append(self._retry(call, fn, "goto", label, start, end, verdict))
+        self._entered_at = None
         return out
 
 
 _LEAVING = frozenset({"continue_statement", "break_statement", "return_statement", "goto_statement"})
 
 
-def _always_leaves(node: ts.Node | None) -> bool:
-    """A branch that ends in continue/break/return/goto whatever happens inside it."""
-    if node is None:
-        return False
-    if node.type in _LEAVING:
+def _written(key: str, modified: set[str]) -> bool:
+    """`key` or something it is part of was written (`notify` covers `notify.type`)."""
+    if key in modified:
         return True
-    if node.type == "compound_statement":
-        kids = [c for c in node.named_children if c.type != "comment"]
-        return bool(kids) and kids[-1].type in _LEAVING
+    for sep in (".", "->", "["):
+        i = key.find(sep)
+        while i > 0:
+            if key[:i] in modified or (sep == "->" and key[:i] + "->*" in modified):
+                return True
+            i = key.find(sep, i + 1)
     return False
 
 
