@@ -16,9 +16,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import Fact, Model, version_key
-
-RENAME_VERSION = (6, 10)      # alloc_hooks / `_noprof` spellings appeared in 6.10
+from . import Fact, Model
 
 _MAKEFILE_VAR = re.compile(r"^(VERSION|PATCHLEVEL)\s*[:?]?=\s*(\d+)\s*$", re.M)
 _COMMENT_LEADER = re.compile(r"\n[ \t]*\*(?!/)")
@@ -38,10 +36,10 @@ class FactResult:
 
     def line(self) -> str:
         if self.status == "ok":
-            return f"ok       {self.fact_id}  ({self.where})"
+            return f"{self.fact_id}: ok ({self.where})"
         if self.status == "skipped":
-            return f"skipped  {self.fact_id}: {self.reason}"
-        return f"STALE    {self.fact_id}: {self.reason}"
+            return f"{self.fact_id}: skipped: {self.reason}"
+        return f"{self.fact_id}: STALE: {self.reason}"
 
 
 # ---------------------------------------------------------------- versions
@@ -61,21 +59,6 @@ def tree_version(tree: Path) -> str:
     if "VERSION" not in found or "PATCHLEVEL" not in found:
         raise VerifyUsageError(f"{makefile}: no VERSION/PATCHLEVEL lines (not a Linux tree?)")
     return f"{found['VERSION']}.{found['PATCHLEVEL']}"
-
-
-def parse_range(versions: str) -> tuple[tuple[int, ...], tuple[int, ...]]:
-    """"6.1-6.12" -> ((6,1), (6,12)); "6.12" -> ((6,12), (6,12)); "5.17+" is open."""
-    text = versions.strip()
-    if text.endswith("+"):
-        return version_key(text[:-1])[:2], (999, 999)
-    lo, sep, hi = text.partition("-")
-    lo_key = version_key(lo.strip())[:2]
-    return lo_key, (version_key(hi.strip())[:2] if sep else lo_key)
-
-
-def in_range(version: str, versions: str) -> bool:
-    lo, hi = parse_range(versions)
-    return lo <= version_key(version)[:2] <= hi
 
 
 # ---------------------------------------------------------------- C text
@@ -195,55 +178,49 @@ def macro_body(src: str, name: str) -> str | None:
 
 
 def normalise(text: str) -> str:
-    return _WS.sub(" ", _COMMENT_LEADER.sub(" ", text)).strip()
+    """Collapse whitespace; block-comment ` * ` leaders and backslash-newlines
+    count as whitespace."""
+    text = _COMMENT_LEADER.sub(" ", text.replace("\\\n", " "))
+    return _WS.sub(" ", text).strip()
 
 
 # ---------------------------------------------------------------- facts
 
-def function_for(fact: Fact, version: str) -> str:
-    if fact.function_before_6_10 and version_key(version)[:2] < RENAME_VERSION:
-        return fact.function_before_6_10
-    return fact.function
-
-
-def file_for(fact: Fact, version: str) -> str:
-    before = getattr(fact, "file_before_6_10", "")
-    if before and version_key(version)[:2] < RENAME_VERSION:
-        return before
-    return fact.file
-
-
 def check_fact(fact: Fact, tree: Path, version: str) -> FactResult:
-    if not in_range(version, fact.versions):
+    """Does `fact` hold in the tree at `tree` (kernel `version`)?"""
+    if not fact.applies_to(version):
         return FactResult(fact.id, "skipped", f"not in version range ({fact.versions}; tree is {version})")
-    rel = file_for(fact, version)
-    func = function_for(fact, version)
-    path = tree / rel
+    view = fact.for_version(version)
+    rel, func = view.file, view.function
     try:
-        src = path.read_text(encoding="utf-8", errors="replace")
+        src = (tree / rel).read_text(encoding="utf-8", errors="replace")
     except OSError as e:
         return FactResult(fact.id, "stale", f"{rel}: cannot read ({e.strerror or e})")
     if func.isidentifier():
-        body = function_body(src, func)
-        what = f"{rel}, {func}()"
+        body, what = function_body(src, func), f"{rel}, {func}()"
         if body is None:
-            body = macro_body(src, func)
-            what = f"{rel}, #define {func}"
+            body, what = macro_body(src, func), f"{rel}, #define {func}"
         if body is None:
             return FactResult(fact.id, "stale", f"{rel}: no definition of {func}")
     else:
         body, what = src, rel
     hay = normalise(body)
-    missing = [s for s in fact.verify if normalise(s) not in hay]
+    missing = [s for s in view.verify if normalise(s) not in hay]
+    present = [s for s in view.verify_absent if normalise(s) in hay]
+    problems = []
     if missing:
-        shown = "; ".join(repr(s) for s in missing)
-        return FactResult(fact.id, "stale", f"{what}: missing {shown}", what)
-    if not fact.verify:
-        return FactResult(fact.id, "ok", "", what + "; no verify strings, existence only")
+        problems.append("missing " + "; ".join(repr(s) for s in missing))
+    if present:
+        problems.append("should be absent but found " + "; ".join(repr(s) for s in present))
+    if problems:
+        return FactResult(fact.id, "stale", f"{what}: {', '.join(problems)}", what)
+    if not view.verify and not view.verify_absent:
+        what += "; no verify strings, existence only"
     return FactResult(fact.id, "ok", "", what)
 
 
 def verify_tree(model: Model, tree: Path) -> tuple[str, list[FactResult]]:
+    """(tree version, one result per model fact in id order)."""
     version = tree_version(tree)
     results = [check_fact(f, tree, version) for f in sorted(model.facts.values(), key=lambda f: f.id)]
     return version, results
