@@ -107,5 +107,91 @@ def explain(rule_id):
     click.echo(explain_text(rule, load_model().fact_lines()), nl=False)
 
 
+# ---------------------------------------------------------------- model
+
+class _ModelGroup(click.Group):
+    """`model` takes either a subcommand (`verify`) or an API name."""
+
+    def resolve_command(self, ctx, args):
+        if args and args[0] not in self.commands and not args[0].startswith("-"):
+            return "show", self.commands["show"], args
+        return super().resolve_command(ctx, args)
+
+
+_KERNEL_VERSION_OPT = click.option(
+    "--kernel-version", metavar="X.Y", default=None,
+    help="Show the model as it applies to this kernel version (default: the newest known).")
+
+
+@main.group(cls=_ModelGroup, invoke_without_command=True)
+@_KERNEL_VERSION_OPT
+@click.pass_context
+def model(ctx, kernel_version):
+    """The bundled allocator model: `model` (table), `model API`, `model verify LINUX_TREE`."""
+    if ctx.invoked_subcommand is None:
+        if kernel_version is not None and not _valid_version(kernel_version):
+            click.echo(f"nofail-lint: error: --kernel-version wants X.Y, got {kernel_version!r}", err=True)
+            sys.exit(EXIT_ERROR)
+        from .model.show import table
+        click.echo(table(load_model(), kernel_version), nl=False)
+
+
+@model.command("show", hidden=True)
+@click.argument("api")
+@_KERNEL_VERSION_OPT
+def model_show(api, kernel_version):
+    """Print one allocator entry (any spelling) with its facts and citations."""
+    from .model.show import entry, not_allocator
+    if kernel_version is not None and not _valid_version(kernel_version):
+        click.echo(f"nofail-lint: error: --kernel-version wants X.Y, got {kernel_version!r}", err=True)
+        sys.exit(EXIT_ERROR)
+    m = load_model()
+    if m.allocator(api) is not None:
+        click.echo(entry(m, api, kernel_version), nl=False)
+        return
+    na = m.not_allocator(api)
+    if na is not None:
+        click.echo(not_allocator(m, na, kernel_version), nl=False)
+        return
+    click.echo(f"nofail-lint: error: {api!r} is not in the allocator model; "
+               "`nofail-lint model` lists the known allocators", err=True)
+    sys.exit(EXIT_ERROR)
+
+
+@model.command("verify")
+@click.argument("linux_tree", type=click.Path(path_type=Path))
+@click.option("--signatures", is_flag=True,
+              help="Also check every allocator's argument positions against the tree's declarations.")
+def model_verify(linux_tree, signatures):
+    """Check that the model's cited kernel functions and code still exist in LINUX_TREE.
+
+    Exit 0 when every fact that applies to the tree's version holds, 1 when any
+    is stale, 2 on usage errors.
+    """
+    from .model.verify import VerifyUsageError, check_signatures, verify_tree
+    m = load_model()
+    try:
+        version, results = verify_tree(m, linux_tree)
+    except VerifyUsageError as e:
+        click.echo(f"nofail-lint: error: {e}", err=True)
+        sys.exit(EXIT_ERROR)
+    for r in results:
+        click.echo(r.line())
+    counts = Counter(r.status for r in results)
+    bad = counts["stale"]
+    summary = (f"Linux {version}: {counts['ok']} ok, {counts['stale']} stale, "
+               f"{counts['skipped']} skipped (not in version range) of {len(results)} facts")
+    if signatures:
+        sig_results = check_signatures(m, linux_tree, version)
+        for r in sig_results:
+            click.echo(r.line())
+        sc = Counter(r.status for r in sig_results)
+        bad += sc["mismatch"] + sc["missing"]
+        summary += (f"; signatures: {sc['ok']} ok, {sc['mismatch']} mismatch, {sc['missing']} missing, "
+                    f"{sc['skipped']} skipped")
+    click.echo(summary)
+    sys.exit(EXIT_FINDINGS if bad else EXIT_CLEAN)
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

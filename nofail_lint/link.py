@@ -83,6 +83,11 @@ class TreeTables:
         return MaskEvaluator(self.algebra.atoms, self.algebra.composites,
                              lambda n: self.macro_bodies(path, n), params.get)
 
+    def evaluator_for_file(self, path: str) -> MaskEvaluator:
+        """An evaluator with no parameters bound (file-scope macros only)."""
+        return MaskEvaluator(self.algebra.atoms, self.algebra.composites,
+                             lambda n: self.macro_bodies(path, n))
+
     def mask_of(self, ref: FunctionRef, text: str, evaluator: MaskEvaluator | None = None) -> Mask:
         return (evaluator or self.evaluator(ref)).eval(parse_expr(text))
 

@@ -387,7 +387,28 @@ class LoopAnalyser:
             key = d.text.decode("utf-8", "replace")
         elif p is None or p.type in ("expression_statement", "compound_statement", "argument_list"):
             return None   # result unused, or passed on to another call
+        if key is not None and self._used_unchecked(call, key):
+            return None
         return _Result(key, call, self._is_errno(key, call))
+
+    def _used_unchecked(self, call: ts.Node, key: str) -> bool:
+        """The result is dereferenced before any test: its author assumes the
+        call cannot fail, so the loop around it is not retrying a failure."""
+        stmt = call
+        while stmt.parent is not None and stmt.parent.type != "compound_statement":
+            stmt = stmt.parent
+            if stmt.type in _LOOP_TYPES or stmt.type == "if_statement":
+                return False
+        deref = (key + "->", key + "[", "*" + key)
+        s = stmt.next_named_sibling
+        while s is not None:
+            text = _norm(s.text.decode("utf-8", "replace"))
+            if s.type != "expression_statement" and key in text:
+                return False      # a test, a loop, a return: stop looking
+            if any(d in text for d in deref):
+                return True
+            s = s.next_named_sibling
+        return False
 
     def _is_errno(self, key: str | None, call: ts.Node) -> bool:
         if key is None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from ..findings import Finding, PathStep
 from ..link import TreeTables
+from ..model import NOFAIL
 from .common import fact_notes, location
 
 RULE_ID = "NF002"
@@ -23,6 +24,11 @@ _SHAPES = {
 }
 
 
+def _surely_nofail(tables: TreeTables, ff, args) -> bool:
+    evaluator = tables.evaluator_for_file(ff.path)
+    return any(NOFAIL in evaluator.eval_text(a).must for a in args)
+
+
 def check(tables: TreeTables) -> list[Finding]:
     model = tables.model
     waits = model.retry_wait
@@ -31,6 +37,8 @@ def check(tables: TreeTables) -> list[Finding]:
         for fn in ff.functions:
             for loop in fn.retry_loops:
                 callee = loop.call.callee
+                if _surely_nofail(tables, ff, loop.call.args):
+                    continue   # already NOFAIL: the loop is not compensating for failure
                 chain = tables.allocator_chain(ff.path, callee)
                 waiting = sorted(waits.intersection(loop.callees_in_loop))
                 if chain is None and not waiting:

@@ -224,3 +224,229 @@ def verify_tree(model: Model, tree: Path) -> tuple[str, list[FactResult]]:
     version = tree_version(tree)
     results = [check_fact(f, tree, version) for f in sorted(model.facts.values(), key=lambda f: f.id)]
     return version, results
+
+
+# ---------------------------------------------------------------- signatures
+
+SIGNATURE_DIRS = ("include/linux", "include/net", "mm", "block", "net/core", "drivers/base", "lib")
+_IDENT = re.compile(r"[A-Za-z_]\w*")
+
+
+@dataclass(frozen=True)
+class Signature:
+    name: str
+    file: str
+    kind: str                      # "function" | "prototype" | "macro"
+    params: tuple[str, ...]        # parameter texts, "..." for varargs
+    body: str = ""                 # macros: the replacement text
+
+    @property
+    def forwards_to(self) -> str:
+        """A variadic macro's target: `X(...) alloc_hooks(Y(__VA_ARGS__))` -> Y."""
+        m = re.search(r"(\w+)\s*\(\s*__VA_ARGS__", self.body) if self.variadic else None
+        return m.group(1) if m else ""
+
+    @property
+    def variadic(self) -> bool:
+        return bool(self.params) and self.params[-1] in ("...", "__VA_ARGS__")
+
+
+def _split_params(text: str) -> tuple[str, ...]:
+    parts, depth, cur = [], 0, []
+    for ch in text:
+        if ch in "([{":
+            depth += 1
+        elif ch in ")]}":
+            depth -= 1
+        if ch == "," and depth == 0:
+            parts.append("".join(cur).strip())
+            cur = []
+        else:
+            cur.append(ch)
+    last = "".join(cur).strip()
+    if last or parts:
+        parts.append(last)
+    if parts == ["void"]:
+        return ()
+    return tuple(" ".join(p.split()) for p in parts)
+
+
+def param_name(param: str) -> str:
+    """`struct kmem_cache *s` -> `s`; `DECL_BUCKET_PARAMS(size, b)` -> `size`."""
+    m = re.match(r"DECL_BUCKET_PARAMS\s*\(\s*(\w+)", param)
+    if m:
+        return m.group(1)
+    param = re.sub(r"\b__\w+\s*(\([^()]*\))?", " ", param)     # annotations
+    idents = _IDENT.findall(param)
+    return idents[-1].lstrip("_") if idents else param
+
+
+def _statement_context(code: str, line_start: int) -> bool:
+    """Is a line that starts with `name(` inside a statement or expression
+    (a call), judging by the previous non-blank line? A declaration's previous
+    line ends with its return type (`static inline void *`, `struct page`), a
+    comment or a preprocessor line; anything else (`;`, `{`, `=`, `,`, ...,
+    `return`, `else`) means a call."""
+    prev = code[:line_start].rstrip()
+    if not prev:
+        return False
+    last_line = prev[prev.rfind("\n") + 1:].strip()
+    if last_line.startswith("#") or not last_line:
+        return False
+    if re.search(r"\b(?:return|else|do|case)$", prev):
+        return True
+    return not (prev[-1].isalnum() or prev[-1] in "_*")
+
+
+def find_signatures(tree: Path, names: set[str]) -> dict[str, list[Signature]]:
+    """Declarations, definitions and `#define`s of `names` under SIGNATURE_DIRS."""
+    found: dict[str, list[Signature]] = {}
+    if not names:
+        return found
+    pattern = re.compile(r"(?<![\w.>])(" + "|".join(sorted(map(re.escape, names), key=len, reverse=True))
+                         + r")\s*\(")
+    for d in SIGNATURE_DIRS:
+        base = tree / d
+        if not base.is_dir():
+            continue
+        for path in sorted(base.rglob("*")):
+            if path.suffix not in (".h", ".c") or not path.is_file():
+                continue
+            try:
+                src = path.read_text(encoding="utf-8", errors="replace")
+            except OSError:
+                continue
+            if not pattern.search(src):
+                continue
+            code = blank_comments_and_strings(src)
+            rel = path.relative_to(tree).as_posix()
+            for m in pattern.finditer(code):
+                name = m.group(1)
+                line_start = code.rfind("\n", 0, m.start()) + 1
+                before = code[line_start:m.start()]
+                is_macro = re.fullmatch(r"\s*#\s*define\s+", before) is not None
+                if not is_macro and not _starts_declarator(code, m.start()):
+                    continue
+                if not is_macro and not before.strip() and _statement_context(code, line_start):
+                    continue
+                close = _match(code, m.end() - 1, "(", ")")
+                if close < 0:
+                    continue
+                params = _split_params(code[m.end():close - 1])
+                body = ""
+                if is_macro:
+                    kind = "macro"
+                    body = macro_body(src[line_start:], name) or ""
+                    body = body[body.find(")", body.find(name)) + 1:] if body else ""
+                else:
+                    k = close
+                    while True:
+                        while k < len(code) and code[k] in " \t\r\n":
+                            k += 1
+                        am = _ANNOTATION.match(code, k)
+                        if not am:
+                            break
+                        k = am.end()
+                    if k < len(code) and code[k] == "{":
+                        kind = "function"
+                    elif k < len(code) and code[k] == ";":
+                        kind = "prototype"
+                    else:
+                        continue
+                found.setdefault(name, []).append(Signature(name, rel, kind, params, body))
+    return found
+
+
+_KIND_CHECKS = {
+    "gfp": lambda text, name: "gfp_t" in text or re.search(r"gfp|flags|priority", name, re.I),
+    "size": lambda text, name: re.search(r"size|len|count|bytes", name, re.I),
+    "order": lambda text, name: "order" in name.lower(),
+    "start": lambda text, name: "start" in name.lower(),
+    "end": lambda text, name: "end" in name.lower(),
+}
+
+
+@dataclass(frozen=True)
+class SignatureResult:
+    name: str
+    status: str            # "ok" | "mismatch" | "missing" | "skipped"
+    reason: str = ""
+
+    def line(self) -> str:
+        if self.status == "ok":
+            return f"signature {self.name}: ok ({self.reason})"
+        if self.status == "skipped":
+            return f"signature {self.name}: skipped: {self.reason}"
+        return f"signature {self.name}: {self.status.upper()}: {self.reason}"
+
+
+def _fixed_signatures(spelling: str, sigs: dict[str, list[Signature]], depth: int = 0) -> list[Signature]:
+    """The fixed-parameter signatures that apply to calls of `spelling`:
+    its functions and prototypes if any, else its non-variadic macros, else
+    (for `#define X(...) Y(__VA_ARGS__, ...)`) those of Y, whose leading
+    parameters are X's."""
+    own = sigs.get(spelling, [])
+    real = [g for g in own if g.kind != "macro"]
+    if real:
+        return real
+    if any(g.variadic for g in own):
+        if depth >= 4:
+            return []
+        out = []
+        for g in own:
+            if g.variadic and g.forwards_to and g.forwards_to != spelling:
+                out.extend(_fixed_signatures(g.forwards_to, sigs, depth + 1))
+        return out
+    return own
+
+
+def check_signatures(model: Model, tree: Path, version: str) -> list[SignatureResult]:
+    """For every allocator, do the tree's declarations of its spellings put a
+    gfp/size/order/start/end parameter where the model says, and does the
+    canonical name have as many parameters as the model's `params`?"""
+    entries = [a.for_version(version) for a in model.entries()]
+    names = {s for a in entries for s in a.spellings}
+    sigs = find_signatures(tree, names)
+    for _ in range(3):                     # targets of variadic forwarding macros
+        targets = {g.forwards_to for gs in sigs.values() for g in gs if g.forwards_to} - set(sigs)
+        if not targets:
+            break
+        sigs.update(find_signatures(tree, targets))
+    results = []
+    for a in entries:
+        if not a.exists_in(version):
+            results.append(SignatureResult(a.name, "skipped", f"not present in {version} ({a.present})"))
+            continue
+        seen = [(s, sig) for s in a.spellings for sig in _fixed_signatures(s, sigs)]
+        if not seen:
+            if any("?" in p for p in a.params) and any(sigs.get(s) for s in a.spellings):
+                results.append(SignatureResult(a.name, "ok", "variadic macro with optional gfp"))
+            else:
+                results.append(SignatureResult(a.name, "missing", "no declaration of "
+                                               + "/".join(a.spellings) + " under " + ", ".join(SIGNATURE_DIRS)))
+            continue
+        problems, checked = [], set()
+        for spelling, sig in seen:
+            key = (spelling, sig.params)
+            if key in checked:
+                continue
+            checked.add(key)
+            if spelling == a.name == sig.name and a.params and not any("?" in p for p in a.params) \
+                    and len(sig.params) != len(a.params):
+                problems.append(f"{sig.file}: {spelling} has {len(sig.params)} parameters "
+                                f"({', '.join(sig.params)}), model lists {len(a.params)}")
+            for what, idx in a.positions().items():
+                if idx >= len(sig.params):
+                    problems.append(f"{sig.file}: {sig.name}: no argument {idx} for {what}")
+                    continue
+                text = sig.params[idx]
+                if sig.kind == "macro" and len(param_name(text)) <= 2:
+                    continue          # `#define X(_n,_s,_f)`: too terse to tell
+                if not _KIND_CHECKS[what](text, param_name(text)):
+                    problems.append(f"{sig.file}: {sig.name}: argument {idx} is '{text}', not a {what}")
+        if problems:
+            results.append(SignatureResult(a.name, "mismatch", "; ".join(dict.fromkeys(problems))))
+        else:
+            spellings = sorted({s for s, _ in seen})
+            results.append(SignatureResult(a.name, "ok", ", ".join(spellings)))
+    return results
