@@ -139,9 +139,12 @@ def model(ctx, kernel_version):
 @model.command("show", hidden=True)
 @click.argument("api")
 @_KERNEL_VERSION_OPT
-def model_show(api, kernel_version):
+@click.pass_context
+def model_show(ctx, api, kernel_version):
     """Print one allocator entry (any spelling) with its facts and citations."""
     from .model.show import entry, not_allocator
+    if kernel_version is None and ctx.parent is not None:
+        kernel_version = ctx.parent.params.get("kernel_version")
     if kernel_version is not None and not _valid_version(kernel_version):
         click.echo(f"nofail-lint: error: --kernel-version wants X.Y, got {kernel_version!r}", err=True)
         sys.exit(EXIT_ERROR)
