@@ -391,6 +391,24 @@ class LoopAnalyser:
             return None
         return _Result(key, call, self._is_errno(key, call))
 
+    def _looked_up_first(self, r: _Result, start: int) -> bool:
+        """`b = find(); if (!b) { b = create(); if (!b) goto retry; }`: the
+        result variable is first filled by another call in the loop, so a NULL
+        from the create step means a lost race (the next lookup finds the
+        winner's object), not an allocation failure to retry."""
+        if r.key is None:
+            return False
+        for assign, lhs in self.f.assign_nodes:
+            if not (start <= assign.start_byte < r.call.start_byte):
+                continue
+            if _norm(lhs.text.decode("utf-8", "replace")) != r.key:
+                continue
+            rhs = strip(assign.child_by_field_name("value" if assign.type == "init_declarator" else "right"))
+            if rhs is not None and rhs.type == "call_expression" and not (
+                    rhs.start_byte <= r.call.start_byte < rhs.end_byte):
+                return True
+        return False
+
     def _used_unchecked(self, call: ts.Node, key: str) -> bool:
         """The result is dereferenced before any test: its author assumes the
         call cannot fail, so the loop around it is not retrying a failure."""
@@ -455,7 +473,7 @@ class LoopAnalyser:
             if self._innermost_loop(call, self.f.body) != loop or _is_test_call(fn):
                 continue
             r = self._result_of(call)
-            if r is not None:
+            if r is not None and not self._looked_up_first(r, loop.start_byte):
                 candidates.append((call, fn, r))
         if not candidates:
             return []
@@ -523,7 +541,7 @@ class LoopAnalyser:
                 if inner is not None and start <= inner.start_byte or _is_test_call(fn):
                     continue      # belongs to a real loop inside the region, or only tests a value
                 r = self._result_of(call)
-                if r is not None:
+                if r is not None and not self._looked_up_first(r, start):
                     candidates.append((call, fn, r))
             if not candidates:
                 continue
@@ -550,6 +568,8 @@ def _written(key: str, modified: set[str]) -> bool:
     """`key` or something it is part of was written (`notify` covers `notify.type`)."""
     if key in modified:
         return True
+    if key.startswith("*"):
+        return _written(key.lstrip("*("), modified)
     for sep in (".", "->", "["):
         i = key.find(sep)
         while i > 0:
