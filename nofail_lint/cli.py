@@ -165,13 +165,15 @@ def model_show(ctx, api, kernel_version):
 @click.argument("linux_tree", type=click.Path(path_type=Path))
 @click.option("--signatures", is_flag=True,
               help="Also check every allocator's argument positions against the tree's declarations.")
-def model_verify(linux_tree, signatures):
+@click.option("--gfp", "gfp_algebra", is_flag=True,
+              help="Also compare the model's GFP flag algebra with the tree's headers.")
+def model_verify(linux_tree, signatures, gfp_algebra):
     """Check that the model's cited kernel functions and code still exist in LINUX_TREE.
 
     Exit 0 when every fact that applies to the tree's version holds, 1 when any
     is stale, 2 on usage errors.
     """
-    from .model.verify import VerifyUsageError, check_signatures, verify_tree
+    from .model.verify import VerifyUsageError, check_gfp, check_signatures, verify_tree
     m = load_model()
     try:
         version, results = verify_tree(m, linux_tree)
@@ -192,6 +194,14 @@ def model_verify(linux_tree, signatures):
         bad += sc["mismatch"] + sc["missing"]
         summary += (f"; signatures: {sc['ok']} ok, {sc['mismatch']} mismatch, {sc['missing']} missing, "
                     f"{sc['skipped']} skipped")
+    if gfp_algebra:
+        gfp_results = check_gfp(m, linux_tree, version)
+        for r in gfp_results:
+            click.echo(r.line())
+        gc = Counter(r.status for r in gfp_results)
+        bad += gc["mismatch"] + gc["missing"]
+        summary += (f"; gfp: {gc['ok']} ok, {gc['mismatch']} mismatch, {gc['missing']} missing, "
+                    f"{gc['skipped']} skipped")
     click.echo(summary)
     sys.exit(EXIT_FINDINGS if bad else EXIT_CLEAN)
 

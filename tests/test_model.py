@@ -10,7 +10,7 @@ import pytest
 
 from conftest import FIXTURES, run_cli
 from nofail_lint.model import NOFAIL_KINDS, load_model, parse_range, version_key
-from nofail_lint.model.verify import function_body, macro_body, normalise
+from nofail_lint.model.verify import check_gfp, check_signatures, function_body, macro_body, normalise
 
 VERIFY_GOOD = FIXTURES / "model-verify" / "good"
 VERIFY_STALE = FIXTURES / "model-verify" / "stale"
@@ -200,6 +200,37 @@ def test_macro_body_and_normalise():
     assert normalise("a\n * b  c\t\n d") == "a b c d"
 
 
+def test_signature_check_catches_a_wrong_position(tmp_path):
+    import dataclasses
+    (tmp_path / "include" / "linux").mkdir(parents=True)
+    (tmp_path / "include" / "linux" / "percpu.h").write_text(
+        "extern void __percpu *__alloc_percpu_gfp(size_t size, size_t align, gfp_t gfp) __alloc_size(1);\n"
+        "#define alloc_percpu_gfp(type, gfp)\t\\\n"
+        "\t(typeof(type) __percpu *)__alloc_percpu_gfp(sizeof(type), __alignof__(type), gfp)\n")
+    m = load_model()
+    got = {r.name: r for r in check_signatures(m, tmp_path, "6.1")}
+    assert got["__alloc_percpu_gfp"].status == "ok" and got["alloc_percpu_gfp"].status == "ok"
+    assert got["kmalloc"].status == "missing"
+    wrong = dataclasses.replace(m.allocator("__alloc_percpu_gfp"), gfp=1)
+    bad = dataclasses.replace(m, allocators={**m.allocators, "__alloc_percpu_gfp": wrong})
+    got = {r.name: r for r in check_signatures(bad, tmp_path, "6.1")}
+    assert got["__alloc_percpu_gfp"].status == "mismatch"
+    assert "argument 1 is 'size_t align', not a gfp" in got["__alloc_percpu_gfp"].reason
+
+
+def test_gfp_check_compares_flags_not_spelling(tmp_path):
+    (tmp_path / "include" / "linux").mkdir(parents=True)
+    m = load_model()
+    lines = [f"#define {a} ((__force gfp_t)___{a[2:]})" for a in sorted(m.gfp["6.12"].atoms)]
+    lines += [f"#define {n} ({body})" for n, body in m.gfp["6.12"].composites.items() if n != "GFP_NOWAIT"]
+    lines.append("#define GFP_NOWAIT (__GFP_KSWAPD_RECLAIM)")          # 6.1's spelling
+    (tmp_path / "include" / "linux" / "gfp_types.h").write_text("\n".join(lines) + "\n")
+    got = {r.name: r for r in check_gfp(m, tmp_path, "6.12")}
+    assert got["atoms"].status == "ok" and got["GFP_KERNEL"].status == "ok"
+    assert got["GFP_NOWAIT"].status == "mismatch" and "lacks __GFP_NOWARN" in got["GFP_NOWAIT"].reason
+    assert check_gfp(m, tmp_path, "6.5")[0].status == "skipped"
+
+
 # ---------------------------------------------------------------- CLI
 
 def test_model_table(cli):
@@ -299,7 +330,8 @@ REAL_TREES = [pytest.param(os.environ.get(var), id=var) for var in
 def test_model_verify_real_tree(cli, tree):
     if not tree or not Path(tree).is_dir():
         pytest.skip("set NOFAIL_LINT_KERNEL_6_12 / NOFAIL_LINT_KERNEL_6_1 to a Linux source tree")
-    proc = run_cli(cli, "model", "verify", "--signatures", tree)
+    proc = run_cli(cli, "model", "verify", "--signatures", "--gfp", tree)
     assert proc.returncode == 0, "\n".join(l for l in proc.stdout.splitlines()
                                            if "STALE" in l or "MISMATCH" in l or "MISSING" in l)
+    assert "0 mismatch, 0 missing" in proc.stdout.splitlines()[-1]
     assert " 0 stale" in proc.stdout.splitlines()[-1]

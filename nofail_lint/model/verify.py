@@ -450,3 +450,77 @@ def check_signatures(model: Model, tree: Path, version: str) -> list[SignatureRe
             spellings = sorted({s for s, _ in seen})
             results.append(SignatureResult(a.name, "ok", ", ".join(spellings)))
     return results
+
+
+# ---------------------------------------------------------------- gfp algebra
+
+GFP_FILES = ("include/linux/gfp_types.h", "include/linux/gfp.h", "mm/internal.h")
+_OBJECT_DEFINE = re.compile(r"^[ \t]*#[ \t]*define[ \t]+(\w+)(?![\w(])((?:[^\\\n]|\\[\s\S])*)", re.M)
+_ATOM_DEFINE = re.compile(r"^\(\(__force gfp_t\)___GFP_\w+\)$")
+
+
+@dataclass(frozen=True)
+class GfpResult:
+    name: str
+    status: str            # "ok" | "mismatch" | "missing" | "skipped"
+    reason: str = ""
+
+    def line(self) -> str:
+        tail = f" ({self.reason})" if self.status == "ok" and self.reason else ""
+        if self.status in ("ok", "skipped"):
+            return f"gfp {self.name}: {self.status}{tail if self.status == 'ok' else ': ' + self.reason}"
+        return f"gfp {self.name}: {self.status.upper()}: {self.reason}"
+
+
+def tree_gfp_defines(tree: Path) -> dict[str, str]:
+    """Object-like `#define`s of GFP_FILES (first definition of a name wins)."""
+    defines: dict[str, str] = {}
+    for rel in GFP_FILES:
+        try:
+            src = (tree / rel).read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            continue
+        code = blank_comments_and_strings(src)
+        for m in _OBJECT_DEFINE.finditer(code):
+            defines.setdefault(m.group(1), " ".join(m.group(2).replace("\\\n", " ").split()))
+    return defines
+
+
+def check_gfp(model: Model, tree: Path, version: str) -> list[GfpResult]:
+    """Compare the model's flag algebra for `version` with the tree's headers:
+    the same single-bit `__GFP_*` flags, and every composite mask (GFP_KERNEL,
+    GFP_NOWAIT, GFP_RECLAIM_MASK, ...) made of the same flags."""
+    from ..cexpr import MaskEvaluator
+    if version not in model.gfp:
+        return [GfpResult("algebra", "skipped", f"the model has no flag algebra for {version} "
+                          f"(known: {', '.join(model.versions)})")]
+    alg = model.gfp[version]
+    defines = tree_gfp_defines(tree)
+    if not defines:
+        return [GfpResult("algebra", "missing", "no #defines found in " + ", ".join(GFP_FILES))]
+    tree_atoms = frozenset(n for n, body in defines.items()
+                           if n.startswith("__GFP_") and _ATOM_DEFINE.match(body))
+    results = []
+    extra, lacking = sorted(tree_atoms - alg.atoms), sorted(alg.atoms - tree_atoms)
+    if extra or lacking:
+        results.append(GfpResult("atoms", "mismatch",
+                                 (f"tree has {', '.join(extra)} " if extra else "")
+                                 + (f"model has {', '.join(lacking)} not in the tree" if lacking else "")))
+    else:
+        results.append(GfpResult("atoms", "ok", f"{len(tree_atoms)} flags"))
+    model_eval = MaskEvaluator(alg.atoms, alg.composites, lambda n: [])
+    tree_eval = MaskEvaluator(tree_atoms, {}, lambda n: [defines[n]] if n in defines else [])
+    for name in sorted(alg.composites):
+        if name not in defines:
+            results.append(GfpResult(name, "missing", "not #defined in " + ", ".join(GFP_FILES)))
+            continue
+        want, got = model_eval.name(name), tree_eval.name(name)
+        if not got.known:
+            results.append(GfpResult(name, "mismatch", f"tree definition does not evaluate: {defines[name]}"))
+        elif want.flags != got.flags:
+            more, less = sorted(got.flags - want.flags), sorted(want.flags - got.flags)
+            results.append(GfpResult(name, "mismatch", (f"tree adds {', '.join(more)} " if more else "")
+                                     + (f"tree lacks {', '.join(less)}" if less else "")))
+        else:
+            results.append(GfpResult(name, "ok"))
+    return results
