@@ -100,6 +100,8 @@ _Q_FILE = _query("""
 (break_statement) @brk
 (update_expression argument: (_) @write)
 (assignment_expression left: (_) @write)
+(init_declarator declarator: (identifier) @write)
+(init_declarator declarator: (pointer_declarator declarator: (identifier) @write))
 (pointer_expression argument: (_) @addr)
 (ERROR) @err
 """)
