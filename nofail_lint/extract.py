@@ -416,9 +416,12 @@ def extract(src: bytes, path: str, parser: ts.Parser | None = None) -> FileFacts
         analyser = LoopAnalyser(f, lines, labels_by_fn.get(id(f), {}), gotos_by_fn.get(id(f), []),
                                 exits, writes, addressed)
         retry_loops = []
-        for loop in loops_by_fn.get(id(f), ()):
-            retry_loops.extend(analyser.analyse_loop(loop))
-        retry_loops.extend(analyser.analyse_goto_loops())
+        try:
+            for loop in loops_by_fn.get(id(f), ()):
+                retry_loops.extend(analyser.analyse_loop(loop))
+            retry_loops.extend(analyser.analyse_goto_loops())
+        except RecursionError:
+            retry_loops = []   # absurdly deep conditions: give up on this function's loops only
         out.append(FunctionFacts(
             name=f.name, is_static=f.static, params=f.params, span=dataclasses.replace(lines.span(f.header), snippet=""),
             calls=tuple(call_sites), returns=tuple(returns), retry_loops=tuple(retry_loops)))

@@ -8,6 +8,8 @@ from __future__ import annotations
 import multiprocessing
 import os
 import time
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -56,18 +58,56 @@ def _extract_one(item: tuple[str, str]) -> FileFacts | Skipped | None:
         return Skipped(display, f"analysis failed: {type(e).__name__}: {e}")
 
 
+def _extract_batch(items: list[tuple[str, str]]) -> list[FileFacts | Skipped | None]:
+    return [_extract_one(it) for it in items]
+
+
 def extract_all(files: list[SourceFile], jobs: int) -> tuple[list[FileFacts], list[Skipped]]:
+    """Extract every file in worker processes.
+
+    Files go out in batches; a batch whose worker dies (a crash inside the
+    parser, the OOM killer) is re-run one file per fresh worker, so only the
+    file that kills its worker is lost, and it is reported as skipped.
+    """
     items = [(str(f.path), f.display) for f in files]
     jobs = jobs or os.cpu_count() or 1
     if jobs <= 1 or len(items) < 16:
-        results = [_extract_one(it) for it in items]
+        results = _extract_batch(items)
     else:
+        size = max(1, min(64, len(items) // (jobs * 8) or 1))
+        batches = [items[i:i + size] for i in range(0, len(items), size)]
+        results = []
         ctx = multiprocessing.get_context("fork")
-        with ctx.Pool(jobs) as pool:
-            results = pool.map(_extract_one, items, chunksize=max(1, min(64, len(items) // (jobs * 8) or 1)))
-    facts = [r for r in results if isinstance(r, FileFacts)]
-    skipped = [r for r in results if isinstance(r, Skipped)]
+        while batches:
+            broken: list[list[tuple[str, str]]] = []
+            with ProcessPoolExecutor(jobs, mp_context=ctx) as pool:
+                futures = [pool.submit(_extract_batch, b) for b in batches]
+                for batch, fut in zip(batches, futures):
+                    try:
+                        results.extend(fut.result())
+                    except BrokenProcessPool:
+                        broken.append(batch)
+            # a dead worker breaks every pending batch: halve them and go again;
+            # a single file is finally run in a worker of its own
+            batches = []
+            for batch in broken:
+                if len(batch) == 1:
+                    results.append(_isolated(batch[0], ctx))
+                else:
+                    half = len(batch) // 2
+                    batches += [batch[:half], batch[half:]]
+    facts = sorted((r for r in results if isinstance(r, FileFacts)), key=lambda f: f.path)
+    skipped = sorted((r for r in results if isinstance(r, Skipped)), key=lambda s: s.path)
     return facts, skipped
+
+
+def _isolated(item: tuple[str, str], ctx) -> FileFacts | Skipped | None:
+    """One file in a worker of its own: a crash costs only this file."""
+    try:
+        with ProcessPoolExecutor(1, mp_context=ctx) as pool:
+            return pool.submit(_extract_batch, [item]).result()[0]
+    except BrokenProcessPool:
+        return Skipped(item[1], "analysis failed: the worker process died on this file")
 
 
 def run(options: Options, cwd: Path | None = None) -> RunResult:
