@@ -374,3 +374,40 @@ def identifiers(e: Expr) -> set[str]:
         elif x[0] == "call":
             stack.extend(x[2])
     return out
+
+
+_INT_OPS = {
+    "+": lambda a, b: a + b, "-": lambda a, b: a - b, "*": lambda a, b: a * b,
+    "<<": lambda a, b: a << b if 0 <= b < 64 else None, ">>": lambda a, b: a >> b if 0 <= b < 64 else None,
+    "|": lambda a, b: a | b, "&": lambda a, b: a & b,
+    "/": lambda a, b: a // b if b else None,
+}
+
+
+def const_value(e: Expr, resolve_macro: Callable[[str], list[str]], known: dict[str, int] | None = None,
+                depth: int = 0) -> int | None:
+    """The integer value of a constant expression (literals, macros, arithmetic), or None."""
+    if depth > 16:
+        return None
+    kind = e[0]
+    if kind == "num":
+        return e[1]
+    if kind == "cast":
+        return const_value(e[1], resolve_macro, known, depth + 1)
+    if kind == "id":
+        if known and e[1] in known:
+            return known[e[1]]
+        if e[1].startswith("SZ_") and e[1][3:-1].isdigit() and e[1][-1] in "KMG":
+            return int(e[1][3:-1]) << {"K": 10, "M": 20, "G": 30}[e[1][-1]]
+        bodies = resolve_macro(e[1])
+        if len(bodies) != 1:
+            return None
+        return const_value(parse_expr(bodies[0]), resolve_macro, known, depth + 1)
+    if kind == "un" and e[1] in ("-", "+"):
+        v = const_value(e[2], resolve_macro, known, depth + 1)
+        return None if v is None else (-v if e[1] == "-" else v)
+    if kind == "bin" and e[1] in _INT_OPS:
+        a = const_value(e[2], resolve_macro, known, depth + 1)
+        b = const_value(e[3], resolve_macro, known, depth + 1) if a is not None else None
+        return None if a is None or b is None else _INT_OPS[e[1]](a, b)
+    return None

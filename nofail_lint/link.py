@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 
-from .cexpr import Mask, MaskEvaluator, parse_expr
+from .cexpr import Mask, MaskEvaluator, const_value, parse_expr
 from .facts import CallSite, FileFacts, FunctionFacts, ReturnedCall
 from .model import Model
 
@@ -38,7 +38,9 @@ class TreeTables:
                  extra_allocators: frozenset[str] = frozenset()):
         self.files = files
         self.model = model
+        self.kernel_version = kernel_version
         self.algebra = model.algebra(kernel_version)
+        self.derived: dict[str, object] = {}     # per-run results rules share (e.g. the gfp flow)
         self.extra_allocators = extra_allocators
         self.macros: dict[str, list[str]] = defaultdict(list)
         self.file_macros: dict[str, dict[str, list[str]]] = {}
@@ -82,6 +84,10 @@ class TreeTables:
         path = ref.file.path
         return MaskEvaluator(self.algebra.atoms, self.algebra.composites,
                              lambda n: self.macro_bodies(path, n), params.get)
+
+    def const_int(self, path: str, expr, known: dict[str, int] | None = None) -> int | None:
+        """Value of a constant integer expression, through the tree's macros."""
+        return const_value(expr, lambda n: self.macro_bodies(path, n), known)
 
     def evaluator_for_file(self, path: str) -> MaskEvaluator:
         """An evaluator with no parameters bound (file-scope macros only)."""

@@ -63,7 +63,7 @@ def check(tables: TreeTables) -> list[Finding]:
                              f"failure: no bounding counter, signal check, timeout or error return")
                 notes.append("fix: pass __GFP_NOFAIL to the allocator (and drop the loop), or let the "
                              "failure reach the caller")
-                notes.extend(fact_notes(model, FACTS + tuple(model.retry_wait_facts if waiting else ())))
+                notes.extend(fact_notes(tables, FACTS + tuple(model.retry_wait_facts if waiting else ())))
                 message = (f"open-coded retry loop around {callee}(): it repeats the allocation until it "
                            f"succeeds; use __GFP_NOFAIL instead")
                 out.append(Finding(

@@ -1,0 +1,216 @@
+"""Where gfp masks flow: every allocator call, bound up through wrappers.
+
+A *sink* is an allocator call reachable from a function, described in terms
+of that function's parameters: the gfp mask (constant flags plus parameters
+that flow in), and the API's other interesting arguments (start/end of a
+range API, the order of a page allocation), each either bound to a value or
+still a parameter. A model allocator is the seed (all its arguments are its
+own parameters); a call to a function that has sinks binds the callee's
+parameters to the call's arguments. The fixpoint runs over a worklist of
+callers, across files (DESIGN.md section 3.1).
+
+Each binding is a *site*: the call, the mask as seen there, and the path down
+to the kernel API. Rules look at sites (and at the sink one level down, to
+tell where a flag first entered) and decide; this module holds no rule.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ..cexpr import Mask, mask_clear, mask_or, parse_expr
+from ..facts import CallSite
+from ..link import FunctionRef, TreeTables
+from ..model import NOFAIL, Allocator
+
+MAX_SINKS_PER_FUNCTION = 32
+MAX_DEPTH = 10
+PAGE_SIZE = 4096          # for get_order(constant): the common 4 KiB page
+_ROLES = ("start", "end", "order")
+
+# bound argument kinds: ("param", i) | ("default", name) | ("const", int) | ("other", text)
+
+
+@dataclass(frozen=True)
+class Step:
+    path: str
+    call: CallSite
+    function: str
+
+
+@dataclass(frozen=True)
+class Sink:
+    api: Allocator
+    mask: Mask
+    roles: tuple[tuple[str, tuple], ...]     # (role, bound) for start/end/order
+    steps: tuple[Step, ...] = ()             # from the owner's call down to the API
+    nofail_origin: Step | None = None        # the call where NOFAIL became constant
+
+    def role(self, name: str) -> tuple | None:
+        for r, bound in self.roles:
+            if r == name:
+                return bound
+        return None
+
+    def signature(self):
+        origin = (self.nofail_origin.path, self.nofail_origin.call.span) if self.nofail_origin else None
+        return (self.api.name, self.mask, self.roles, origin)
+
+    @property
+    def open(self) -> bool:
+        """Still depends on the owner's parameters."""
+        return bool(self.mask.params) or any(b[0] == "param" for _, b in self.roles)
+
+
+@dataclass(frozen=True)
+class Site:
+    """One binding: `sink` as seen at `step.call`, `below` as the callee had it."""
+
+    step: Step
+    ref: FunctionRef
+    sink: Sink
+    below: Sink
+
+    @property
+    def path(self) -> tuple[Step, ...]:
+        return self.sink.steps
+
+
+def seed(api: Allocator) -> Sink:
+    roles = tuple((r, ("param", getattr(api, r))) for r in _ROLES if getattr(api, r) is not None)
+    return Sink(api, Mask(params=((api.gfp, frozenset()),)), roles)
+
+
+class GfpFlow:
+    """Computes every site once per run; rules iterate over `sites`."""
+
+    def __init__(self, tables: TreeTables):
+        self.tables = tables
+        self.version = tables.kernel_version
+        self.sites: list[Site] = []
+        self._sinks: dict[tuple[str, str], dict] = {}
+        self._run()
+
+    # ---------------------------------------------------------------- binding
+
+    def _api(self, name: str) -> Allocator | None:
+        api = self.tables.model.allocator_for(name, self.version)
+        if api is None or api.gfp is None:
+            return None
+        return api
+
+    def sinks_of_callee(self, ref: FunctionRef, callee: str) -> list[Sink]:
+        api = self._api(callee)
+        if api is not None:
+            return [seed(api)]
+        out = []
+        for target in self.tables.resolve(ref.file.path, callee):
+            out.extend(self._sinks.get(target.key, {}).values())
+        return out
+
+    def _bind(self, ref: FunctionRef, call: CallSite, sink: Sink, evaluator) -> Sink:
+        mask = Mask(sink.mask.flags, sink.mask.must, known=sink.mask.known)
+        for idx, cleared in sink.mask.params:
+            if idx < len(call.args):
+                mask = mask_or(mask, mask_clear(evaluator.eval(parse_expr(call.args[idx])), cleared))
+        roles = []
+        for role, bound in sink.roles:
+            if bound[0] == "param":
+                idx = bound[1]
+                text = call.args[idx] if idx < len(call.args) else ""
+                bound = self.resolve_order(ref, text) if role == "order" else self.resolve_bound(ref, text)
+            roles.append((role, bound))
+        step = Step(ref.file.path, call, ref.fn.name)
+        origin = sink.nofail_origin
+        if origin is None and mask.may_include(NOFAIL):
+            origin = step
+        return Sink(sink.api, mask, tuple(roles), (step,) + sink.steps, origin)
+
+    def resolve_bound(self, ref: FunctionRef, text: str, depth: int = 0) -> tuple:
+        """A range bound: a parameter, the default name, or something else."""
+        e = parse_expr(text)
+        while e[0] == "cast":
+            e = e[1]
+        if e[0] != "id":
+            return ("other", " ".join(text.split()))
+        name = e[1]
+        for api in self.tables.model.range_apis().values():
+            if api.range_default and name in api.range_default:
+                return ("default", name)
+        if name in ref.fn.params:
+            return ("param", ref.fn.params.index(name))
+        bodies = self.tables.macro_bodies(ref.file.path, name)
+        if len(bodies) == 1 and depth < 8:
+            inner = self.resolve_bound(ref, bodies[0], depth + 1)
+            if inner[0] == "default":
+                return inner
+        return ("other", name)
+
+    def resolve_order(self, ref: FunctionRef, text: str) -> tuple:
+        """A page order: a parameter, a constant (literal, macro, get_order(constant)), or unknown."""
+        e = parse_expr(text)
+        while e[0] == "cast":
+            e = e[1]
+        if e[0] == "id" and e[1] in ref.fn.params:
+            return ("param", ref.fn.params.index(e[1]))
+        value = self.tables.const_int(ref.file.path, e)
+        if value is not None:
+            return ("const", value)
+        if e[0] == "call" and e[1] == "get_order" and len(e[2]) == 1:
+            size = self.tables.const_int(ref.file.path, e[2][0], {"PAGE_SIZE": PAGE_SIZE, "PAGE_SHIFT": 12})
+            if size is not None and size > 0:
+                order, pages = 0, -(-size // PAGE_SIZE)
+                while (1 << order) < pages:
+                    order += 1
+                return ("const", order)
+        return ("other", " ".join(text.split()))
+
+    # ---------------------------------------------------------------- fixpoint
+
+    def _run(self):
+        tables = self.tables
+        work: list[FunctionRef] = []
+        for name, api in tables.model.allocators.items():
+            if api.gfp is None:
+                continue
+            for ref, _call in tables.callers.get(name, ()):
+                work.append(ref)
+        queued = {r.key for r in work}
+        seen_sites = set()
+        rounds = 0
+        while work and rounds < 200000:
+            rounds += 1
+            ref = work.pop()
+            queued.discard(ref.key)
+            evaluator = tables.evaluator(ref)
+            mine = self._sinks.setdefault(ref.key, {})
+            grew = False
+            for call in ref.fn.calls:
+                for below in self.sinks_of_callee(ref, call.callee):
+                    if len(below.steps) >= MAX_DEPTH:
+                        continue
+                    bound = self._bind(ref, call, below, evaluator)
+                    key = (ref.file.path, call.span, bound.signature(), below.signature())
+                    if key not in seen_sites:
+                        seen_sites.add(key)
+                        self.sites.append(Site(Step(ref.file.path, call, ref.fn.name), ref, bound, below))
+                    if not (bound.open or bound.mask.may_include(NOFAIL)):
+                        continue     # nothing a caller could add or be told
+                    sig = bound.signature()
+                    if sig not in mine and len(mine) < MAX_SINKS_PER_FUNCTION:
+                        mine[sig] = bound
+                        grew = True
+            if grew:
+                for caller, _call in tables.callers.get(ref.fn.name, ()):
+                    if caller.key not in queued and any(
+                            t.key == ref.key for t in tables.resolve(caller.file.path, ref.fn.name)):
+                        queued.add(caller.key)
+                        work.append(caller)
+        self.sites.sort(key=lambda s: (s.step.path, s.step.call.span.line, s.step.call.span.column))
+
+
+def flow_for(tables: TreeTables) -> GfpFlow:
+    """One GfpFlow per TreeTables (rules share it)."""
+    flow = tables.derived.get("gfp_flow")
+    if flow is None:
+        flow = tables.derived["gfp_flow"] = GfpFlow(tables)
+    return flow
