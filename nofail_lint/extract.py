@@ -17,7 +17,8 @@ import tree_sitter as ts
 import tree_sitter_c as tsc
 
 from .facts import CallSite, FileFacts, FunctionFacts, ReturnedCall, RetryLoop, Span
-from .loops import LoopAnalyser
+from .loops import LoopAnalyser, is_null_test, result_key
+from .model import load_model
 
 LANGUAGE = ts.Language(tsc.language())
 
@@ -104,6 +105,9 @@ _Q_FILE = _query("""
 (init_declarator declarator: (pointer_declarator declarator: (identifier) @write))
 (pointer_expression argument: (_) @addr)
 (ERROR) @err
+(if_statement condition: (_) @cond)
+(while_statement condition: (_) @cond)
+(do_statement condition: (_) @cond)
 """)
 
 _CONDITIONAL_TYPES = frozenset({
@@ -371,6 +375,12 @@ def extract(src: bytes, path: str, parser: ts.Parser | None = None) -> FileFacts
         f.events.setdefault(node_text(lhs), []).append(
             _Event(node.start_byte, node.end_byte, op, node_text(rhs), _cond_ranges(node, f.body)))
 
+    conds_by_fn: dict[int, list[ts.Node]] = {}
+    for n in sorted(caps.get("cond", ()), key=by_start):
+        f = owner(n)
+        if f is not None:
+            conds_by_fn.setdefault(id(f), []).append(n)
+
     loops_by_fn: dict[int, list[ts.Node]] = {}
     for n in caps.get("loop", ()):
         f = owner(n)
@@ -410,7 +420,8 @@ def extract(src: bytes, path: str, parser: ts.Parser | None = None) -> FileFacts
             if not any(_RELEVANT_ARG.search(a) or (carries and carries.search(a)) for a in arg_texts):
                 continue
             substituted = tuple(values.substitute(a, call.start_byte) for a in arg_texts)
-            call_sites.append(CallSite(node_text(fn), lines.span(fn, call), substituted))
+            tests = _null_tests(f, call, conds_by_fn.get(id(f), ()), lines)
+            call_sites.append(CallSite(node_text(fn), lines.span(fn, call), substituted, tests))
 
         returns = _returned_calls(f, returns_by_fn.get(id(f), ()), lines)
         analyser = LoopAnalyser(f, lines, labels_by_fn.get(id(f), {}), gotos_by_fn.get(id(f), []),
@@ -424,8 +435,47 @@ def extract(src: bytes, path: str, parser: ts.Parser | None = None) -> FileFacts
             retry_loops = []   # absurdly deep conditions: give up on this function's loops only
         out.append(FunctionFacts(
             name=f.name, is_static=f.static, params=f.params, span=dataclasses.replace(lines.span(f.header), snippet=""),
-            calls=tuple(call_sites), returns=tuple(returns), retry_loops=tuple(retry_loops)))
+            calls=tuple(call_sites), returns=tuple(returns), retry_loops=tuple(retry_loops),
+            atomic=_atomic_regions(f, lines)))
     return FileFacts(path=path, macros=macros, functions=tuple(out), parse_errors=errors)
+
+
+def _null_tests(f: _Function, call: ts.Node, conds, lines: SourceLines) -> tuple[Span, ...]:
+    """Conditions after `call` that test its result for NULL, until the
+    variable is assigned again."""
+    kind, key = result_key(call)
+    if kind != "var":
+        return ()
+    stop = f.body.end_byte
+    for assign, lhs in f.assign_nodes:
+        if assign.start_byte > call.end_byte and node_text(lhs) == key:
+            stop = min(stop, assign.start_byte)
+    out = []
+    for cond in conds:
+        if call.end_byte <= cond.start_byte < stop and is_null_test(cond, key):
+            out.append(lines.span(cond))
+    return tuple(out)
+
+
+def _atomic_regions(f: _Function, lines: SourceLines) -> tuple[tuple[str, int, int, int, int], ...]:
+    """Spans from a lock/irq-off/RCU call to its matching release, in source order."""
+    sections = load_model().atomic_sections
+    if not any(node_text(fn) in sections for _, fn, _ in f.calls):
+        return ()
+    out = []
+    calls = sorted(f.calls, key=lambda c: c[0].start_byte)
+    for i, (call, fn, _args) in enumerate(calls):
+        unlocks = sections.get(node_text(fn))
+        if not unlocks:
+            continue
+        end = f.body
+        for later, lfn, _ in calls[i + 1:]:
+            if node_text(lfn) in unlocks:
+                end = later
+                break
+        (r0, c0), (r1, c1) = call.end_point, (end.start_point if end is not f.body else end.end_point)
+        out.append((node_text(fn), r0 + 1, lines.char_col(r0, c0), r1 + 1, lines.char_col(r1, c1)))
+    return tuple(out)
 
 
 def strip_wrappers(node: ts.Node | None) -> ts.Node | None:

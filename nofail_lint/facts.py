@@ -29,6 +29,7 @@ class CallSite:
     callee: str
     span: Span
     args: tuple[str, ...]
+    null_tests: tuple[Span, ...] = ()   # later tests of the call's result for NULL
 
 
 @dataclass(frozen=True)
@@ -62,6 +63,8 @@ class FunctionFacts:
     calls: tuple[CallSite, ...]
     returns: tuple[ReturnedCall, ...]
     retry_loops: tuple[RetryLoop, ...]
+    # non-sleepable regions: (opening call, start line, start column, end line, end column)
+    atomic: tuple[tuple[str, int, int, int, int], ...] = ()
 
 
 @dataclass(frozen=True)

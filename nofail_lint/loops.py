@@ -370,23 +370,9 @@ class LoopAnalyser:
         return val, dep
 
     def _result_of(self, call: ts.Node) -> _Result | None:
-        p, child = call.parent, call
-        while p is not None and p.type in ("parenthesized_expression", "cast_expression"):
-            child, p = p, p.parent
-        key = None
-        if p is not None and p.type == "assignment_expression" and p.child_by_field_name("right") == child:
-            if p.child_by_field_name("operator").text != b"=":
-                return None
-            key = _norm(p.child_by_field_name("left").text.decode("utf-8", "replace"))
-        elif p is not None and p.type == "init_declarator" and p.child_by_field_name("value") == child:
-            d = p.child_by_field_name("declarator")
-            while d is not None and d.type != "identifier":
-                d = d.child_by_field_name("declarator")
-            if d is None:
-                return None
-            key = d.text.decode("utf-8", "replace")
-        elif p is None or p.type in ("expression_statement", "compound_statement", "argument_list"):
-            return None   # result unused, or passed on to another call
+        kind, key = result_key(call)
+        if kind == "unused":
+            return None
         if key is not None and self._used_unchecked(call, key):
             return None
         return _Result(key, call, self._is_errno(key, call))
@@ -576,6 +562,58 @@ def _written(key: str, modified: set[str]) -> bool:
             if key[:i] in modified or (sep == "->" and key[:i] + "->*" in modified):
                 return True
             i = key.find(sep, i + 1)
+    return False
+
+
+def result_key(call: ts.Node) -> tuple[str, str | None]:
+    """Where a call's result goes: ("var", lvalue text) when assigned with `=`
+    or used to initialise a declaration, ("direct", None) when the call itself
+    is tested or computed with, ("unused", None) otherwise."""
+    p, child = call.parent, call
+    while p is not None and p.type in ("parenthesized_expression", "cast_expression"):
+        child, p = p, p.parent
+    if p is not None and p.type == "assignment_expression" and p.child_by_field_name("right") == child:
+        if p.child_by_field_name("operator").text != b"=":
+            return "unused", None
+        return "var", _norm(p.child_by_field_name("left").text.decode("utf-8", "replace"))
+    if p is not None and p.type == "init_declarator" and p.child_by_field_name("value") == child:
+        d = p.child_by_field_name("declarator")
+        while d is not None and d.type != "identifier":
+            d = d.child_by_field_name("declarator")
+        return ("var", d.text.decode("utf-8", "replace")) if d is not None else ("unused", None)
+    if p is None or p.type in ("expression_statement", "compound_statement", "argument_list"):
+        return "unused", None   # result unused, or passed on to another call
+    return "direct", None
+
+
+def is_null_test(cond: ts.Node | None, key: str) -> bool:
+    """Does `cond` test `key` for NULL: `!p`, `p == NULL`, `unlikely(!p)`,
+    `IS_ERR_OR_NULL(p)`, or one of those inside `||` / `&&`?"""
+    cond = strip(cond)
+    if cond is None:
+        return False
+    t = cond.type
+    if t == "unary_expression" and cond.child_by_field_name("operator").text == b"!":
+        arg = strip(cond.child_by_field_name("argument"))
+        return arg is not None and _norm(arg.text.decode("utf-8", "replace")) == key
+    if t == "binary_expression":
+        op = cond.child_by_field_name("operator").text
+        left, right = strip(cond.child_by_field_name("left")), strip(cond.child_by_field_name("right"))
+        if op in (b"||", b"&&"):
+            return is_null_test(left, key) or is_null_test(right, key)
+        if op == b"==" and left is not None and right is not None:
+            texts = {_norm(left.text.decode("utf-8", "replace")), _norm(right.text.decode("utf-8", "replace"))}
+            return key in texts and bool(texts & _ZERO)
+        return False
+    if t == "call_expression":
+        fn = cond.child_by_field_name("function")
+        args = cond.child_by_field_name("arguments")
+        name = fn.text.decode("utf-8", "replace") if fn is not None else ""
+        first = args.named_children[0] if args is not None and args.named_children else None
+        if name in _TRANSPARENT_CALLS:
+            return is_null_test(first, key)
+        if name == "IS_ERR_OR_NULL" and first is not None:
+            return _norm(strip(first).text.decode("utf-8", "replace")) == key
     return False
 
 

@@ -216,7 +216,8 @@ def test_sarif_driver_and_rules(rules):
         assert "```c" in r["help"]["markdown"]
         for fact in doc.facts:
             assert fact in r["help"]["markdown"] and fact in r["help"]["text"]
-            assert FACTS[fact] in r["help"]["markdown"]
+            if fact in FACTS:   # the hand-written texts above; the others render as the model says
+                assert FACTS[fact] in r["help"]["markdown"]
         assert r["defaultConfiguration"] == {"level": doc.level}
         assert r["properties"] == {"tags": ["memory", "correctness"], "precision": "high"}
     assert run["originalUriBaseIds"] == {"%SRCROOT%": {"uri": "file:///src/linux/"}}

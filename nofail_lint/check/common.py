@@ -19,3 +19,35 @@ def fact_notes(tables: TreeTables, fact_ids) -> tuple[str, ...]:
 def short(text: str, limit: int = 60) -> str:
     text = " ".join(text.split())
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def chain_steps(sink, last_message: str):
+    """PathSteps for a gfp-flow sink: each wrapper hop, then the kernel API call."""
+    from ..findings import PathStep
+    steps = []
+    for i, st in enumerate(sink.steps):
+        msg = last_message if i + 1 == len(sink.steps) else \
+            f"{st.function}() calls {st.call.callee}(), which passes the mask on to {sink.api.name}()"
+        steps.append(PathStep(location(st.path, st.call.span), msg))
+    return tuple(steps) if len(steps) > 1 else ()
+
+
+def site_finding(tables: TreeTables, site, rule_id: str, level: str, message: str,
+                 notes: list[str], facts) -> "Finding":
+    """A finding at a gfp-flow site, carrying the wrapper path and the model facts."""
+    from ..findings import Finding
+    sink = site.sink
+    if len(sink.steps) > 1:
+        notes = ["call chain: " + " -> ".join(f"{s.call.callee}()" for s in sink.steps)] + notes
+    facts = tuple(dict.fromkeys(facts))
+    return Finding(
+        rule_id=rule_id, level=level, message=message,
+        location=location(site.step.path, site.step.call.span), function=site.step.function,
+        notes=tuple(notes) + fact_notes(tables, facts),
+        path=chain_steps(sink, f"{sink.api.name}() gets the mask"),
+        facts=tuple(f.id for f in tables.model.facts_for(facts, tables.kernel_version)))
+
+
+def became_true(site, predicate) -> bool:
+    """True at the call where `predicate` first holds, walking up from the API."""
+    return predicate(site.sink) and not predicate(site.below)

@@ -223,6 +223,8 @@ class Model:
     facts: dict[str, Fact] = field(default_factory=dict, hash=False)
     gfp: dict[str, GfpAlgebra] = field(default_factory=dict, hash=False)
     not_allocators: dict[str, NotAllocator] = field(default_factory=dict, hash=False)
+    atomic_sections: dict[str, frozenset[str]] = field(default_factory=dict, hash=False)  # lock -> unlocks
+    atomic_facts: tuple[str, ...] = ()
 
     def allocator(self, name: str) -> Allocator | None:
         """The entry for any spelling, as it applies to the newest kernel."""
@@ -371,12 +373,15 @@ def load_model() -> Model:
     gfp = {}
     for ver, row in _read("gfp.toml")["versions"].items():
         gfp[ver] = GfpAlgebra(ver, frozenset(row["atoms"]), dict(row["composites"]))
+    atomic = _read("atomic.toml")
     model = Model(allocators, frozenset(wait.get("names", ())),
-                  tuple(wait.get("facts", ())), facts, gfp, not_allocators)
+                  tuple(wait.get("facts", ())), facts, gfp, not_allocators,
+                  {k: frozenset(v) for k, v in atomic["sections"].items()}, tuple(atomic.get("facts", ())))
     cited = [(a.name, f) for a in model.entries()
              for view in [a, *(a.for_version(rng_high(r)) for r, _ in a.versions)] for f in view.facts]
     cited += [(n.name, f) for n in not_allocators.values() for f in n.facts]
     cited += [("retry_wait", f) for f in model.retry_wait_facts]
+    cited += [("atomic", f) for f in model.atomic_facts]
     for who, f in cited:
         if f not in facts:
             raise ValueError(f"allocator model: {who} cites unknown fact {f}")

@@ -1,0 +1,34 @@
+"""NF003 nofail-contradictory-flags: __GFP_NOFAIL together with __GFP_NORETRY or
+__GFP_RETRY_MAYFAIL. The page allocator lets NOFAIL win (it still loops), so the
+"may fail" flag is dead and the caller's intent is unclear."""
+from __future__ import annotations
+
+from ..findings import Finding
+from ..link import TreeTables
+from ..model import NOFAIL
+from .common import became_true, site_finding
+from .gfp_flow import flow_for
+
+RULE_ID = "NF003"
+LEVEL = "warning"
+FACTS = ("page.nofail-beats-noretry", "gfp.nofail-contract")
+MAY_FAIL = ("__GFP_NORETRY", "__GFP_RETRY_MAYFAIL")
+
+
+def _contradicts(sink) -> bool:
+    return sink.mask.may_include(NOFAIL) and any(sink.mask.may_include(f) for f in MAY_FAIL)
+
+
+def check(tables: TreeTables) -> list[Finding]:
+    out = {}
+    for site in flow_for(tables).sites:
+        if not became_true(site, _contradicts):
+            continue
+        other = " and ".join(f for f in MAY_FAIL if site.sink.mask.may_include(f))
+        msg = (f"__GFP_NOFAIL together with {other} in the mask reaching {site.sink.api.name}(): "
+               f"the allocator cannot both never fail and give up early")
+        notes = ["NOFAIL wins in the page allocator (it keeps retrying), so the 'may fail' flag is dead; "
+                 "decide whether the caller can handle failure and drop one of the two"]
+        key = (site.step.path, site.step.call.span)
+        out.setdefault(key, site_finding(tables, site, RULE_ID, LEVEL, msg, notes, FACTS))
+    return list(out.values())

@@ -1,0 +1,34 @@
+"""NF004 nofail-without-reclaim: __GFP_NOFAIL without __GFP_DIRECT_RECLAIM
+(GFP_ATOMIC, GFP_NOWAIT, reclaim masked out). The allocator cannot loop
+without sleeping: it warns and returns NULL, so "no fail" fails."""
+from __future__ import annotations
+
+from ..findings import Finding
+from ..link import TreeTables
+from ..model import NOFAIL
+from .common import became_true, site_finding
+from .gfp_flow import flow_for
+
+RULE_ID = "NF004"
+LEVEL = "error"
+RECLAIM = "__GFP_DIRECT_RECLAIM"
+FACTS = ("gfp.nofail-needs-direct-reclaim", "page.nofail-without-reclaim-null")
+
+
+def _lacks_reclaim(sink) -> bool:
+    mask = sink.mask
+    return mask.may_include(NOFAIL) and not mask.may_include(RECLAIM) and not mask.param_may_carry(RECLAIM)
+
+
+def check(tables: TreeTables) -> list[Finding]:
+    out = {}
+    for site in flow_for(tables).sites:
+        if not became_true(site, _lacks_reclaim):
+            continue
+        msg = (f"__GFP_NOFAIL without __GFP_DIRECT_RECLAIM in the mask reaching {site.sink.api.name}(): "
+               f"the allocator cannot retry without sleeping and returns NULL")
+        notes = ["NOFAIL needs a sleepable context: use GFP_KERNEL/GFP_NOFS/GFP_NOIO with __GFP_NOFAIL "
+                 "outside atomic context, or drop __GFP_NOFAIL and handle the failure"]
+        key = (site.step.path, site.step.call.span)
+        out.setdefault(key, site_finding(tables, site, RULE_ID, LEVEL, msg, notes, FACTS))
+    return list(out.values())

@@ -1,0 +1,41 @@
+"""NF008 nofail-atomic-context: a __GFP_NOFAIL allocation (it sleeps) between a
+spin_lock / irq-off / preempt-off / RCU read-side opening call and its release,
+on the straight-line path of the same function."""
+from __future__ import annotations
+
+from ..findings import Finding
+from ..link import TreeTables
+from ..model import NOFAIL
+from .common import site_finding
+from .gfp_flow import flow_for
+
+RULE_ID = "NF008"
+LEVEL = "error"
+FACTS = ("gfp.nofail-needs-direct-reclaim",)
+
+
+def _region(fn, span):
+    here = (span.line, span.column)
+    for opener, l0, c0, l1, c1 in fn.atomic:
+        if (l0, c0) <= here <= (l1, c1):
+            return opener, l0
+    return None
+
+
+def check(tables: TreeTables) -> list[Finding]:
+    out = {}
+    for site in flow_for(tables).sites:
+        if not site.ref.fn.atomic or not site.sink.mask.may_include(NOFAIL):
+            continue
+        region = _region(site.ref.fn, site.step.call.span)
+        if region is None:
+            continue
+        opener, line = region
+        msg = (f"__GFP_NOFAIL allocation via {site.step.call.callee}() inside {opener}() "
+               f"(line {line}): a NOFAIL allocation sleeps until it succeeds")
+        notes = [f"{opener}() at line {line} makes the section non-sleepable until its release; allocate "
+                 f"before taking it, or use a non-sleeping mask and handle failure"]
+        key = (site.step.path, site.step.call.span)
+        out.setdefault(key, site_finding(tables, site, RULE_ID, LEVEL, msg, notes,
+                                         FACTS + tables.model.atomic_facts))
+    return list(out.values())
