@@ -450,9 +450,13 @@ def _null_tests(f: _Function, call: ts.Node, conds, lines: SourceLines) -> tuple
     for assign, lhs in f.assign_nodes:
         if assign.start_byte > call.end_byte and node_text(lhs) == key:
             stop = min(stop, assign.start_byte)
+    # only tests the allocation dominates: a test outside an `if` that guards
+    # the call may see the variable's earlier value
+    guards = _cond_ranges(call, f.body)
     out = []
     for cond in conds:
-        if call.end_byte <= cond.start_byte < stop and is_null_test(cond, key):
+        if call.end_byte <= cond.start_byte < stop and all(s <= cond.start_byte < e for s, e in guards) \
+                and is_null_test(cond, key):
             out.append(lines.span(cond))
     return tuple(out)
 
