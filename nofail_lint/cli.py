@@ -1,22 +1,27 @@
-"""Command line: `nofail-lint check|explain|model`.
+"""Command line: `nofail-lint check|grep|explain|model`.
 
 Exit codes: 0 clean, 1 findings, 2 usage or tool error, or a run with no
 findings that had to skip inputs (the result is incomplete).
 """
 from __future__ import annotations
 
+import json
 import sys
+import time
 from collections import Counter
 from pathlib import Path
 
 import click
 
-from . import __version__
-from .discover import MissingPath
+from . import __version__, baseline
+from .config import Config, ConfigError, find_config, load_config
+from .discover import MissingPath, kernel_version_of
+from .gitdiff import DiffError, changed_lines, split_changed
 from .model import load_model
-from .pipeline import Options, run
+from .pipeline import Options, analyse, run
 from .report import FORMATS, render
 from .rules_catalog import RuleFileError, explain_text, load_rules
+from .suppress import split_suppressed
 
 EXIT_CLEAN, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
 
@@ -33,6 +38,63 @@ def _split_rules(value: str | None) -> set[str] | None:
     return {v.strip().upper() for v in value.split(",") if v.strip()}
 
 
+class _Progress:
+    """`files done/total, rate` on one stderr line, only when stderr is a terminal."""
+
+    def __init__(self, enabled: bool):
+        self.enabled = enabled
+        self.started = time.monotonic()
+        self.last = 0.0
+        self.shown = False
+
+    def __call__(self, done: int, total: int):
+        now = time.monotonic()
+        if not self.enabled or (now - self.last < 0.1 and done < total):
+            return
+        self.last = now
+        rate = done / max(now - self.started, 1e-6)
+        self._write(f"nofail-lint: {done}/{total} files ({rate:.0f} files/s)"
+                    + (", linking and checking..." if done == total else ""))
+
+    def _write(self, text: str):
+        sys.stderr.write("\r\033[K" + text)
+        sys.stderr.flush()
+        self.shown = True
+
+    def clear(self):
+        if self.shown:
+            sys.stderr.write("\r\033[K")
+            sys.stderr.flush()
+            self.shown = False
+
+
+def _fail(message: str):
+    click.echo(f"nofail-lint: error: {message}", err=True)
+    sys.exit(EXIT_ERROR)
+
+
+def _config(config_file: str | None, paths: list[str], rules) -> Config:
+    try:
+        path = Path(config_file) if config_file else find_config(paths)
+        return load_config(path, rules) if path is not None else Config()
+    except ConfigError as e:
+        _fail(f"config: {e}")
+
+
+def _options(paths: list[str], jobs: int, kernel_version: str | None, rules: set[str] | None,
+             config: Config) -> Options:
+    if kernel_version is not None and not _valid_version(kernel_version):
+        _fail(f"--kernel-version wants X.Y, got {kernel_version!r}")
+    return Options(paths, jobs=jobs, kernel_version=kernel_version or config.kernel_version, rules=rules,
+                   extra_allocators=config.extra_allocators, extra_retry_wait=config.extra_retry_wait,
+                   exclude=config.excludes())
+
+
+_CONFIG_OPT = click.option("--config", "config_file", type=click.Path(dir_okay=False, path_type=str),
+                           default=None, help="Config file (default: .nofail-lint.toml in the first "
+                                              "path's directory or the nearest one above it).")
+
+
 @main.command()
 @click.argument("paths", nargs=-1, type=click.Path(path_type=str))
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="text", show_default=True,
@@ -44,32 +106,72 @@ def _split_rules(value: str | None) -> set[str] | None:
 @click.option("--kernel-version", metavar="X.Y", default=None,
               help="Target kernel version; default: read from the tree's top-level Makefile.")
 @click.option("--select", metavar="RULES", default=None, help="Comma-separated rule ids to run.")
-@click.option("-q", "--quiet", is_flag=True, help="No summary line on stderr.")
-def check(paths, fmt, output, jobs, kernel_version, select, quiet):
+@_CONFIG_OPT
+@click.option("--show-suppressed", is_flag=True,
+              help="Also report findings silenced by `nofail-lint: ignore` comments, marked as such.")
+@click.option("--baseline", "baseline_file", type=click.Path(dir_okay=False, path_type=str), default=None,
+              help="Hide findings recorded in this baseline file.")
+@click.option("--write-baseline", "write_baseline_file", type=click.Path(dir_okay=False, path_type=str),
+              default=None, help="Record the current findings in FILE (they are then hidden).")
+@click.option("--diff", "diff_rev", metavar="REV", default=None,
+              help="Report only findings on lines added or changed since git revision REV.")
+@click.option("-q", "--quiet", is_flag=True, help="No summary line or progress on stderr.")
+def check(paths, fmt, output, jobs, kernel_version, select, config_file, show_suppressed,
+          baseline_file, write_baseline_file, diff_rev, quiet):
     """Check C files and trees (recursive .c/.h; default: current directory)."""
     cwd = Path.cwd()
+    paths = list(paths) or ["."]
     try:
         rules = load_rules()
     except RuleFileError as e:
-        click.echo(f"nofail-lint: error: {e}", err=True)
-        sys.exit(EXIT_ERROR)
+        _fail(str(e))
     selected = _split_rules(select)
     if selected is not None:
         unknown = selected - set(rules)
         if unknown:
-            click.echo(f"nofail-lint: error: unknown rule(s): {', '.join(sorted(unknown))}", err=True)
-            sys.exit(EXIT_ERROR)
-    if kernel_version is not None and not _valid_version(kernel_version):
-        click.echo(f"nofail-lint: error: --kernel-version wants X.Y, got {kernel_version!r}", err=True)
-        sys.exit(EXIT_ERROR)
+            _fail(f"unknown rule(s): {', '.join(sorted(unknown))}")
+    config = _config(config_file, paths, rules)
+    options = _options(paths, jobs, kernel_version, config.rules(selected, rules), config)
+    known = None
+    if baseline_file:
+        try:
+            known = baseline.load(Path(baseline_file), cwd)
+        except baseline.BaselineError as e:
+            _fail(str(e))
+    progress = _Progress(not quiet and sys.stderr.isatty())
     try:
-        result = run(Options(list(paths) or ["."], jobs=jobs, kernel_version=kernel_version,
-                             rules=selected), cwd)
+        result = run(options, cwd, progress)
     except MissingPath as e:
-        click.echo(f"nofail-lint: error: no such file or directory: {e}", err=True)
-        sys.exit(EXIT_ERROR)
+        progress.clear()
+        _fail(f"no such file or directory: {e}")
+    progress.clear()
+
+    findings, result.suppressed = split_suppressed(result.findings, cwd, {r.name: r.id for r in rules.values()})
+    extra = []
+    if write_baseline_file:
+        try:
+            n = baseline.write(Path(write_baseline_file), findings, cwd)
+        except baseline.BaselineError as e:
+            _fail(str(e))
+        if not quiet:
+            click.echo(f"nofail-lint: wrote {n} finding(s) to baseline {write_baseline_file}", err=True)
+        findings, known_now = [], findings
+        extra.append(f"{len(known_now)} in baseline")
+    elif known is not None:
+        findings, old = baseline.split_known(findings, known, Path(baseline_file), cwd)
+        extra.append(f"{len(old)} in baseline")
+    if diff_rev is not None:
+        try:
+            changed = changed_lines(diff_rev, paths, cwd)
+        except DiffError as e:
+            _fail(str(e))
+        findings, unchanged = split_changed(findings, changed, cwd)
+        result.suppressed, _ = split_changed(result.suppressed, changed, cwd)
+        extra.append(f"{len(unchanged)} outside --diff {diff_rev}")
+    result.findings = findings
+
     model = load_model()
-    text = render(result, fmt, rules, model.fact_lines(), cwd, __version__)
+    text = render(result, fmt, rules, model.fact_lines(), cwd, __version__, show_suppressed)
     if output:
         Path(output).write_text(text, encoding="utf-8")
     else:
@@ -79,12 +181,87 @@ def check(paths, fmt, output, jobs, kernel_version, select, quiet):
     if not quiet:
         per_rule = Counter(f.rule_id for f in result.findings)
         detail = ", ".join(f"{r}: {n}" for r, n in sorted(per_rule.items()))
-        click.echo(f"nofail-lint: {len(result.findings)} finding(s){f' ({detail})' if detail else ''}"
-                   f" in {result.files_scanned} file(s), {len(result.skipped)} skipped,"
+        hidden = "".join(f", {e}" for e in extra)
+        excluded = f", {result.excluded} excluded" if result.excluded else ""
+        click.echo(f"nofail-lint: {len(result.findings)} finding(s){f' ({detail})' if detail else ''}, "
+                   f"{len(result.suppressed)} suppressed{hidden}"
+                   f" in {result.files_scanned} file(s), {len(result.skipped)} skipped{excluded},"
                    f" Linux {result.kernel_version}, {result.seconds:.1f}s", err=True)
     if result.findings:
         sys.exit(EXIT_FINDINGS)
     sys.exit(EXIT_ERROR if result.skipped else EXIT_CLEAN)
+
+
+@main.command("grep")
+@click.argument("paths", nargs=-1, type=click.Path(path_type=str))
+@click.option("--flag", default="__GFP_NOFAIL", show_default=True,
+              help="The gfp flag to look for (an atom such as __GFP_NORETRY).")
+@click.option("-c", "--count", is_flag=True, help="Print the number of matching sites per file.")
+@click.option("-l", "--files-with-matches", "files_only", is_flag=True, help="Print only file names.")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list.")
+@click.option("-j", "--jobs", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Worker processes for parsing; 0 means all cores.")
+@click.option("--kernel-version", metavar="X.Y", default=None,
+              help="Target kernel version (flag algebra); default: the tree's Makefile.")
+@_CONFIG_OPT
+@click.option("-q", "--quiet", is_flag=True, help="No progress on stderr.")
+def grep_cmd(paths, flag, count, files_only, as_json, jobs, kernel_version, config_file, quiet):
+    """List allocation sites whose effective gfp mask may include FLAG.
+
+    One line per call where the flag enters the mask -- written directly, via a
+    macro or a local variable, or passed by a caller to an allocator wrapper:
+    `path:line:col: callee: <gfp argument as written>`. Exit 0 if something
+    matched, 1 if nothing did, 2 on error (or nothing matched and some inputs
+    were skipped).
+    """
+    from .grep import hits, normalise_flag
+    cwd = Path.cwd()
+    paths = list(paths) or ["."]
+    if count and files_only:
+        _fail("-c and -l are mutually exclusive")
+    try:
+        rules = load_rules()
+    except RuleFileError as e:
+        _fail(str(e))
+    config = _config(config_file, paths, rules)
+    options = _options(paths, jobs, kernel_version, set(), config)
+    model = load_model()
+    version = options.kernel_version or kernel_version_of(paths) or model.newest_version
+    atoms = model.algebra(version).atoms
+    wanted = normalise_flag(flag)
+    if wanted not in atoms:
+        _fail(f"--flag: {flag!r} is not a gfp flag of Linux {version}; known: {', '.join(sorted(atoms))}")
+    progress = _Progress(not quiet and sys.stderr.isatty())
+    try:
+        analysis = analyse(options, cwd, progress)
+    except MissingPath as e:
+        progress.clear()
+        _fail(f"no such file or directory: {e}")
+    found = hits(analysis.tables, wanted, cwd)
+    progress.clear()
+    per_file = Counter(h.path for h in found)
+    if as_json:
+        if count:
+            doc = [{"path": p, "count": n} for p, n in sorted(per_file.items())]
+        elif files_only:
+            doc = sorted(per_file)
+        else:
+            doc = [h.as_json() for h in found]
+        click.echo(json.dumps(doc, indent=2))
+    elif count:
+        for p, n in sorted(per_file.items()):
+            click.echo(f"{p}:{n}")
+    elif files_only:
+        for p in sorted(per_file):
+            click.echo(p)
+    else:
+        for h in found:
+            click.echo(h.text())
+    for s in analysis.skipped:
+        click.echo(f"nofail-lint: skipped {s.path}: {s.reason}", err=True)
+    if found:
+        sys.exit(EXIT_CLEAN)
+    sys.exit(EXIT_ERROR if analysis.skipped else EXIT_FINDINGS)
 
 
 def _valid_version(v: str) -> bool:

@@ -62,13 +62,17 @@ _DEFINE = re.compile(
 _COMMENT = re.compile(rb"/\*.*?\*/|//[^\n]*", re.DOTALL)
 _INTERESTING_MACRO = re.compile(rb"GFP|NOFAIL|VMALLOC|nofail")
 _ALIAS_BODY = re.compile(rb"^\(?\s*[A-Za-z_]\w*\s*\)?$")
+# small integer constants named like an order or a size (page orders for NF005)
+_NUMERIC_BODY = re.compile(rb"^\(?\s*(?:0[xX][0-9a-fA-F]+|\d+)[uUlL]*\s*\)?$")
+_SIZE_NAME = re.compile(rb"ORDER|SIZE|SHIFT|PAGES|_SZ")
 
 
 def object_like_macros(src: bytes) -> list[tuple[str, str]]:
     """Object-like #defines that can matter for a gfp mask or a vmalloc range.
 
-    Kept: bodies that mention GFP/NOFAIL/VMALLOC, and plain aliases
-    (`#define A B`) through which such a body can be reached.
+    Kept: bodies that mention GFP/NOFAIL/VMALLOC, plain aliases
+    (`#define A B`) through which such a body can be reached, and integer
+    constants named like an order or a size (`#define RING_ORDER 4`).
     """
     out = []
     for m in _DEFINE.finditer(src):
@@ -76,7 +80,8 @@ def object_like_macros(src: bytes) -> list[tuple[str, str]]:
         body = _COMMENT.sub(b" ", body).strip()
         if not body or len(body) > 400:
             continue
-        if _INTERESTING_MACRO.search(body) or _ALIAS_BODY.match(body):
+        if _INTERESTING_MACRO.search(body) or _ALIAS_BODY.match(body) or (
+                _NUMERIC_BODY.match(body) and _SIZE_NAME.search(m.group(1))):
             out.append((m.group(1).decode("ascii"), body.decode("utf-8", "replace")))
     return out
 

@@ -60,3 +60,5 @@ class RunResult:
     files_scanned: int = 0
     seconds: float = 0.0
     kernel_version: str = ""
+    suppressed: list[Finding] = field(default_factory=list)   # silenced by inline comments
+    excluded: int = 0                                          # files left out by the config

@@ -35,13 +35,15 @@ class WrapperLink:
 
 class TreeTables:
     def __init__(self, files: list[FileFacts], model: Model, kernel_version: str,
-                 extra_allocators: frozenset[str] = frozenset()):
+                 extra_allocators: frozenset[str] = frozenset(),
+                 extra_retry_wait: frozenset[str] = frozenset()):
         self.files = files
         self.model = model
         self.kernel_version = kernel_version
         self.algebra = model.algebra(kernel_version)
         self.derived: dict[str, object] = {}     # per-run results rules share (e.g. the gfp flow)
         self.extra_allocators = extra_allocators
+        self.extra_retry_wait = extra_retry_wait     # configured retry-wait helpers (NF002)
         self.macros: dict[str, list[str]] = defaultdict(list)
         self.file_macros: dict[str, dict[str, list[str]]] = {}
         self.globals: dict[str, list[FunctionRef]] = defaultdict(list)

@@ -12,6 +12,7 @@ from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable, Protocol
 
 from .check import run_rules
 from .discover import PREFILTER, SourceFile, discover, kernel_version_of
@@ -28,6 +29,16 @@ class Options:
     kernel_version: str | None = None    # overrides the tree's Makefile
     rules: set[str] | None = None
     extra_allocators: frozenset[str] = field(default_factory=frozenset)
+    extra_retry_wait: frozenset[str] = field(default_factory=frozenset)
+    exclude: Excluder | None = None      # files left out of the run (config.Excludes)
+
+
+class Excluder(Protocol):
+    def matches(self, path: Path) -> bool: ...
+
+
+# progress(files done, files total), called in the parent process
+Progress = Callable[[int, int], None]
 
 
 _PARSER = None
@@ -62,17 +73,26 @@ def _extract_batch(items: list[tuple[str, str]]) -> list[FileFacts | Skipped | N
     return [_extract_one(it) for it in items]
 
 
-def extract_all(files: list[SourceFile], jobs: int) -> tuple[list[FileFacts], list[Skipped]]:
+def extract_all(files: list[SourceFile], jobs: int,
+                progress: Progress | None = None) -> tuple[list[FileFacts], list[Skipped]]:
     """Extract every file in worker processes.
 
     Files go out in batches; a batch whose worker dies (a crash inside the
     parser, the OOM killer) is re-run one file per fresh worker, so only the
     file that kills its worker is lost, and it is reported as skipped.
+    `progress(done, total)` is called as results come in.
     """
     items = [(str(f.path), f.display) for f in files]
+    total = len(items)
     jobs = jobs or os.cpu_count() or 1
     if jobs <= 1 or len(items) < 16:
-        results = _extract_batch(items)
+        if progress is None:
+            results = _extract_batch(items)
+        else:
+            results = []
+            for it in items:
+                results.append(_extract_one(it))
+                progress(len(results), total)
     else:
         size = max(1, min(64, len(items) // (jobs * 8) or 1))
         batches = [items[i:i + size] for i in range(0, len(items), size)]
@@ -87,12 +107,17 @@ def extract_all(files: list[SourceFile], jobs: int) -> tuple[list[FileFacts], li
                         results.extend(fut.result())
                     except BrokenProcessPool:
                         broken.append(batch)
+                    else:
+                        if progress is not None:
+                            progress(len(results), total)
             # a dead worker breaks every pending batch: halve them and go again;
             # a single file is finally run in a worker of its own
             batches = []
             for batch in broken:
                 if len(batch) == 1:
                     results.append(_isolated(batch[0], ctx))
+                    if progress is not None:
+                        progress(len(results), total)
                 else:
                     half = len(batch) // 2
                     batches += [batch[:half], batch[half:]]
@@ -110,14 +135,39 @@ def _isolated(item: tuple[str, str], ctx) -> FileFacts | Skipped | None:
         return Skipped(item[1], "analysis failed: the worker process died on this file")
 
 
-def run(options: Options, cwd: Path | None = None) -> RunResult:
+@dataclass
+class Analysis:
+    """Everything before the check stage: the linked tree and what was left out."""
+
+    tables: TreeTables
+    files: list[SourceFile]        # the files analysed (after excludes)
+    skipped: list[Skipped]
+    version: str
+    excluded: int
+    started: float                 # time.monotonic() at the start
+
+
+def analyse(options: Options, cwd: Path | None = None, progress: Progress | None = None) -> Analysis:
+    """discover -> extract -> link; the shared front half of `run` and `grep`."""
     started = time.monotonic()
     model = load_model()
     files, skipped = discover(options.paths, cwd)
+    excluded = 0
+    if options.exclude is not None:
+        base = Path(os.path.abspath(cwd or Path.cwd()))
+        kept = [f for f in files if not options.exclude.matches(base / f.path)]
+        excluded = len(files) - len(kept)
+        files = kept
+        skipped = [s for s in skipped if not options.exclude.matches(base / s.path)]
     version = options.kernel_version or kernel_version_of(options.paths) or model.newest_version
-    facts, bad = extract_all(files, options.jobs)
-    tables = TreeTables(facts, model, version, options.extra_allocators)
-    findings = run_rules(tables, options.rules)
-    return RunResult(findings=findings, skipped=sorted(skipped + bad, key=lambda s: s.path),
-                     files_scanned=len(files), seconds=time.monotonic() - started,
-                     kernel_version=version)
+    facts, bad = extract_all(files, options.jobs, progress)
+    tables = TreeTables(facts, model, version, options.extra_allocators, options.extra_retry_wait)
+    return Analysis(tables, files, sorted(skipped + bad, key=lambda s: s.path), version, excluded, started)
+
+
+def run(options: Options, cwd: Path | None = None, progress: Progress | None = None) -> RunResult:
+    a = analyse(options, cwd, progress)
+    findings = run_rules(a.tables, options.rules)
+    return RunResult(findings=findings, skipped=a.skipped, files_scanned=len(a.files),
+                     seconds=time.monotonic() - a.started, kernel_version=a.version,
+                     excluded=a.excluded)

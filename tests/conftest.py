@@ -17,6 +17,11 @@ EXAMPLE_TREE = REPO / "examples" / "demo-tree"
 EXPECT = re.compile(r"/\*\s*expect:\s*([A-Z0-9,\s]+?)\s*\*/")
 
 
+def expect_marker(tag: str) -> re.Pattern:
+    """`/* expect-<tag>: NF00x */`: expectations that hold for another target (e.g. a kernel version)."""
+    return re.compile(r"/\*\s*expect-" + re.escape(tag) + r":\s*([A-Z0-9,\s]+?)\s*\*/")
+
+
 @pytest.fixture(scope="session")
 def cli() -> str:
     beside = Path(sys.executable).parent / "nofail-lint"
@@ -31,7 +36,7 @@ def run_cli(cli: str, *args: str, cwd: Path | str = REPO, **kw) -> subprocess.Co
     return subprocess.run([cli, *args], cwd=cwd, capture_output=True, text=True, env=env, timeout=600, **kw)
 
 
-def expectations(root: Path, relative_to: Path) -> set[tuple[str, int, str]]:
+def expectations(root: Path, relative_to: Path, marker: re.Pattern = EXPECT) -> set[tuple[str, int, str]]:
     """(path, line, rule) for every `/* expect: NF00x[, ...] */` marker under root."""
     out = set()
     for path in sorted(root.rglob("*")):
@@ -39,7 +44,7 @@ def expectations(root: Path, relative_to: Path) -> set[tuple[str, int, str]]:
             continue
         rel = path.relative_to(relative_to).as_posix()
         for lineno, line in enumerate(path.read_text(encoding="utf-8", errors="replace").splitlines(), 1):
-            for m in EXPECT.finditer(line):
+            for m in marker.finditer(line):
                 for rule in m.group(1).split(","):
                     if rule.strip():
                         out.add((rel, lineno, rule.strip()))

@@ -31,7 +31,7 @@ def _surely_nofail(tables: TreeTables, ff, args) -> bool:
 
 def check(tables: TreeTables) -> list[Finding]:
     model = tables.model
-    waits = model.retry_wait
+    waits = model.retry_wait | tables.extra_retry_wait
     out = []
     for ff in tables.files:
         for fn in ff.functions:

@@ -30,11 +30,21 @@ def _cannot_return_null(api, mask) -> bool:
     return True
 
 
+def _returns_result(tables: TreeTables, sink) -> bool:
+    """The tested value is the API's own result: a direct call, or wrappers
+    that each return the result of the next call down."""
+    for st in sink.steps[1:]:
+        link = tables.wrappers.get((st.path, st.function))
+        if link is None or link.returned.callee != st.call.callee:
+            return False
+    return True
+
+
 def check(tables: TreeTables) -> list[Finding]:
     out = {}
     for site in flow_for(tables).sites:
         sink = site.sink
-        if len(sink.steps) != 1 or not site.step.call.null_tests or NOFAIL not in sink.mask.must:
+        if not site.step.call.null_tests or NOFAIL not in sink.mask.must or not _returns_result(tables, sink):
             continue
         order = sink.role("order")
         if order is not None and (order[0] != "const" or order[1] > 1):

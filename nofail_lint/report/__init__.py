@@ -1,4 +1,4 @@
-"""Report stage: findings -> text | json | sarif (DESIGN.md section 5).
+"""Report stage: findings -> text | json | sarif | github (DESIGN.md section 5).
 
 Every renderer returns the whole document as a str. The same input always gives
 the same bytes: findings are sorted by Finding.sort_key(), skipped inputs by
@@ -11,26 +11,32 @@ import pathlib
 from ..findings import RunResult
 from ..rules_catalog import RuleDoc
 
-FORMATS = ("text", "json", "sarif")
+FORMATS = ("text", "json", "sarif", "github")
 
 
 def render(result: RunResult, fmt: str, rules: dict[str, RuleDoc],
-           facts: dict[str, str], root: pathlib.Path, tool_version: str) -> str:
+           facts: dict[str, str], root: pathlib.Path, tool_version: str,
+           show_suppressed: bool = False) -> str:
     """Render `result` in format `fmt` (one of FORMATS).
 
     rules: from rules_catalog.load_rules(); facts: model fact id -> one line
     "summary (kernel file, function, versions)"; root: the directory finding
-    paths are relative to (normally the current directory).
+    paths are relative to (normally the current directory). Findings silenced
+    inline (result.suppressed) are left out unless `show_suppressed`; then
+    they are marked as such (SARIF `suppressions`).
     """
     if fmt == "text":
         from . import text
-        return text.render(result)
+        return text.render(result, show_suppressed)
     if fmt == "json":
         from . import json_report
-        return json_report.render(result, rules, tool_version)
+        return json_report.render(result, rules, tool_version, show_suppressed)
     if fmt == "sarif":
         from . import sarif
-        return sarif.render(result, rules, facts, root, tool_version)
+        return sarif.render(result, rules, facts, root, tool_version, show_suppressed)
+    if fmt == "github":
+        from . import github
+        return github.render(result, rules, show_suppressed)
     raise ValueError(f"unknown report format {fmt!r}; expected one of {', '.join(FORMATS)}")
 
 

@@ -31,7 +31,8 @@ def _finding(f: Finding, rules: dict[str, RuleDoc]) -> dict:
     }
 
 
-def render(result: RunResult, rules: dict[str, RuleDoc], tool_version: str) -> str:
+def render(result: RunResult, rules: dict[str, RuleDoc], tool_version: str,
+           show_suppressed: bool = False) -> str:
     doc = {
         "tool": "nofail-lint",
         "version": tool_version,
@@ -42,4 +43,7 @@ def render(result: RunResult, rules: dict[str, RuleDoc], tool_version: str) -> s
                     for s in sorted(result.skipped, key=lambda s: (s.path, s.reason))],
         "files_scanned": result.files_scanned,
     }
+    if show_suppressed:
+        doc["suppressed"] = [_finding(f, rules)
+                             for f in sorted(result.suppressed, key=lambda f: f.sort_key())]
     return json.dumps(doc, indent=2, sort_keys=True) + "\n"

@@ -167,7 +167,7 @@ def _stub_descriptor(rule_id: str, level: str) -> om.ReportingDescriptor:
 
 # --- results ---------------------------------------------------------------------
 
-def _result(f: Finding, rule_index: int, fingerprint: str) -> om.Result:
+def _result(f: Finding, rule_index: int, fingerprint: str, suppressed: bool = False) -> om.Result:
     primary = _physical(f.location)
     result = om.Result(
         rule_id=f.rule_id,
@@ -177,6 +177,7 @@ def _result(f: Finding, rule_index: int, fingerprint: str) -> om.Result:
         locations=[om.Location(physical_location=primary)],
         partial_fingerprints={FINGERPRINT_KEY: fingerprint},
         properties={"facts": list(f.facts), "function": f.function},
+        suppressions=[om.Suppression(kind="inSource")] if suppressed else None,
     )
     if f.path:
         # Call order: the primary location (where NOFAIL enters, the outermost
@@ -207,8 +208,9 @@ def _notification(s: Skipped) -> om.Notification:
 
 
 def build(result: RunResult, rules: dict[str, RuleDoc], facts: dict[str, str],
-          root: pathlib.Path, tool_version: str) -> om.SarifLog:
-    findings = sorted(result.findings, key=lambda f: f.sort_key())
+          root: pathlib.Path, tool_version: str, show_suppressed: bool = False) -> om.SarifLog:
+    silenced = set(result.suppressed) if show_suppressed else set()
+    findings = sorted([*result.findings, *silenced], key=lambda f: f.sort_key())
     skipped = sorted(result.skipped, key=lambda s: (s.path, s.reason))
 
     descriptors = [_descriptor(rules[rid], facts) for rid in sorted(rules)]
@@ -218,7 +220,7 @@ def build(result: RunResult, rules: dict[str, RuleDoc], facts: dict[str, str],
             index[f.rule_id] = len(descriptors)
             descriptors.append(_stub_descriptor(f.rule_id, f.level))
 
-    results = [_result(f, index[f.rule_id], fp)
+    results = [_result(f, index[f.rule_id], fp, f in silenced)
                for f, fp in zip(findings, fingerprints(findings))]
 
     driver = om.ToolComponent(
@@ -247,8 +249,8 @@ def build(result: RunResult, rules: dict[str, RuleDoc], facts: dict[str, str],
 
 
 def render(result: RunResult, rules: dict[str, RuleDoc], facts: dict[str, str],
-           root: pathlib.Path, tool_version: str) -> str:
-    doc = to_json(build(result, rules, facts, root, tool_version))
+           root: pathlib.Path, tool_version: str, show_suppressed: bool = False) -> str:
+    doc = to_json(build(result, rules, facts, root, tool_version, show_suppressed))
     # Conventional order: $schema and version first.
     ordered = {"$schema": doc.pop("$schema"), "version": doc.pop("version"), **doc}
     return json.dumps(ordered, indent=2) + "\n"

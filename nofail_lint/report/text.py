@@ -4,6 +4,9 @@
     path:line:col: note: message          (one per PathStep, outermost first)
         note: text                        (one per Finding.notes entry)
 
+With show_suppressed, findings silenced inline are listed too, in line order,
+their first line ending in " (suppressed)".
+
 The summary line is the CLI's job (on stderr), not this module's.
 """
 from __future__ import annotations
@@ -11,11 +14,15 @@ from __future__ import annotations
 from ..findings import RunResult
 
 
-def render(result: RunResult) -> str:
+def render(result: RunResult, show_suppressed: bool = False) -> str:
     lines: list[str] = []
-    for f in sorted(result.findings, key=lambda f: f.sort_key()):
+    shown = [(f, False) for f in result.findings]
+    if show_suppressed:
+        shown += [(f, True) for f in result.suppressed]
+    for f, suppressed in sorted(shown, key=lambda fs: fs[0].sort_key()):
         loc = f.location
-        lines.append(f"{loc.path}:{loc.line}:{loc.column}: {f.level}: {f.message} [{f.rule_id}]")
+        mark = " (suppressed)" if suppressed else ""
+        lines.append(f"{loc.path}:{loc.line}:{loc.column}: {f.level}: {f.message} [{f.rule_id}]{mark}")
         for step in f.path:
             s = step.location
             lines.append(f"{s.path}:{s.line}:{s.column}: note: {step.message}")

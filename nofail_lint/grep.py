@@ -1,0 +1,142 @@
+"""`nofail-lint grep`: allocation sites whose effective gfp mask may include a flag.
+
+A smarter `git grep __GFP_NOFAIL`: every site of the gfp flow (check/gfp_flow.py)
+where the flag *enters* -- the mask seen at the call may include it and the
+callee's own sink did not -- so a flag carried by a macro, a local variable or a
+caller passing it to a wrapper is found at the call that supplies it, and a mask
+that clears it is not listed.
+
+Each hit shows the gfp argument as written at the call, re-read from the source
+(CallSite.args has local variables already substituted).
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from .check.common import became_true
+from .check.gfp_flow import flow_for
+from .link import TreeTables
+
+
+@dataclass(frozen=True)
+class Hit:
+    path: str
+    line: int
+    column: int
+    callee: str
+    mask: str            # the gfp argument(s) as written at the call
+    expanded: str        # the same with local variables replaced by their values
+    function: str        # enclosing function
+    api: str             # the kernel API the mask reaches
+    chain: tuple[str, ...]   # callees from this call down to the API
+
+    def text(self) -> str:
+        return f"{self.path}:{self.line}:{self.column}: {self.callee}: {self.mask}"
+
+    def as_json(self) -> dict:
+        return {"path": self.path, "line": self.line, "column": self.column, "callee": self.callee,
+                "mask": self.mask, "mask_expanded": self.expanded, "function": self.function,
+                "api": self.api, "chain": list(self.chain)}
+
+
+def normalise_flag(flag: str) -> str:
+    """`__GFP_NOFAIL`, `___GFP_NOFAIL` and `NOFAIL` all name the same atom."""
+    f = flag.strip()
+    if f.startswith("___GFP_"):
+        return f[1:]
+    if not f.startswith("__GFP_") and not f.startswith("GFP_") and not f.startswith("_"):
+        return "__GFP_" + f.upper()
+    return f
+
+
+def split_args(text: str) -> list[str] | None:
+    """The top-level arguments of the first parenthesised list in `text`."""
+    start = text.find("(")
+    if start < 0:
+        return None
+    args, depth, cur, i, n = [], 0, [], start, len(text)
+    while i < n:
+        c = text[i]
+        if c in "\"'":
+            j = i + 1
+            while j < n and text[j] != c:
+                j += 2 if text[j] == "\\" else 1
+            cur.append(text[i:j + 1])
+            i = j + 1
+            continue
+        if text.startswith("/*", i):
+            j = text.find("*/", i + 2)
+            i = n if j < 0 else j + 2
+            cur.append(" ")
+            continue
+        if text.startswith("//", i):
+            j = text.find("\n", i)
+            i = n if j < 0 else j
+            continue
+        if c in "([{":
+            depth += 1
+            if depth > 1:
+                cur.append(c)
+        elif c in ")]}":
+            depth -= 1
+            if depth == 0:
+                args.append("".join(cur))
+                return [" ".join(a.split()) for a in args]
+            cur.append(c)
+        elif c == "," and depth == 1:
+            args.append("".join(cur))
+            cur = []
+        else:
+            cur.append(c)
+        i += 1
+    return None
+
+
+class _Source:
+    def __init__(self, cwd: Path):
+        self.cwd = cwd
+        self.cache: dict[str, list[str] | None] = {}
+
+    def call_text(self, path: str, span) -> str | None:
+        if path not in self.cache:
+            try:
+                with open(self.cwd / path, "rb") as fh:
+                    self.cache[path] = fh.read().decode("utf-8", "replace").split("\n")
+            except OSError:
+                self.cache[path] = None
+        lines = self.cache[path]
+        if lines is None or span.end_line > len(lines):
+            return None
+        if span.line == span.end_line:
+            return lines[span.line - 1][span.column - 1:span.end_column - 1]
+        parts = [lines[span.line - 1][span.column - 1:]]
+        parts += lines[span.line:span.end_line - 1]
+        parts.append(lines[span.end_line - 1][:span.end_column - 1])
+        return "\n".join(parts)
+
+
+def hits(tables: TreeTables, flag: str, cwd: Path | None = None) -> list[Hit]:
+    """Every call where `flag` enters an allocator's effective mask, in file/line order."""
+    source = _Source(Path(os.path.abspath(cwd or Path.cwd())))
+    out: dict[tuple, Hit] = {}
+    for site in flow_for(tables).sites:
+        if not became_true(site, lambda s: s.mask.may_include(flag)):
+            continue
+        call = site.step.call
+        span = call.span
+        key = (site.step.path, span.line, span.column, call.callee)
+        if key in out:
+            continue
+        indices = [i for i, cleared in site.below.mask.params if flag not in cleared] or \
+            [i for i, _ in site.below.mask.params]
+        written = split_args(source.call_text(site.step.path, span) or "")
+        if written is None or len(written) != len(call.args):
+            written = None
+        mask = ", ".join(" ".join((written or call.args)[i].split()) for i in indices if i < len(call.args))
+        expanded = ", ".join(" ".join(call.args[i].split()) for i in indices if i < len(call.args))
+        out[key] = Hit(site.step.path, span.line, span.column, call.callee, mask or "?", expanded or "?",
+                       site.step.function, site.sink.api.name,
+                       tuple(s.call.callee for s in site.sink.steps))
+    return sorted(out.values(), key=lambda h: (h.path, h.line, h.column, h.callee))

@@ -1,0 +1,71 @@
+"""Inline suppression, applied after checking.
+
+A comment containing `nofail-lint: ignore[NF002]` (several ids comma
+separated, rule names accepted too) or a bare `nofail-lint: ignore` (every
+rule) on a finding's primary line, or on the line directly above it, silences
+that finding. Only the source lines of files that have findings are read.
+"""
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+from .findings import Finding
+
+MARKER = re.compile(r"nofail-lint:\s*ignore\b(?:\[(?P<rules>[^\]]*)\])?")
+ALL = "*"
+
+
+def _in_comment(line: str, pos: int) -> bool:
+    """The marker at `pos` is inside a comment (as far as one line can tell)."""
+    before = line[:pos]
+    return "//" in before or "/*" in before or line.lstrip().startswith("*")
+
+
+def directives(line: str, names: dict[str, str] | None = None) -> set[str]:
+    """Rule ids a line silences ({ALL} for a bare ignore); empty if none."""
+    out: set[str] = set()
+    for m in MARKER.finditer(line):
+        if not _in_comment(line, m.start()):
+            continue
+        rules = m.group("rules")
+        if rules is None:
+            out.add(ALL)
+            continue
+        for r in rules.split(","):
+            r = r.strip()
+            if r:
+                out.add((names or {}).get(r, r.upper()))
+    return out
+
+
+class _Lines:
+    def __init__(self, cwd: Path):
+        self.cwd = cwd
+        self.cache: dict[str, list[str] | None] = {}
+
+    def get(self, path: str, line: int) -> str:
+        if path not in self.cache:
+            try:
+                with open(self.cwd / path, "rb") as fh:
+                    self.cache[path] = fh.read().decode("utf-8", "replace").splitlines()
+            except OSError:
+                self.cache[path] = None
+        lines = self.cache[path]
+        if lines is None or not 1 <= line <= len(lines):
+            return ""
+        return lines[line - 1]
+
+
+def split_suppressed(findings: list[Finding], cwd: Path | None = None,
+                     names: dict[str, str] | None = None) -> tuple[list[Finding], list[Finding]]:
+    """(kept, suppressed). names: rule name -> id, so `ignore[open-coded-retry-loop]` works."""
+    lines = _Lines(Path(os.path.abspath(cwd or Path.cwd())))
+    kept, suppressed = [], []
+    for f in findings:
+        loc = f.location
+        silenced = directives(lines.get(loc.path, loc.line), names) | \
+            directives(lines.get(loc.path, loc.line - 1), names)
+        (suppressed if ALL in silenced or f.rule_id in silenced else kept).append(f)
+    return kept, suppressed
