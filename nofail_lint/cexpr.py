@@ -218,29 +218,56 @@ def parse_expr(text: str) -> Expr:
 
 # ---------------------------------------------------------------- masks
 
+MAX_ALTERNATIVES = 16
+_NONE = frozenset({frozenset()})
+
+
 @dataclass(frozen=True)
 class Mask:
     """What a gfp expression may contain.
 
-    `flags`: atoms some path sets. `must`: atoms every path sets (used for
-    `& ~X`, which clears what X surely holds). `params`: parameters of the
+    `alts`: the sets of atoms the paths the analysis sees can produce (a
+    ternary or an if/else gives several; capped, beyond which they merge).
+    `flags` (their union) says what *some* path sets, `must` (their
+    intersection) what *every* path sets. `params`: parameters of the
     enclosing function that flow in, each with the atoms cleared on the way.
     """
 
-    flags: frozenset = frozenset()
-    must: frozenset = frozenset()
+    alts: frozenset = _NONE
     params: tuple = ()          # ((index, frozenset_cleared), ...), sorted
     known: bool = True          # False when something did not resolve
 
+    @property
+    def flags(self) -> frozenset:
+        return frozenset().union(*self.alts)
+
+    @property
+    def must(self) -> frozenset:
+        return frozenset.intersection(*self.alts) if self.alts else frozenset()
+
     def may_include(self, atom: str) -> bool:
-        return atom in self.flags
+        return any(atom in a for a in self.alts)
+
+    def some_path(self, present: tuple = (), absent: tuple = ()) -> bool:
+        """Does one path set every flag of `present` and none of `absent`?"""
+        return any(all(p in a for p in present) and not any(x in a for x in absent) for a in self.alts)
 
     def param_may_carry(self, atom: str) -> list[int]:
         return [i for i, cleared in self.params if atom not in cleared]
 
 
+def atoms_mask(atoms) -> Mask:
+    return Mask(frozenset({frozenset(atoms)}))
+
+
 EMPTY = Mask()
 UNKNOWN = Mask(known=False)
+
+
+def _cap(alts: set) -> frozenset:
+    if len(alts) <= MAX_ALTERNATIVES:
+        return frozenset(alts)
+    return frozenset({frozenset().union(*alts)})   # too many paths: keep what some path sets
 
 
 def _merge_params(a, b):
@@ -251,17 +278,18 @@ def _merge_params(a, b):
 
 
 def mask_or(a: Mask, b: Mask) -> Mask:
-    return Mask(a.flags | b.flags, a.must | b.must, _merge_params(a.params, b.params), a.known and b.known)
+    return Mask(_cap({x | y for x in a.alts for y in b.alts}), _merge_params(a.params, b.params),
+                a.known and b.known)
 
 
 def mask_union(a: Mask, b: Mask) -> Mask:
     """Either a or b (a ternary, or two branches)."""
-    return Mask(a.flags | b.flags, a.must & b.must, _merge_params(a.params, b.params), a.known and b.known)
+    return Mask(_cap(set(a.alts) | set(b.alts)), _merge_params(a.params, b.params), a.known and b.known)
 
 
 def mask_clear(a: Mask, cleared: frozenset) -> Mask:
     params = tuple((i, cl | cleared) for i, cl in a.params)
-    return Mask(a.flags - cleared, a.must - cleared, params, a.known)
+    return Mask(_cap({x - cleared for x in a.alts}), params, a.known)
 
 
 def mask_restrict(a: Mask, keep: frozenset, universe: frozenset) -> Mask:
@@ -300,7 +328,7 @@ class MaskEvaluator:
     def name(self, name: str) -> Mask:
         atom = self.atom_of(name)
         if atom:
-            return Mask(frozenset([atom]), frozenset([atom]))
+            return atoms_mask([atom])
         idx = self.param_index(name)
         if idx is not None:
             return Mask(params=((idx, frozenset()),))

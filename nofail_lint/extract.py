@@ -161,6 +161,8 @@ class _Event:
     op: str                          # "=", "|=", "&=", ...
     rhs: str
     cond_ranges: list[tuple[int, int]] = field(default_factory=list)
+    arm: tuple[int, str] | None = None      # (if-chain start, branch) for if/else-if exclusivity
+    implied: tuple[str, ...] = ()           # flags the guarding `if (x & FLAG)` proves set
 
     def unconditional_for(self, use: int) -> bool:
         return all(s <= use < e for s, e in self.cond_ranges)
@@ -184,21 +186,34 @@ class LocalValues:
 
     def value_at(self, name: str, use: int, depth: int = 0) -> str:
         value = name
+        chains: dict[int, tuple[str, str]] = {}     # if-chain -> (value before it, last branch)
         for ev in self.events.get(name, ()):
             if ev.start >= use:
                 break
             if ev.start <= use < ev.end:
                 continue            # the use is inside this assignment's RHS
+            unconditional = ev.unconditional_for(use)
+            base = value
+            if not unconditional and ev.arm is not None:
+                chain, branch = ev.arm
+                before = chains.get(chain)
+                if before is None:
+                    chains[chain] = (value, branch)
+                elif before[1] != branch:
+                    base = before[0]   # another branch of the same if/else chain: they never combine
+                    chains[chain] = (before[0], branch)
             rhs = self.substitute(ev.rhs, ev.start, depth + 1)
             if ev.op == "=":
                 new = rhs
             elif ev.op == "&=":
-                if not ev.unconditional_for(use):
+                if not unconditional:
                     continue
-                new = f"({value}) & ({rhs})"
+                new = f"({base}) & ({rhs})"
             else:
-                new = f"({value}) | ({rhs})"
-            value = new if ev.unconditional_for(use) else f"(__nfl_either ? ({value}) : ({new}))"
+                new = f"({base}) | ({rhs})"
+            if ev.implied and not unconditional:
+                new = f"({new}) | " + " | ".join(ev.implied)
+            value = new if unconditional else f"(__nfl_either ? ({value}) : ({new}))"
             if len(value) > self.MAX_LEN:
                 return name
         return value
@@ -263,6 +278,37 @@ def _cond_ranges(node: ts.Node, stop: ts.Node) -> list[tuple[int, int]]:
             out.append((p.start_byte, p.end_byte))
         p = p.parent
     return out
+
+
+_FLAG_TEST = re.compile(r"&\s*\(?\s*(__GFP_[A-Z_]+)\b")
+
+
+def _branch_of(node: ts.Node, stop: ts.Node) -> tuple[tuple[int, str] | None, tuple[str, ...]]:
+    """The if/else-if chain arm an assignment sits in, and the gfp flags its
+    guard proves set (`if (gfp & __GFP_DIRECT_RECLAIM) mask |= __GFP_NOFAIL;`)."""
+    child, p = node, node.parent
+    while p is not None and p != stop and p.type != "if_statement":
+        if p.type in ("while_statement", "for_statement", "do_statement", "switch_statement"):
+            return None, ()
+        child, p = p, p.parent
+    if p is None or p == stop:
+        return None, ()
+    implied: tuple[str, ...] = ()
+    if child == p.child_by_field_name("consequence"):
+        branch = "then"
+        cond = node_text(p.child_by_field_name("condition"))
+        if not cond.lstrip("( ").startswith("!") and "||" not in cond:
+            implied = tuple(_FLAG_TEST.findall(cond))
+            if "gfpflags_allow_blocking(" in cond:
+                implied += ("__GFP_DIRECT_RECLAIM",)
+    else:
+        branch = "else"
+    # climb an else-if chain to its first `if`
+    while p.parent is not None and p.parent.type == "else_clause" and p.parent.parent is not None \
+            and p.parent.parent.type == "if_statement":
+        branch = "else/" + branch
+        p = p.parent.parent
+    return (p.start_byte, branch), implied
 
 
 class _Function:
@@ -377,8 +423,9 @@ def extract(src: bytes, path: str, parser: ts.Parser | None = None) -> FileFacts
         f.assign_nodes.append((node, lhs))
         if rhs is None or rhs.type == "initializer_list":
             continue
+        arm, implied = _branch_of(node, f.body)
         f.events.setdefault(node_text(lhs), []).append(
-            _Event(node.start_byte, node.end_byte, op, node_text(rhs), _cond_ranges(node, f.body)))
+            _Event(node.start_byte, node.end_byte, op, node_text(rhs), _cond_ranges(node, f.body), arm, implied))
 
     conds_by_fn: dict[int, list[ts.Node]] = {}
     for n in sorted(caps.get("cond", ()), key=by_start):

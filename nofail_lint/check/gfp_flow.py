@@ -108,7 +108,7 @@ class GfpFlow:
         return out
 
     def _bind(self, ref: FunctionRef, call: CallSite, sink: Sink, evaluator) -> Sink:
-        mask = Mask(sink.mask.flags, sink.mask.must, known=sink.mask.known)
+        mask = Mask(sink.mask.alts, known=sink.mask.known)
         for idx, cleared in sink.mask.params:
             if idx < len(call.args):
                 mask = mask_or(mask, mask_clear(evaluator.eval(parse_expr(call.args[idx])), cleared))

@@ -16,7 +16,7 @@ MAY_FAIL = ("__GFP_NORETRY", "__GFP_RETRY_MAYFAIL")
 
 
 def _contradicts(sink) -> bool:
-    return sink.mask.may_include(NOFAIL) and any(sink.mask.may_include(f) for f in MAY_FAIL)
+    return any(sink.mask.some_path((NOFAIL, f)) for f in MAY_FAIL)
 
 
 def check(tables: TreeTables) -> list[Finding]:
@@ -24,7 +24,7 @@ def check(tables: TreeTables) -> list[Finding]:
     for site in flow_for(tables).sites:
         if not became_true(site, _contradicts):
             continue
-        other = " and ".join(f for f in MAY_FAIL if site.sink.mask.may_include(f))
+        other = " and ".join(f for f in MAY_FAIL if site.sink.mask.some_path((NOFAIL, f)))
         msg = (f"__GFP_NOFAIL together with {other} in the mask reaching {site.sink.api.name}(): "
                f"the allocator cannot both never fail and give up early")
         notes = ["NOFAIL wins in the page allocator (it keeps retrying), so the 'may fail' flag is dead; "

@@ -17,7 +17,12 @@ FACTS = ("gfp.nofail-needs-direct-reclaim", "page.nofail-without-reclaim-null")
 
 def _lacks_reclaim(sink) -> bool:
     mask = sink.mask
-    return mask.may_include(NOFAIL) and not mask.may_include(RECLAIM) and not mask.param_may_carry(RECLAIM)
+    # an unresolved part (a call, an unknown macro) may well carry reclaim
+    # "lacks" reclaim: no path the analysis sees sets it (a ternary with
+    # GFP_KERNEL on one side is quiet); an unresolved part (a call, an
+    # unknown macro) may well carry it
+    return (mask.known and mask.may_include(NOFAIL) and not mask.may_include(RECLAIM)
+            and not mask.param_may_carry(RECLAIM))
 
 
 def check(tables: TreeTables) -> list[Finding]:
