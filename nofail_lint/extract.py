@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 import tree_sitter as ts
 import tree_sitter_c as tsc
 
-from .facts import CallSite, FileFacts, FunctionFacts, ReturnedCall, RetryLoop, Span
-from .loops import LoopAnalyser, is_null_test, result_key
+from .facts import CallSite, FileFacts, FunctionFacts, ReturnedCall, Span
+from .loops import LoopAnalyser, is_null_test, result_key, strip
 from .model import load_model
 
 LANGUAGE = ts.Language(tsc.language())
@@ -534,18 +534,10 @@ def _atomic_regions(f: _Function, lines: SourceLines) -> tuple[tuple[str, int, i
     return tuple(out)
 
 
-def strip_wrappers(node: ts.Node | None) -> ts.Node | None:
-    """Look through parentheses and casts: `(void *)(x)` -> x."""
-    while node is not None and node.type in ("parenthesized_expression", "cast_expression"):
-        node = node.child_by_field_name("value") if node.type == "cast_expression" else (
-            node.named_children[0] if node.named_children else None)
-    return node
-
-
 def _returned_calls(f: _Function, returns, lines: SourceLines) -> list[ReturnedCall]:
     out = []
     for r in returns:
-        value = strip_wrappers(r.named_children[0] if r.named_children else None)
+        value = strip(r.named_children[0] if r.named_children else None)
         if value is None:
             continue
         if value.type == "call_expression":
@@ -558,7 +550,7 @@ def _returned_calls(f: _Function, returns, lines: SourceLines) -> list[ReturnedC
                 if node_text(lhs) != name or assign.start_byte > r.start_byte:
                     continue
                 rhs = assign.child_by_field_name("value" if assign.type == "init_declarator" else "right")
-                rhs = strip_wrappers(rhs)
+                rhs = strip(rhs)
                 if rhs is not None and rhs.type == "call_expression":
                     fn = rhs.child_by_field_name("function")
                     if fn is not None and fn.type == "identifier":

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from ..facts import Span
+from ..findings import Finding, PathStep
 from ..findings import Location
 from ..link import TreeTables
 
@@ -23,7 +24,6 @@ def short(text: str, limit: int = 60) -> str:
 
 def chain_steps(sink, last_message: str):
     """PathSteps for a gfp-flow sink: each wrapper hop, then the kernel API call."""
-    from ..findings import PathStep
     steps = []
     for i, st in enumerate(sink.steps):
         msg = last_message if i + 1 == len(sink.steps) else \
@@ -33,9 +33,8 @@ def chain_steps(sink, last_message: str):
 
 
 def site_finding(tables: TreeTables, site, rule_id: str, level: str, message: str,
-                 notes: list[str], facts) -> "Finding":
+                 notes: list[str], facts) -> Finding:
     """A finding at a gfp-flow site, carrying the wrapper path and the model facts."""
-    from ..findings import Finding
     sink = site.sink
     if len(sink.steps) > 1:
         notes = ["call chain: " + " -> ".join(f"{s.call.callee}()" for s in sink.steps)] + notes
@@ -51,3 +50,16 @@ def site_finding(tables: TreeTables, site, rule_id: str, level: str, message: st
 def became_true(site, predicate) -> bool:
     """True at the call where `predicate` first holds, walking up from the API."""
     return predicate(site.sink) and not predicate(site.below)
+
+
+def findings_where_true(tables: TreeTables, predicate, rule_id: str, level: str, message, notes, facts):
+    """One finding per call where `predicate` first holds on the gfp flow;
+    `message(site)` words it, `notes` and `facts` explain it."""
+    from .gfp_flow import flow_for
+    out = {}
+    for site in flow_for(tables).sites:
+        if became_true(site, predicate):
+            key = (site.step.path, site.step.call.span)
+            if key not in out:
+                out[key] = site_finding(tables, site, rule_id, level, message(site), list(notes), facts)
+    return list(out.values())

@@ -15,7 +15,7 @@ tell where a flag first entered) and decide; this module holds no rule.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from ..cexpr import Mask, mask_clear, mask_or, parse_expr
 from ..facts import CallSite

@@ -6,8 +6,7 @@ from __future__ import annotations
 from ..findings import Finding
 from ..link import TreeTables
 from ..model import NOFAIL
-from .common import became_true, site_finding
-from .gfp_flow import flow_for
+from .common import findings_where_true
 
 RULE_ID = "NF003"
 LEVEL = "warning"
@@ -20,15 +19,10 @@ def _contradicts(sink) -> bool:
 
 
 def check(tables: TreeTables) -> list[Finding]:
-    out = {}
-    for site in flow_for(tables).sites:
-        if not became_true(site, _contradicts):
-            continue
+    def message(site) -> str:
         other = " and ".join(f for f in MAY_FAIL if site.sink.mask.some_path((NOFAIL, f)))
-        msg = (f"__GFP_NOFAIL together with {other} in the mask reaching {site.sink.api.name}(): "
-               f"the allocator cannot both never fail and give up early")
-        notes = ["NOFAIL wins in the page allocator (it keeps retrying), so the 'may fail' flag is dead; "
-                 "decide whether the caller can handle failure and drop one of the two"]
-        key = (site.step.path, site.step.call.span)
-        out.setdefault(key, site_finding(tables, site, RULE_ID, LEVEL, msg, notes, FACTS))
-    return list(out.values())
+        return (f"__GFP_NOFAIL together with {other} in the mask reaching {site.sink.api.name}(): "
+                f"the allocator cannot both never fail and give up early")
+    notes = ["NOFAIL wins in the page allocator (it keeps retrying), so the 'may fail' flag is dead; "
+             "decide whether the caller can handle failure and drop one of the two"]
+    return findings_where_true(tables, _contradicts, RULE_ID, LEVEL, message, notes, FACTS)

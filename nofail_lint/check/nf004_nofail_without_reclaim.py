@@ -6,8 +6,7 @@ from __future__ import annotations
 from ..findings import Finding
 from ..link import TreeTables
 from ..model import NOFAIL
-from .common import became_true, site_finding
-from .gfp_flow import flow_for
+from .common import findings_where_true
 
 RULE_ID = "NF004"
 LEVEL = "error"
@@ -26,14 +25,9 @@ def _lacks_reclaim(sink) -> bool:
 
 
 def check(tables: TreeTables) -> list[Finding]:
-    out = {}
-    for site in flow_for(tables).sites:
-        if not became_true(site, _lacks_reclaim):
-            continue
-        msg = (f"__GFP_NOFAIL without __GFP_DIRECT_RECLAIM in the mask reaching {site.sink.api.name}(): "
-               f"the allocator cannot retry without sleeping and returns NULL")
-        notes = ["NOFAIL needs a sleepable context: use GFP_KERNEL/GFP_NOFS/GFP_NOIO with __GFP_NOFAIL "
-                 "outside atomic context, or drop __GFP_NOFAIL and handle the failure"]
-        key = (site.step.path, site.step.call.span)
-        out.setdefault(key, site_finding(tables, site, RULE_ID, LEVEL, msg, notes, FACTS))
-    return list(out.values())
+    def message(site) -> str:
+        return (f"__GFP_NOFAIL without __GFP_DIRECT_RECLAIM in the mask reaching {site.sink.api.name}(): "
+                f"the allocator cannot retry without sleeping and returns NULL")
+    notes = ["NOFAIL needs a sleepable context: use GFP_KERNEL/GFP_NOFS/GFP_NOIO with __GFP_NOFAIL "
+             "outside atomic context, or drop __GFP_NOFAIL and handle the failure"]
+    return findings_where_true(tables, _lacks_reclaim, RULE_ID, LEVEL, message, notes, FACTS)

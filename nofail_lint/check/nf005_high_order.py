@@ -6,8 +6,7 @@ from __future__ import annotations
 from ..findings import Finding
 from ..link import TreeTables
 from ..model import NOFAIL
-from .common import became_true, site_finding
-from .gfp_flow import flow_for
+from .common import findings_where_true
 
 RULE_ID = "NF005"
 LEVEL = "warning"
@@ -21,14 +20,9 @@ def _high_order(sink) -> bool:
 
 
 def check(tables: TreeTables) -> list[Finding]:
-    out = {}
-    for site in flow_for(tables).sites:
-        if not became_true(site, _high_order):
-            continue
+    def message(site) -> str:
         order = site.sink.role("order")[1]
-        msg = (f"__GFP_NOFAIL with order {order} ({1 << order} pages) in {site.sink.api.name}(): "
-               f"the page allocator does not support NOFAIL above order 1")
-        notes = ["use kvmalloc()/kvzalloc() with __GFP_NOFAIL for large buffers, or allocate order-0 pages"]
-        key = (site.step.path, site.step.call.span)
-        out.setdefault(key, site_finding(tables, site, RULE_ID, LEVEL, msg, notes, FACTS))
-    return list(out.values())
+        return (f"__GFP_NOFAIL with order {order} ({1 << order} pages) in {site.sink.api.name}(): "
+                f"the page allocator does not support NOFAIL above order 1")
+    notes = ["use kvmalloc()/kvzalloc() with __GFP_NOFAIL for large buffers, or allocate order-0 pages"]
+    return findings_where_true(tables, _high_order, RULE_ID, LEVEL, message, notes, FACTS)
