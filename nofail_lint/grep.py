@@ -27,7 +27,8 @@ class Hit:
     column: int
     callee: str
     mask: str            # the gfp argument(s) as written at the call
-    expanded: str        # the same with local variables replaced by their values
+    may_include: tuple[str, ...]   # the effective mask's atoms some path sets
+    must_include: tuple[str, ...]  # ... and those every path sets
     function: str        # enclosing function
     api: str             # the kernel API the mask reaches
     chain: tuple[str, ...]   # callees from this call down to the API
@@ -37,7 +38,8 @@ class Hit:
 
     def as_json(self) -> dict:
         return {"path": self.path, "line": self.line, "column": self.column, "callee": self.callee,
-                "mask": self.mask, "mask_expanded": self.expanded, "function": self.function,
+                "mask": self.mask, "may_include": list(self.may_include),
+                "must_include": list(self.must_include), "function": self.function,
                 "api": self.api, "chain": list(self.chain)}
 
 
@@ -135,8 +137,8 @@ def hits(tables: TreeTables, flag: str, cwd: Path | None = None) -> list[Hit]:
         if written is None or len(written) != len(call.args):
             written = None
         mask = ", ".join(" ".join((written or call.args)[i].split()) for i in indices if i < len(call.args))
-        expanded = ", ".join(" ".join(call.args[i].split()) for i in indices if i < len(call.args))
-        out[key] = Hit(site.step.path, span.line, span.column, call.callee, mask or "?", expanded or "?",
-                       site.step.function, site.sink.api.name,
+        m = site.sink.mask
+        out[key] = Hit(site.step.path, span.line, span.column, call.callee, mask or "?",
+                       tuple(sorted(m.flags)), tuple(sorted(m.must)), site.step.function, site.sink.api.name,
                        tuple(s.call.callee for s in site.sink.steps))
     return sorted(out.values(), key=lambda h: (h.path, h.line, h.column, h.callee))

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import re
 import time
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -44,10 +45,13 @@ Progress = Callable[[int, int], None]
 _PARSER = None
 
 
-def _extract_one(item: tuple[str, str]) -> FileFacts | Skipped | None:
-    """Worker: one file -> facts, or the reason it was skipped. Never raises."""
+def _extract_one(item: tuple[str, ...]) -> FileFacts | Skipped | None:
+    """Worker: one file -> facts, or the reason it was skipped. Never raises.
+
+    item: (path, display) or (path, display, extra prefilter pattern).
+    """
     global _PARSER
-    path, display = item
+    path, display, *extra = item
     try:
         with open(path, "rb") as fh:
             src = fh.read()
@@ -55,7 +59,7 @@ def _extract_one(item: tuple[str, str]) -> FileFacts | Skipped | None:
         return Skipped(display, f"cannot read: {e.strerror or e}")
     if b"\0" in src[:8192]:
         return Skipped(display, "binary file (NUL bytes)")
-    if not PREFILTER.search(src):
+    if not PREFILTER.search(src) and not (extra and re.search(extra[0], src)):
         return None
     try:
         from .extract import LANGUAGE, extract
@@ -69,20 +73,23 @@ def _extract_one(item: tuple[str, str]) -> FileFacts | Skipped | None:
         return Skipped(display, f"analysis failed: {type(e).__name__}: {e}")
 
 
-def _extract_batch(items: list[tuple[str, str]]) -> list[FileFacts | Skipped | None]:
+def _extract_batch(items: list[tuple[str, ...]]) -> list[FileFacts | Skipped | None]:
     return [_extract_one(it) for it in items]
 
 
-def extract_all(files: list[SourceFile], jobs: int,
-                progress: Progress | None = None) -> tuple[list[FileFacts], list[Skipped]]:
+def extract_all(files: list[SourceFile], jobs: int, progress: Progress | None = None,
+                extra_names: frozenset[str] = frozenset()) -> tuple[list[FileFacts], list[Skipped]]:
     """Extract every file in worker processes.
 
     Files go out in batches; a batch whose worker dies (a crash inside the
     parser, the OOM killer) is re-run one file per fresh worker, so only the
     file that kills its worker is lost, and it is reported as skipped.
-    `progress(done, total)` is called as results come in.
+    `progress(done, total)` is called as results come in. `extra_names`
+    (configured allocators, retry-wait helpers) widen the byte prefilter.
     """
-    items = [(str(f.path), f.display) for f in files]
+    extra = (rb"\b(?:" + b"|".join(sorted(re.escape(n).encode() for n in extra_names)) + rb")\b",) \
+        if extra_names else ()
+    items = [(str(f.path), f.display) + extra for f in files]
     total = len(items)
     jobs = jobs or os.cpu_count() or 1
     if jobs <= 1 or len(items) < 16:
@@ -126,7 +133,7 @@ def extract_all(files: list[SourceFile], jobs: int,
     return facts, skipped
 
 
-def _isolated(item: tuple[str, str], ctx) -> FileFacts | Skipped | None:
+def _isolated(item: tuple[str, ...], ctx) -> FileFacts | Skipped | None:
     """One file in a worker of its own: a crash costs only this file."""
     try:
         with ProcessPoolExecutor(1, mp_context=ctx) as pool:
@@ -160,7 +167,8 @@ def analyse(options: Options, cwd: Path | None = None, progress: Progress | None
         files = kept
         skipped = [s for s in skipped if not options.exclude.matches(base / s.path)]
     version = options.kernel_version or kernel_version_of(options.paths) or model.newest_version
-    facts, bad = extract_all(files, options.jobs, progress)
+    facts, bad = extract_all(files, options.jobs, progress,
+                             options.extra_allocators | options.extra_retry_wait)
     tables = TreeTables(facts, model, version, options.extra_allocators, options.extra_retry_wait)
     return Analysis(tables, files, sorted(skipped + bad, key=lambda s: s.path), version, excluded, started)
 

@@ -146,7 +146,7 @@ def test_text_empty_when_no_findings(rules):
 
 
 def test_unknown_format_rejected(rules):
-    assert FORMATS == ("text", "json", "sarif")
+    assert FORMATS == ("text", "json", "sarif", "github")
     with pytest.raises(ValueError):
         render(make_result(), "xml", rules, FACTS, pathlib.Path("."), VERSION)
 
