@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 import tree_sitter as ts
 
 from .facts import CallSite, RetryLoop
+from .model import load_model
 
 if TYPE_CHECKING:  # pragma: no cover
     from .extract import SourceLines, _Function
@@ -272,6 +273,8 @@ class LoopAnalyser:
         for k, n in mods:
             if k == r.key or k in varying:
                 continue
+            if k in tested and self._invariant_write(n, base):
+                continue
             if k not in tested or self._reachable_on_failure(n, stop, r, base):
                 varying.add(k)
         self._success_only = base - varying
@@ -320,6 +323,31 @@ class LoopAnalyser:
             kids = [c for c in node.named_children if c.type != "comment"]
             return bool(kids) and kids[-1].type in _LEAVING and self._leaves_region(kids[-1], region)
         return False
+
+    def _invariant_write(self, node: ts.Node, modified: set[str]) -> bool:
+        """`bool nofail = gfp & __GFP_NOFAIL;` inside the loop: the same value on
+        every iteration (no call, reads nothing the loop writes)."""
+        p = node.parent
+        while p is not None and p.type == "pointer_declarator":
+            p = p.parent
+        if p is not None and p.type == "init_declarator":
+            rhs = p.child_by_field_name("value")
+        elif p is not None and p.type == "assignment_expression" and p.child_by_field_name("operator").text == b"=" \
+                and p.child_by_field_name("left") == node:
+            rhs = p.child_by_field_name("right")
+        else:
+            return False
+        if rhs is None:
+            return False
+        stack = [rhs]
+        while stack:
+            n = stack.pop()
+            if n.type in ("call_expression", "update_expression", "assignment_expression"):
+                return False
+            if n.type in ("identifier", "field_expression") and _written(_norm(n.text.decode("utf-8", "replace")), modified):
+                return False
+            stack.extend(n.named_children)
+        return True
 
     def _reachable_on_failure(self, node: ts.Node, stop: ts.Node, r: _Result, modified: set[str]) -> bool:
         if self._guard(node, stop, r, modified)[0] == F:
@@ -392,7 +420,10 @@ class LoopAnalyser:
             rhs = strip(assign.child_by_field_name("value" if assign.type == "init_declarator" else "right"))
             if rhs is not None and rhs.type == "call_expression" and not (
                     rhs.start_byte <= r.call.start_byte < rhs.end_byte):
-                return True
+                fn = rhs.child_by_field_name("function")
+                # kmalloc() then vmalloc(): a fallback between allocators, not a lookup
+                if fn is None or load_model().allocator(fn.text.decode("utf-8", "replace")) is None:
+                    return True
         return False
 
     def _used_unchecked(self, call: ts.Node, key: str) -> bool:
