@@ -139,6 +139,11 @@ class SourceLines:
         end = self.starts[row + 1] - 1 if row + 1 < len(self.starts) else len(self.src)
         return self.src[start:end]
 
+    def point(self, offset: int) -> tuple[int, int]:
+        """Byte offset -> (0-based row, byte column)."""
+        row = bisect.bisect_right(self.starts, offset) - 1
+        return row, offset - self.starts[row]
+
     def char_col(self, row: int, byte_col: int) -> int:
         return len(self.line_bytes(row)[:byte_col].decode("utf-8", "replace")) + 1
 
@@ -466,16 +471,21 @@ def extract(src: bytes, path: str, parser: ts.Parser | None = None) -> FileFacts
         fn_text = src[f.node.start_byte:f.body.end_byte].decode("utf-8", "replace")
         gfp_names = set(_GFP_T_NAMES.findall(fn_text))
         carries = re.compile(r"\b(?:" + "|".join(map(re.escape, sorted(gfp_names))) + r")\b") if gfp_names else None
+        regions = _atomic_byte_ranges(f)
         call_sites = []
         for call, fn, args in f.calls:
             arg_texts = tuple(node_text(a) for a in args.named_children if a.type != "comment")
-            if not any(_RELEVANT_ARG.search(a) or (carries and carries.search(a)) for a in arg_texts):
+            tests = _null_tests(f, call, conds_by_fn.get(id(f), ()), lines)
+            # kept when an argument can carry a mask or a bound, or when a
+            # wrapper's own NOFAIL would matter here: its result is tested for
+            # NULL (NF006), or it runs in a non-sleepable region (NF008)
+            if not (any(_RELEVANT_ARG.search(a) or (carries and carries.search(a)) for a in arg_texts)
+                    or tests or any(s <= call.start_byte < e for s, e, _ in regions)):
                 continue
             substituted = tuple(values.substitute(a, call.start_byte) for a in arg_texts)
-            tests = _null_tests(f, call, conds_by_fn.get(id(f), ()), lines)
             call_sites.append(CallSite(node_text(fn), lines.span(fn, call), substituted, tests))
 
-        returns = _returned_calls(f, returns_by_fn.get(id(f), ()), lines)
+        returns, other_returns = _returned_calls(f, returns_by_fn.get(id(f), ()), lines)
         analyser = LoopAnalyser(f, lines, labels_by_fn.get(id(f), {}), gotos_by_fn.get(id(f), []),
                                 exits, writes, addressed)
         retry_loops = []
@@ -488,6 +498,7 @@ def extract(src: bytes, path: str, parser: ts.Parser | None = None) -> FileFacts
         out.append(FunctionFacts(
             name=f.name, is_static=f.static, params=f.params, span=dataclasses.replace(lines.span(f.header), snippet=""),
             calls=tuple(call_sites), returns=tuple(returns), retry_loops=tuple(retry_loops),
+            other_returns=other_returns,
             atomic=_atomic_regions(f, lines)))
     return FileFacts(path=path, macros=macros, functions=tuple(out), parse_errors=errors)
 
@@ -513,37 +524,51 @@ def _null_tests(f: _Function, call: ts.Node, conds, lines: SourceLines) -> tuple
     return tuple(out)
 
 
-def _atomic_regions(f: _Function, lines: SourceLines) -> tuple[tuple[str, int, int, int, int], ...]:
-    """Spans from a lock/irq-off/RCU call to its matching release, in source order."""
+def _atomic_byte_ranges(f: _Function) -> list[tuple[int, int, ts.Node]]:
+    """(start, end, opening call) from each lock/irq-off/RCU call to its release."""
     sections = load_model().atomic_sections
     if not any(node_text(fn) in sections for _, fn, _ in f.calls):
-        return ()
+        return []
     out = []
     calls = sorted(f.calls, key=lambda c: c[0].start_byte)
     for i, (call, fn, _args) in enumerate(calls):
         unlocks = sections.get(node_text(fn))
         if not unlocks:
             continue
-        end = f.body
+        end = f.body.end_byte
         for later, lfn, _ in calls[i + 1:]:
             if node_text(lfn) in unlocks:
-                end = later
+                end = later.start_byte
                 break
-        (r0, c0), (r1, c1) = call.end_point, (end.start_point if end is not f.body else end.end_point)
+        out.append((call.end_byte, end, fn))
+    return out
+
+
+def _atomic_regions(f: _Function, lines: SourceLines) -> tuple[tuple[str, int, int, int, int], ...]:
+    """The same regions as (opening call, start line, column, end line, column)."""
+    out = []
+    for start, end, fn in _atomic_byte_ranges(f):
+        r0, c0 = lines.point(start)
+        r1, c1 = lines.point(end)
         out.append((node_text(fn), r0 + 1, lines.char_col(r0, c0), r1 + 1, lines.char_col(r1, c1)))
     return tuple(out)
 
 
-def _returned_calls(f: _Function, returns, lines: SourceLines) -> list[ReturnedCall]:
+def _returned_calls(f: _Function, returns, lines: SourceLines) -> tuple[list[ReturnedCall], int]:
+    """Calls whose result the function returns (directly or through a local),
+    and how many return statements return something else (NULL, an error...)."""
     out = []
+    others = 0
     for r in returns:
         value = strip(r.named_children[0] if r.named_children else None)
         if value is None:
             continue
+        found = False
         if value.type == "call_expression":
             fn = value.child_by_field_name("function")
             if fn is not None and fn.type == "identifier":
                 out.append(ReturnedCall(node_text(fn), lines.span(fn, value)))
+                found = True
         elif value.type == "identifier":
             name = node_text(value)
             for assign, lhs in f.assign_nodes:
@@ -555,4 +580,6 @@ def _returned_calls(f: _Function, returns, lines: SourceLines) -> list[ReturnedC
                     fn = rhs.child_by_field_name("function")
                     if fn is not None and fn.type == "identifier":
                         out.append(ReturnedCall(node_text(fn), lines.span(fn, rhs)))
-    return out
+                        found = True
+        others += not found
+    return out, others

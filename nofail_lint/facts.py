@@ -65,6 +65,7 @@ class FunctionFacts:
     retry_loops: tuple[RetryLoop, ...]
     # non-sleepable regions: (opening call, start line, start column, end line, end column)
     atomic: tuple[tuple[str, int, int, int, int], ...] = ()
+    other_returns: int = 0     # return statements that return no call's result (NULL, -ENOMEM...)
 
 
 @dataclass(frozen=True)

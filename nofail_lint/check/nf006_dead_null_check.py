@@ -32,10 +32,10 @@ def _cannot_return_null(api, mask) -> bool:
 
 def _returns_result(tables: TreeTables, sink) -> bool:
     """The tested value is the API's own result: a direct call, or wrappers
-    that each return the result of the next call down."""
+    that each return the result of the next call down and nothing else."""
     for st in sink.steps[1:]:
         link = tables.wrappers.get((st.path, st.function))
-        if link is None or link.returned.callee != st.call.callee:
+        if link is None or link.returned.callee != st.call.callee or link.ref.fn.other_returns:
             return False
     return True
 
