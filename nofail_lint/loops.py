@@ -330,13 +330,10 @@ class LoopAnalyser:
         p = node.parent
         while p is not None and p.type == "pointer_declarator":
             p = p.parent
-        if p is not None and p.type == "init_declarator":
-            rhs = p.child_by_field_name("value")
-        elif p is not None and p.type == "assignment_expression" and p.child_by_field_name("operator").text == b"=" \
-                and p.child_by_field_name("left") == node:
-            rhs = p.child_by_field_name("right")
-        else:
+        # only a declaration in the loop: a plain `x = 1;` does change x the first time
+        if p is None or p.type != "init_declarator":
             return False
+        rhs = p.child_by_field_name("value")
         if rhs is None:
             return False
         stack = [rhs]
