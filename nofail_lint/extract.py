@@ -483,7 +483,8 @@ def extract(src: bytes, path: str, parser: ts.Parser | None = None) -> FileFacts
                     or tests or any(s <= call.start_byte < e for s, e, _ in regions)):
                 continue
             substituted = tuple(values.substitute(a, call.start_byte) for a in arg_texts)
-            call_sites.append(CallSite(node_text(fn), lines.span(fn, call), substituted, tests))
+            call_sites.append(CallSite(node_text(fn), lines.span(fn, call), substituted, tests,
+                                       _param_guards(f, call), _after_unlock(f, call)))
 
         returns, other_returns = _returned_calls(f, returns_by_fn.get(id(f), ()), lines)
         analyser = LoopAnalyser(f, lines, labels_by_fn.get(id(f), {}), gotos_by_fn.get(id(f), []),
@@ -522,6 +523,64 @@ def _null_tests(f: _Function, call: ts.Node, conds, lines: SourceLines) -> tuple
                 and is_null_test(cond, key):
             out.append(lines.span(cond))
     return tuple(out)
+
+
+def _bare_param(f: _Function, cond: ts.Node | None) -> tuple[int, bool] | None:
+    """`nofail`, `!nofail`, `unlikely(!nofail)` on a parameter -> (index, truth)."""
+    truth = True
+    cond = strip(cond)
+    while cond is not None:
+        if cond.type == "unary_expression" and cond.child_by_field_name("operator").text == b"!":
+            truth = not truth
+            cond = strip(cond.child_by_field_name("argument"))
+        elif cond.type == "call_expression" and node_text(cond.child_by_field_name("function")) in ("likely", "unlikely"):
+            args = cond.child_by_field_name("arguments").named_children
+            cond = strip(args[0]) if args else None
+        else:
+            break
+    if cond is not None and cond.type == "identifier" and node_text(cond) in f.params:
+        return f.params.index(node_text(cond)), truth
+    return None
+
+
+def _param_guards(f: _Function, call: ts.Node) -> tuple[tuple[int, bool], ...]:
+    """Conditions on bare parameters the call runs under: enclosing `if (p)`
+    arms, and earlier `if (!p) return ...;` exits in the blocks around it."""
+    out = []
+    child, p = call, call.parent
+    while p is not None and p != f.body.parent:
+        if p.type == "if_statement" and child != p.child_by_field_name("condition"):
+            g = _bare_param(f, p.child_by_field_name("condition"))
+            if g is not None:
+                out.append(g if child == p.child_by_field_name("consequence") else (g[0], not g[1]))
+        if p.type == "compound_statement":
+            s = child.prev_named_sibling
+            while s is not None:
+                if s.type == "if_statement" and s.child_by_field_name("alternative") is None:
+                    cons = s.child_by_field_name("consequence")
+                    kids = [c for c in cons.named_children if c.type != "comment"] if cons.type == "compound_statement" else [cons]
+                    if kids and kids[-1].type == "return_statement":
+                        g = _bare_param(f, s.child_by_field_name("condition"))
+                        if g is not None:
+                            out.append((g[0], not g[1]))
+                s = s.prev_named_sibling
+        child, p = p, p.parent
+    return tuple(sorted(set(out)))
+
+
+def _after_unlock(f: _Function, call: ts.Node) -> bool:
+    """The last lock-ish call before `call` in this function closes a section."""
+    sections = load_model().atomic_sections
+    last = None
+    for c, fn, _ in f.calls:
+        if c.start_byte >= call.start_byte:
+            break
+        name = node_text(fn)
+        if name in sections:
+            last = "open"
+        elif any(name in closers for closers in sections.values()):
+            last = "close"
+    return last == "close"
 
 
 def _atomic_byte_ranges(f: _Function) -> list[tuple[int, int, ts.Node]]:

@@ -30,6 +30,9 @@ class CallSite:
     span: Span
     args: tuple[str, ...]
     null_tests: tuple[Span, ...] = ()   # later tests of the call's result for NULL
+    # (parameter index, truth) the call needs: `if (!nofail) return ...;` before it -> ((i, True),)
+    param_guards: tuple[tuple[int, bool], ...] = ()
+    after_unlock: bool = False          # a lock/irq/RCU section was closed earlier in the function
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,8 @@ MAX_DEPTH = 10
 PAGE_SIZE = 4096          # for get_order(constant): the common 4 KiB page
 _ROLES = ("start", "end", "order")
 
+_TRUTH = {"true": True, "false": False, "NULL": False}
+
 # bound argument kinds: ("param", i) | ("default", name) | ("const", int) | ("other", text)
 
 
@@ -44,6 +46,8 @@ class Sink:
     roles: tuple[tuple[str, tuple], ...]     # (role, bound) for start/end/order
     steps: tuple[Step, ...] = ()             # from the owner's call down to the API
     nofail_origin: Step | None = None        # the call where NOFAIL became constant
+    guards: tuple[tuple[int, bool], ...] = ()   # owner's parameters the path needs true/false
+    released: bool = False                   # a lock was dropped on the way, before the allocation
 
     def role(self, name: str) -> tuple | None:
         for r, bound in self.roles:
@@ -53,7 +57,7 @@ class Sink:
 
     def signature(self):
         origin = (self.nofail_origin.path, self.nofail_origin.call.span) if self.nofail_origin else None
-        return (self.api.name, self.mask, self.roles, origin)
+        return (self.api.name, self.mask, self.roles, origin, self.guards, self.released)
 
     @property
     def open(self) -> bool:
@@ -107,7 +111,29 @@ class GfpFlow:
             out.extend(self._sinks.get(target.key, {}).values())
         return out
 
-    def _bind(self, ref: FunctionRef, call: CallSite, sink: Sink, evaluator) -> Sink:
+    def _guards(self, ref: FunctionRef, call: CallSite, sink: Sink) -> tuple | None:
+        """The sink's parameter conditions seen from `call`: None if an argument
+        contradicts one (`__alloc_pending(false)` never reaches the NOFAIL branch)."""
+        out = set(call.param_guards)
+        for idx, truth in sink.guards:
+            if idx >= len(call.args):
+                continue
+            arg = " ".join(call.args[idx].split())
+            value = _TRUTH.get(arg)
+            if value is None:
+                n = self.tables.const_int(ref.file.path, parse_expr(arg))
+                value = None if n is None else n != 0
+            if value is not None:
+                if value != truth:
+                    return None
+            elif arg in ref.fn.params:
+                out.add((ref.fn.params.index(arg), truth))
+        return tuple(sorted(out))
+
+    def _bind(self, ref: FunctionRef, call: CallSite, sink: Sink, evaluator) -> Sink | None:
+        guards = self._guards(ref, call, sink)
+        if guards is None:
+            return None
         mask = Mask(sink.mask.alts, known=sink.mask.known)
         for idx, cleared in sink.mask.params:
             if idx < len(call.args):
@@ -123,7 +149,8 @@ class GfpFlow:
         origin = sink.nofail_origin
         if origin is None and mask.may_include(NOFAIL):
             origin = step
-        return Sink(sink.api, mask, tuple(roles), (step,) + sink.steps, origin)
+        return Sink(sink.api, mask, tuple(roles), (step,) + sink.steps, origin, guards,
+                    sink.released or call.after_unlock)
 
     def resolve_bound(self, ref: FunctionRef, text: str, depth: int = 0) -> tuple:
         """A range bound: a parameter, the default name, or something else."""
@@ -189,6 +216,8 @@ class GfpFlow:
                     if len(below.steps) >= MAX_DEPTH:
                         continue
                     bound = self._bind(ref, call, below, evaluator)
+                    if bound is None:
+                        continue
                     key = (ref.file.path, call.span, bound.signature(), below.signature())
                     if key not in seen_sites:
                         seen_sites.add(key)

@@ -25,8 +25,8 @@ def _region(fn, span):
 def check(tables: TreeTables) -> list[Finding]:
     out = {}
     for site in flow_for(tables).sites:
-        if not site.ref.fn.atomic or not site.sink.mask.may_include(NOFAIL):
-            continue
+        if not site.ref.fn.atomic or not site.sink.mask.may_include(NOFAIL) or site.below.released:
+            continue   # (a callee that drops the lock before allocating is fine)
         region = _region(site.ref.fn, site.step.call.span)
         if region is None:
             continue
