@@ -132,11 +132,16 @@ def check(paths, fmt, output, jobs, kernel_version, select, config_file, show_su
             _fail(f"unknown rule(s): {', '.join(sorted(unknown))}")
     config = _config(config_file, paths, rules)
     options = _options(paths, jobs, kernel_version, config.rules(selected, rules), config)
-    known = None
+    known = changed = None       # read before the (long) run, so a bad file or rev fails fast
     if baseline_file:
         try:
             known = baseline.load(Path(baseline_file), cwd)
         except baseline.BaselineError as e:
+            _fail(str(e))
+    if diff_rev is not None:
+        try:
+            changed = changed_lines(diff_rev, paths, cwd)
+        except DiffError as e:
             _fail(str(e))
     progress = _Progress(not quiet and sys.stderr.isatty())
     try:
@@ -147,24 +152,20 @@ def check(paths, fmt, output, jobs, kernel_version, select, config_file, show_su
     progress.clear()
 
     findings, result.suppressed = split_suppressed(result.findings, cwd, {r.name: r.id for r in rules.values()})
-    extra = []
-    if write_baseline_file:
+    extra = []                   # what the summary says was hidden, and why
+    if write_baseline_file:      # record everything, then hide what was recorded
         try:
             n = baseline.write(Path(write_baseline_file), findings, cwd)
         except baseline.BaselineError as e:
             _fail(str(e))
         if not quiet:
             click.echo(f"nofail-lint: wrote {n} finding(s) to baseline {write_baseline_file}", err=True)
-        findings, known_now = [], findings
-        extra.append(f"{len(known_now)} in baseline")
+        findings = []
+        extra.append(f"{n} in baseline")
     elif known is not None:
         findings, old = baseline.split_known(findings, known, Path(baseline_file), cwd)
         extra.append(f"{len(old)} in baseline")
-    if diff_rev is not None:
-        try:
-            changed = changed_lines(diff_rev, paths, cwd)
-        except DiffError as e:
-            _fail(str(e))
+    if changed is not None:
         findings, unchanged = split_changed(findings, changed, cwd)
         result.suppressed, _ = split_changed(result.suppressed, changed, cwd)
         extra.append(f"{len(unchanged)} outside --diff {diff_rev}")
