@@ -207,9 +207,14 @@ class _Parser:
                 return e
 
 
+_C_COMMENT = re.compile(r"/\*.*?\*/|//[^\n]*", re.DOTALL)
+
+
 @lru_cache(maxsize=65536)
 def parse_expr(text: str) -> Expr:
     """Parse a C expression; anything unparseable becomes ("other", text)."""
+    if "/" in text:
+        text = _C_COMMENT.sub(" ", text)
     try:
         return _Parser(_tokenize(text)).parse()
     except (ValueError, RecursionError, IndexError):
