@@ -123,7 +123,7 @@ def hits(tables: TreeTables, flag: str, cwd: Path | None = None) -> list[Hit]:
     """Every call where `flag` enters an allocator's effective mask, in file/line order."""
     source = _Source(Path(os.path.abspath(cwd or Path.cwd())))
     out: dict[tuple, Hit] = {}
-    for site in flow_for(tables).sites:
+    for site in flow_for(tables, flag).sites:
         if not became_true(site, lambda s: s.mask.may_include(flag)):
             continue
         call = site.step.call

@@ -85,10 +85,15 @@ def seed(api: Allocator) -> Sink:
 
 
 class GfpFlow:
-    """Computes every site once per run; rules iterate over `sites`."""
+    """Computes the sites once per run; rules iterate over `sites`.
 
-    def __init__(self, tables: TreeTables):
+    Only sites whose mask may include `flag` are kept (every NOFAIL rule needs
+    NOFAIL in the mask); the fixpoint itself still runs over every mask.
+    """
+
+    def __init__(self, tables: TreeTables, flag: str = NOFAIL):
         self.tables = tables
+        self.flag = flag
         self.version = tables.kernel_version
         self.sites: list[Site] = []
         self._sinks: dict[tuple[str, str], dict] = {}
@@ -219,10 +224,10 @@ class GfpFlow:
                     if bound is None:
                         continue
                     key = (ref.file.path, call.span, bound.signature(), below.signature())
-                    if key not in seen_sites:
+                    if key not in seen_sites and bound.mask.may_include(self.flag):
                         seen_sites.add(key)
                         self.sites.append(Site(Step(ref.file.path, call, ref.fn.name), ref, bound, below))
-                    if not (bound.open or bound.mask.may_include(NOFAIL)):
+                    if not (bound.open or bound.mask.may_include(self.flag)):
                         continue     # nothing a caller could add or be told
                     sig = bound.signature()
                     if sig not in mine and len(mine) < MAX_SINKS_PER_FUNCTION:
@@ -237,9 +242,10 @@ class GfpFlow:
         self.sites.sort(key=lambda s: (s.step.path, s.step.call.span.line, s.step.call.span.column))
 
 
-def flow_for(tables: TreeTables) -> GfpFlow:
-    """One GfpFlow per TreeTables (rules share it)."""
-    flow = tables.derived.get("gfp_flow")
+def flow_for(tables: TreeTables, flag: str = NOFAIL) -> GfpFlow:
+    """One GfpFlow per TreeTables and flag (the rules share the NOFAIL one)."""
+    key = "gfp_flow:" + flag
+    flow = tables.derived.get(key)
     if flow is None:
-        flow = tables.derived["gfp_flow"] = GfpFlow(tables)
+        flow = tables.derived[key] = GfpFlow(tables, flag)
     return flow
