@@ -31,8 +31,11 @@ def check(tables: TreeTables) -> list[Finding]:
         if region is None:
             continue
         opener, line = region
-        msg = (f"__GFP_NOFAIL allocation via {site.step.call.callee}() inside {opener}() "
-               f"(line {line}): a NOFAIL allocation sleeps until it succeeds")
+        if site.sink.mask.may_include("__GFP_DIRECT_RECLAIM"):
+            why = "a NOFAIL allocation sleeps until it succeeds"
+        else:
+            why = "__GFP_NOFAIL must never be used in a non-sleepable context (without reclaim it can return NULL)"
+        msg = f"__GFP_NOFAIL allocation via {site.step.call.callee}() inside {opener}() (line {line}): {why}"
         notes = [f"{opener}() at line {line} makes the section non-sleepable until its release; allocate "
                  f"before taking it, or use a non-sleeping mask and handle failure"]
         key = (site.step.path, site.step.call.span)
