@@ -503,6 +503,8 @@ class LoopAnalyser:
             ways_out = [(_not(cont), cdep)]
             ways_out += [self._guard(e, loop, r, modified_r) for e in exits]
             verdict = self._verdict(ways_out)
+            if verdict and self._honours_nofail([cond] + self._exit_conditions(exits, loop)):
+                continue
             if verdict is not None:
                 out.append(self._retry(call, fn, kind, loop, loop.start_byte, loop.end_byte, verdict))
         return out
@@ -525,6 +527,21 @@ class LoopAnalyser:
                 if p is None or p.start_byte < start or p.end_byte > end or p == region:
                     out.append(e)
         return out
+
+    def _honours_nofail(self, conds: list[ts.Node | None]) -> bool:
+        """The flag that keeps the loop going is the caller's __GFP_NOFAIL
+        (`if (nofail) goto again;` with `nofail = gfp & __GFP_NOFAIL`): the
+        code implements NOFAIL for its caller rather than open-coding it."""
+        for c in conds:
+            if c is None:
+                continue
+            text = c.text.decode("utf-8", "replace")
+            if "__GFP_NOFAIL" in text:
+                return True
+            for name in re.findall(r"[A-Za-z_]\w*", text):
+                if re.search(r"\b" + re.escape(name) + r"\s*=[^;=][^;]*__GFP_NOFAIL", self.fn_text):
+                    return True
+        return False
 
     @staticmethod
     def _verdict(ways_out: list[tuple[str, bool]]) -> bool | None:
@@ -569,6 +586,8 @@ class LoopAnalyser:
                 taken, dep = self._guard(g, scope, r, modified_r)
                 ways_out = [(_not(taken), dep)] + [self._guard(e, scope, r, modified_r) for e in exits]
                 verdict = self._verdict(ways_out)
+                if verdict and self._honours_nofail(self._exit_conditions(exits + [g], scope)):
+                    continue
                 if verdict is not None:
                     out.append(self._retry(call, fn, "goto", label, start, end, verdict))
         self._entered_at = None
