@@ -33,6 +33,28 @@ def _check(cli, root: Path) -> dict:
     return doc
 
 
+RECORDED = Path(__file__).parent / "data"
+
+
+def _recorded(version: str) -> set[tuple[str, int, str]]:
+    rows = (RECORDED / f"results-{version}.tsv").read_text().splitlines()
+    return {(p, int(l), r) for p, l, r in (row.split("\t") for row in rows if row and not row.startswith("#"))}
+
+
+def _diff(expected, got) -> str:
+    return "\n".join([f"missing  {e}" for e in sorted(expected - got)] +
+                     [f"new      {g}" for g in sorted(got - expected)])
+
+
+@pytest.mark.parametrize("version,var", [("6.1", "NOFAIL_LINT_KERNEL_6_1"), ("6.12", "NOFAIL_LINT_KERNEL_6_12")])
+def test_whole_tree_matches_the_recorded_result_set(cli, version, var):
+    """(file, line, rule) of every finding, as triaged in docs/real-kernel-findings.md."""
+    doc = _check(cli, _tree(var))
+    got = {(f["path"], f["line"], f["rule_id"]) for f in doc["findings"]}
+    expected = _recorded(version)
+    assert got == expected, "\n" + _diff(expected, got)
+
+
 def test_linux_6_1_reports_xfs_kmem_alloc(cli):
     doc = _check(cli, _tree("NOFAIL_LINT_KERNEL_6_1"))
     assert doc["kernel_version"] == "6.1"
