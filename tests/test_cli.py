@@ -4,11 +4,10 @@ from __future__ import annotations
 import importlib.resources
 import json
 import re
-from pathlib import Path
 
 import jsonschema
 
-from conftest import EXAMPLE_TREE, FIXTURES, REPO, run_cli
+from conftest import EXAMPLE_TREE, REPO, run_cli
 
 LOOP = """\
 #include <linux/slab.h>

@@ -1,7 +1,7 @@
 """Text views of the allocator model for `nofail-lint model [API]`."""
 from __future__ import annotations
 
-from . import NOFAIL_KINDS, Allocator, Fact, Model, NotAllocator
+from . import NOFAIL_KINDS, Fact, Model, NotAllocator
 
 _COLUMNS = ("name", "family", "gfp", "size", "order", "start", "end", "nofail", "since")
 
