@@ -67,6 +67,64 @@ _NUMERIC_BODY = re.compile(rb"^\(?\s*(?:0[xX][0-9a-fA-F]+|\d+)[uUlL]*\s*\)?$")
 _SIZE_NAME = re.compile(rb"ORDER|SIZE|SHIFT|PAGES|_SZ")
 
 
+_DEFINE_FN = re.compile(
+    rb"^[ \t]*#[ \t]*define[ \t]+([A-Za-z_]\w*)\(([^()\n]*)\)[ \t]*((?:[^\n\\]|\\.|\\\n)*)",
+    re.MULTILINE,
+)
+_CALL_BODY = re.compile(r"^\(*\s*(?:\([\w\s*]+\)\s*)?([A-Za-z_]\w*)\s*\((.*)\)\s*\)*$", re.DOTALL)
+_GFP_PARAM = re.compile(r"gfp|flags|mask", re.IGNORECASE)
+
+
+def _split_args(text: str) -> list[str] | None:
+    """Top-level comma split of a call's argument text; None if unbalanced."""
+    out, depth, start = [], 0, 0
+    for i, ch in enumerate(text):
+        if ch in "([{":
+            depth += 1
+        elif ch in ")]}":
+            depth -= 1
+            if depth < 0:
+                return None
+        elif ch == "," and depth == 0:
+            out.append(text[start:i].strip())
+            start = i + 1
+    if depth:
+        return None
+    last = text[start:].strip()
+    return out + [last] if last or out else out
+
+
+def call_macros(src: bytes, lines: "SourceLines") -> list[FunctionFacts]:
+    """Function-like macros whose body is one call, as wrapper functions:
+    `#define alloc_inode_sb(_sb, _cache, _gfp) kmem_cache_alloc_lru(_cache, ..., _gfp)`
+    forwards `_gfp` to an allocator and returns its result, like a function."""
+    out = []
+    for m in _DEFINE_FN.finditer(src):
+        body = _COMMENT.sub(b" ", m.group(3).replace(b"\\\n", b" ")).strip().decode("utf-8", "replace")
+        if len(body) > 400 or "(" not in body:
+            continue
+        call = _CALL_BODY.match(body)
+        if call is None:
+            continue
+        params = tuple(p.strip() for p in m.group(2).decode("utf-8", "replace").split(",") if p.strip())
+        args = _split_args(call.group(2))
+        if args is None:
+            continue
+        gfp_params = [p for p in params if _GFP_PARAM.search(p)]
+        if not any(_RELEVANT_ARG.search(a) or any(re.search(r"\b" + re.escape(p) + r"\b", a) for p in gfp_params)
+                   for a in args):
+            continue
+        row = src.count(b"\n", 0, m.start())
+        text = lines.line_bytes(row).decode("utf-8", "replace")
+        span = Span(row + 1, 1, row + 1, len(text) + 1, text)
+        site = CallSite(call.group(1), span, tuple(args))
+        out.append(FunctionFacts(
+            name=m.group(1).decode("ascii"), is_static=False, params=params,
+            span=dataclasses.replace(span, snippet=""), calls=(site,),
+            returns=(ReturnedCall(call.group(1), span),), retry_loops=()))
+    return out
+
+
 def object_like_macros(src: bytes) -> list[tuple[str, str]]:
     """Object-like #defines that can matter for a gfp mask or a vmalloc range.
 
@@ -501,6 +559,7 @@ def extract(src: bytes, path: str, parser: ts.Parser | None = None) -> FileFacts
             calls=tuple(call_sites), returns=tuple(returns), retry_loops=tuple(retry_loops),
             other_returns=other_returns,
             atomic=_atomic_regions(f, lines)))
+    out.extend(call_macros(src, lines))
     return FileFacts(path=path, macros=macros, functions=tuple(out), parse_errors=errors)
 
 
