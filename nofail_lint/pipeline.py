@@ -81,9 +81,11 @@ def extract_all(files: list[SourceFile], jobs: int, progress: Progress | None = 
                 extra_names: frozenset[str] = frozenset()) -> tuple[list[FileFacts], list[Skipped]]:
     """Extract every file in worker processes.
 
-    Files go out in batches; a batch whose worker dies (a crash inside the
-    parser, the OOM killer) is re-run one file per fresh worker, so only the
-    file that kills its worker is lost, and it is reported as skipped.
+    Files go out in batches. A worker that dies (a crash inside the parser,
+    the OOM killer) breaks the pool: the batches it took down are halved and
+    run again in a fresh pool, and a single file that still fails runs in a
+    worker of its own, so only the file that kills its worker is lost (and
+    reported as skipped).
     `progress(done, total)` is called as results come in. `extra_names`
     (configured allocators, retry-wait helpers) widen the byte prefilter.
     """
