@@ -197,7 +197,8 @@ class LoopAnalyser:
         if node.type in ("identifier", "field_expression", "subscript_expression") or (
                 node.type == "pointer_expression" and text.startswith("*")):
             key = _norm(text)
-            if _written(key, modified) or key in _VOLATILE_NAMES:
+            if _written(key, modified) or key in _VOLATILE_NAMES or (
+                    node.type != "identifier" and self._reads_written(node, modified)):
                 return V, False
             # written only when the call succeeded: fixed under failure, but
             # an exit that reads it is a way out on success
@@ -211,6 +212,18 @@ class LoopAnalyser:
             if v == V:
                 worst = V
         return worst, dep
+
+    @staticmethod
+    def _reads_written(node: ts.Node, modified: set[str]) -> bool:
+        """`ports[i]` with `i++` in the loop, `p->next` with `p` reassigned: the
+        lvalue moves even though it is not itself written."""
+        stack = list(node.named_children)
+        while stack:
+            n = stack.pop()
+            if n.type == "identifier" and _norm(n.text.decode("utf-8", "replace")) in modified:
+                return True
+            stack.extend(n.named_children)
+        return False
 
     def _mentions(self, node: ts.Node, r: _Result) -> bool:
         return r.call.start_byte >= node.start_byte and r.call.end_byte <= node.end_byte
