@@ -558,16 +558,21 @@ def extract(src: bytes, path: str, parser: ts.Parser | None = None) -> FileFacts
             name=f.name, is_static=f.static, params=f.params, span=dataclasses.replace(lines.span(f.header), snippet=""),
             calls=tuple(call_sites), returns=tuple(returns), retry_loops=tuple(retry_loops),
             other_returns=other_returns,
-            atomic=_atomic_regions(f, lines)))
+            atomic=_atomic_regions(regions, lines)))
     out.extend(call_macros(src, lines))
     return FileFacts(path=path, macros=macros, functions=tuple(out), parse_errors=errors)
 
 
 def _null_tests(f: _Function, call: ts.Node, conds, lines: SourceLines) -> tuple[Span, ...]:
     """Conditions after `call` that test its result for NULL, until the
-    variable is assigned again."""
+    variable is assigned again. Runs for every call, so the cheap text check
+    comes first and the rest only when some later condition names the result."""
     kind, key = result_key(call)
     if kind != "var":
+        return ()
+    later = [c for c in conds[bisect.bisect_left(conds, call.end_byte, key=lambda c: c.start_byte):]
+             if key in _norm_text(c) and is_null_test(c, key)]
+    if not later:
         return ()
     stop = f.body.end_byte
     for assign, lhs in f.assign_nodes:
@@ -576,12 +581,12 @@ def _null_tests(f: _Function, call: ts.Node, conds, lines: SourceLines) -> tuple
     # only tests the allocation dominates: a test outside an `if` that guards
     # the call may see the variable's earlier value
     guards = _cond_ranges(call, f.body)
-    out = []
-    for cond in conds:
-        if call.end_byte <= cond.start_byte < stop and all(s <= cond.start_byte < e for s, e in guards) \
-                and is_null_test(cond, key):
-            out.append(lines.span(cond))
-    return tuple(out)
+    return tuple(lines.span(c) for c in later
+                 if c.start_byte < stop and all(s <= c.start_byte < e for s, e in guards))
+
+
+def _norm_text(node: ts.Node) -> str:
+    return "".join(node_text(node).split())
 
 
 def _bare_param(f: _Function, cond: ts.Node | None) -> tuple[int, bool] | None:
@@ -662,10 +667,10 @@ def _atomic_byte_ranges(f: _Function) -> list[tuple[int, int, ts.Node]]:
     return out
 
 
-def _atomic_regions(f: _Function, lines: SourceLines) -> tuple[tuple[str, int, int, int, int], ...]:
+def _atomic_regions(regions: list[tuple[int, int, ts.Node]], lines: SourceLines) -> tuple[tuple[str, int, int, int, int], ...]:
     """The same regions as (opening call, start line, column, end line, column)."""
     out = []
-    for start, end, fn in _atomic_byte_ranges(f):
+    for start, end, fn in regions:
         r0, c0 = lines.point(start)
         r1, c1 = lines.point(end)
         out.append((node_text(fn), r0 + 1, lines.char_col(r0, c0), r1 + 1, lines.char_col(r1, c1)))
