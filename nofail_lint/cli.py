@@ -14,6 +14,7 @@ from pathlib import Path
 import click
 
 from . import __version__, baseline
+from .cache import ENV_VAR, cache_dir as resolve_cache_dir
 from .config import Config, ConfigError, find_config, load_config
 from .discover import MissingPath, kernel_version_of
 from .gitdiff import DiffError, changed_lines, split_changed
@@ -82,12 +83,21 @@ def _config(config_file: str | None, paths: list[str], rules) -> Config:
 
 
 def _options(paths: list[str], jobs: int, kernel_version: str | None, rules: set[str] | None,
-             config: Config) -> Options:
+             config: Config, cache: tuple[str | None, bool]) -> Options:
     if kernel_version is not None and not _valid_version(kernel_version):
         _fail(f"--kernel-version wants X.Y, got {kernel_version!r}")
     return Options(paths, jobs=jobs, kernel_version=kernel_version or config.kernel_version, rules=rules,
                    extra_allocators=config.extra_allocators, extra_retry_wait=config.extra_retry_wait,
-                   exclude=config.excludes())
+                   exclude=config.excludes(), cache_dir=resolve_cache_dir(*cache))
+
+
+def _cache_options(command):
+    """--cache-dir / --no-cache, shared by the commands that scan trees."""
+    command = click.option("--no-cache", is_flag=True,
+                           help="Neither read nor write the facts cache.")(command)
+    return click.option("--cache-dir", metavar="DIR", default=None,
+                        help=f"Facts cache directory (default: ${ENV_VAR}, else "
+                             "$XDG_CACHE_HOME/nofail-lint, else ~/.cache/nofail-lint).")(command)
 
 
 _CONFIG_OPT = click.option("--config", "config_file", type=click.Path(dir_okay=False, path_type=str),
@@ -116,8 +126,9 @@ _CONFIG_OPT = click.option("--config", "config_file", type=click.Path(dir_okay=F
 @click.option("--diff", "diff_rev", metavar="REV", default=None,
               help="Report only findings on lines added or changed since git revision REV.")
 @click.option("-q", "--quiet", is_flag=True, help="No summary line or progress on stderr.")
+@_cache_options
 def check(paths, fmt, output, jobs, kernel_version, select, config_file, show_suppressed,
-          baseline_file, write_baseline_file, diff_rev, quiet):
+          baseline_file, write_baseline_file, diff_rev, quiet, cache_dir, no_cache):
     """Check C files and trees (recursive .c/.h; default: current directory)."""
     cwd = Path.cwd()
     paths = list(paths) or ["."]
@@ -131,7 +142,7 @@ def check(paths, fmt, output, jobs, kernel_version, select, config_file, show_su
         if unknown:
             _fail(f"unknown rule(s): {', '.join(sorted(unknown))}")
     config = _config(config_file, paths, rules)
-    options = _options(paths, jobs, kernel_version, config.rules(selected, rules), config)
+    options = _options(paths, jobs, kernel_version, config.rules(selected, rules), config, (cache_dir, no_cache))
     known = changed = None       # read before the (long) run, so a bad file or rev fails fast
     if baseline_file:
         try:
@@ -206,7 +217,9 @@ def check(paths, fmt, output, jobs, kernel_version, select, config_file, show_su
               help="Target kernel version (flag algebra); default: the tree's Makefile.")
 @_CONFIG_OPT
 @click.option("-q", "--quiet", is_flag=True, help="No progress on stderr.")
-def grep_cmd(paths, flag, count, files_only, as_json, jobs, kernel_version, config_file, quiet):
+@_cache_options
+def grep_cmd(paths, flag, count, files_only, as_json, jobs, kernel_version, config_file, quiet,
+             cache_dir, no_cache):
     """List allocation sites whose effective gfp mask may include FLAG.
 
     One line per call where the flag enters the mask -- written directly, via a
@@ -225,7 +238,7 @@ def grep_cmd(paths, flag, count, files_only, as_json, jobs, kernel_version, conf
     except RuleFileError as e:
         _fail(str(e))
     config = _config(config_file, paths, rules)
-    options = _options(paths, jobs, kernel_version, set(), config)
+    options = _options(paths, jobs, kernel_version, set(), config, (cache_dir, no_cache))
     model = load_model()
     version = options.kernel_version or kernel_version_of(paths) or model.newest_version
     atoms = model.algebra(version).atoms
@@ -239,6 +252,7 @@ def grep_cmd(paths, flag, count, files_only, as_json, jobs, kernel_version, conf
         progress.clear()
         _fail(f"no such file or directory: {e}")
     found = hits(analysis.tables, wanted, cwd)
+    analysis.close()
     progress.clear()
     per_file = Counter(h.path for h in found)
     if as_json:

@@ -9,7 +9,6 @@ what they return: function headers, calls, assignments and loops.
 from __future__ import annotations
 
 import bisect
-import dataclasses
 import re
 from dataclasses import dataclass, field
 
@@ -116,11 +115,11 @@ def call_macros(src: bytes, lines: "SourceLines") -> list[FunctionFacts]:
             continue
         row = src.count(b"\n", 0, m.start())
         text = lines.line_bytes(row).decode("utf-8", "replace")
-        span = Span(row + 1, 1, row + 1, len(text) + 1, text)
+        span = Span(row + 1, 1, row + 1, len(text) + 1)
         site = CallSite(call.group(1), span, tuple(args))
         out.append(FunctionFacts(
             name=m.group(1).decode("ascii"), is_static=False, params=params,
-            span=dataclasses.replace(span, snippet=""), calls=(site,),
+            span=span, calls=(site,),
             returns=(ReturnedCall(call.group(1), span),), retry_loops=()))
     return out
 
@@ -207,8 +206,7 @@ class SourceLines:
 
     def span(self, node: ts.Node, end_node: ts.Node | None = None) -> Span:
         (r0, c0), (r1, c1) = node.start_point, (end_node or node).end_point
-        snippet = self.line_bytes(r0).decode("utf-8", "replace").rstrip("\r")
-        return Span(r0 + 1, self.char_col(r0, c0), r1 + 1, self.char_col(r1, c1), snippet)
+        return Span(r0 + 1, self.char_col(r0, c0), r1 + 1, self.char_col(r1, c1))
 
 
 def node_text(node: ts.Node) -> str:
@@ -522,6 +520,8 @@ def extract(src: bytes, path: str, parser: ts.Parser | None = None) -> FileFacts
             returns_by_fn.setdefault(id(f), []).append(n)
 
     out = []
+    plain = []     # names of functions with no facts
+    named: set[str] = set()
     for f in functions:
         for evs in f.events.values():
             evs.sort(key=lambda e: e.start)
@@ -554,13 +554,20 @@ def extract(src: bytes, path: str, parser: ts.Parser | None = None) -> FileFacts
             retry_loops.extend(analyser.analyse_goto_loops())
         except RecursionError:
             retry_loops = []   # absurdly deep conditions: give up on this function's loops only
+        first = f.name not in named
+        named.add(f.name)
+        if not (call_sites or returns or retry_loops or regions):
+            if first:     # only the first definition of a name is found by a call (link.resolve)
+                plain.append(f.name)
+            continue
         out.append(FunctionFacts(
-            name=f.name, is_static=f.static, params=f.params, span=dataclasses.replace(lines.span(f.header), snippet=""),
+            name=f.name, is_static=f.static, params=f.params, span=lines.span(f.header),
             calls=tuple(call_sites), returns=tuple(returns), retry_loops=tuple(retry_loops),
             other_returns=other_returns,
             atomic=_atomic_regions(regions, lines)))
     out.extend(call_macros(src, lines))
-    return FileFacts(path=path, macros=macros, functions=tuple(out), parse_errors=errors)
+    return FileFacts(path=path, macros=macros, functions=tuple(out), parse_errors=errors,
+                     plain_functions=tuple(plain))
 
 
 def _null_tests(f: _Function, call: ts.Node, conds, lines: SourceLines) -> tuple[Span, ...]:

@@ -1,24 +1,25 @@
 """Per-file facts: the extract stage's output and the link stage's input.
 
 Plain picklable data: produced in worker processes, cacheable by content hash.
-Nothing here refers to tree-sitter objects.
+Nothing here refers to tree-sitter objects. The classes are NamedTuples, not
+dataclasses: a whole kernel tree has about a million of them, and tuples are
+several times smaller and faster to unpickle (from the cache or a worker).
+Snippets are not stored: check/common.location() reads the line when a
+finding is made.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 
-@dataclass(frozen=True)
-class Span:
+class Span(NamedTuple):
     line: int        # 1-based
     column: int      # 1-based, in characters
     end_line: int
     end_column: int
-    snippet: str     # text of `line`
 
 
-@dataclass(frozen=True)
-class CallSite:
+class CallSite(NamedTuple):
     """A call whose arguments may carry a gfp mask or a vmalloc range.
 
     `args` are the argument texts with the function's local variables already
@@ -35,8 +36,7 @@ class CallSite:
     after_unlock: bool = False          # a lock/irq/RCU section was closed earlier in the function
 
 
-@dataclass(frozen=True)
-class RetryLoop:
+class RetryLoop(NamedTuple):
     """A loop that re-runs `call` while it fails and cannot leave on failure.
 
     Whether `call` is an allocator is decided tree-wide by the check stage.
@@ -49,16 +49,14 @@ class RetryLoop:
     callees_in_loop: tuple[str, ...]
 
 
-@dataclass(frozen=True)
-class ReturnedCall:
+class ReturnedCall(NamedTuple):
     """`return callee(...)`, directly or through a local assigned from it."""
 
     callee: str
     span: Span
 
 
-@dataclass(frozen=True)
-class FunctionFacts:
+class FunctionFacts(NamedTuple):
     name: str
     is_static: bool
     params: tuple[str, ...]
@@ -71,9 +69,12 @@ class FunctionFacts:
     other_returns: int = 0     # return statements that return no call's result (NULL, -ENOMEM...)
 
 
-@dataclass(frozen=True)
-class FileFacts:
+class FileFacts(NamedTuple):
     path: str                                  # display path
     macros: tuple[tuple[str, str], ...]        # object-like (name, body)
-    functions: tuple[FunctionFacts, ...]
+    functions: tuple[FunctionFacts, ...]       # functions with at least one fact
     parse_errors: int = 0                      # ERROR/MISSING nodes seen
+    # functions defined here with no facts at all (no kept call, returned
+    # call, loop or lock region): only their names matter, because a call
+    # from this file to one of them does not reach a global of the same name
+    plain_functions: tuple[str, ...] = ()

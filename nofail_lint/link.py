@@ -56,7 +56,9 @@ class TreeTables:
                 if body not in self.macros[name]:
                     self.macros[name].append(body)
             self.file_macros[ff.path] = local
-            table = {}
+            # a fact-less function defined first still hides later definitions
+            # and any global of its name from this file
+            table: dict[str, FunctionRef | None] = dict.fromkeys(ff.plain_functions)
             for fn in ff.functions:
                 ref = FunctionRef(ff, fn)
                 table.setdefault(fn.name, ref)
@@ -73,9 +75,10 @@ class TreeTables:
         """Definitions a call to `name` from `caller_path` may reach."""
         if self.model.allocator(name) is not None:
             return []
-        local = self.file_functions.get(caller_path, {}).get(name)
-        if local is not None:
-            return [local]
+        table = self.file_functions.get(caller_path, {})
+        if name in table:
+            local = table[name]
+            return [local] if local is not None else []
         return self.globals.get(name, [])
 
     def macro_bodies(self, path: str, name: str) -> list[str]:

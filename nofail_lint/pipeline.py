@@ -5,6 +5,8 @@ after it is tree-wide and runs in the parent.
 """
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import multiprocessing
 import os
 import re
@@ -16,7 +18,8 @@ from pathlib import Path
 from typing import Callable, Protocol
 
 from .check import run_rules
-from .discover import PREFILTER, SourceFile, discover, kernel_version_of
+from .cache import FactsCache, content_hash
+from .discover import SourceFile, discover, kernel_version_of, worth_parsing
 from .facts import FileFacts
 from .findings import RunResult, Skipped
 from .link import TreeTables
@@ -32,6 +35,7 @@ class Options:
     extra_allocators: frozenset[str] = field(default_factory=frozenset)
     extra_retry_wait: frozenset[str] = field(default_factory=frozenset)
     exclude: Excluder | None = None      # files left out of the run (config.Excludes)
+    cache_dir: Path | None = None        # facts cache (cache.py); None: no cache
 
 
 class Excluder(Protocol):
@@ -42,24 +46,28 @@ class Excluder(Protocol):
 Progress = Callable[[int, int], None]
 
 
+# Worker state, set in the parent before the pool forks (inherited, never pickled).
 _PARSER = None
+_STORED: frozenset[bytes] = frozenset()      # fact keys the cache holds: such files are not extracted
+_EXTRA: re.Pattern[bytes] | None = None       # configured names that widen the prefilter
+_SALT = b""                                   # mixed into fact keys when _EXTRA is set
+CACHED = "cached"                             # a worker's answer for "the cache has this file's facts"
+
+Outcome = FileFacts | Skipped | None          # None: the prefilter says nothing here can matter
 
 
-def _extract_one(item: tuple[str, ...]) -> FileFacts | Skipped | None:
-    """Worker: one file -> facts, or the reason it was skipped. Never raises.
+def _fact_key(content: bytes) -> bytes:
+    """Facts are stored by content hash, salted by the configured extra names
+    (they change which files pass the prefilter)."""
+    return content if not _SALT else content_hash(content + _SALT)
 
-    item: (path, display) or (path, display, extra prefilter pattern).
-    """
+
+def _analyse_source(src: bytes, display: str) -> Outcome:
+    """One file's bytes -> facts, or the reason it was skipped. Never raises."""
     global _PARSER
-    path, display, *extra = item
-    try:
-        with open(path, "rb") as fh:
-            src = fh.read()
-    except OSError as e:
-        return Skipped(display, f"cannot read: {e.strerror or e}")
     if b"\0" in src[:8192]:
         return Skipped(display, "binary file (NUL bytes)")
-    if not PREFILTER.search(src) and not (extra and re.search(extra[0], src)):
+    if not worth_parsing(src, _EXTRA):
         return None
     try:
         from .extract import LANGUAGE, extract
@@ -73,91 +81,216 @@ def _extract_one(item: tuple[str, ...]) -> FileFacts | Skipped | None:
         return Skipped(display, f"analysis failed: {type(e).__name__}: {e}")
 
 
-def _extract_batch(items: list[tuple[str, ...]]) -> list[FileFacts | Skipped | None]:
+def _extract_one(item: tuple[str, str]) -> tuple[str, bytes | None, Outcome | str]:
+    """Worker: (path, display) -> (display, content hash or None if unreadable, outcome or CACHED)."""
+    path, display = item
+    try:
+        with open(path, "rb") as fh:
+            src = fh.read()
+    except OSError as e:
+        return display, None, Skipped(display, f"cannot read: {e.strerror or e}")
+    content = content_hash(src)
+    if _fact_key(content) in _STORED:
+        return display, content, CACHED
+    return display, content, _analyse_source(src, display)
+
+
+def _extract_batch(items: list[tuple[str, str]]) -> list[tuple[str, bytes | None, Outcome | str]]:
     return [_extract_one(it) for it in items]
 
 
-def extract_all(files: list[SourceFile], jobs: int, progress: Progress | None = None,
-                extra_names: frozenset[str] = frozenset()) -> tuple[list[FileFacts], list[Skipped]]:
-    """Extract every file in worker processes.
+@dataclass
+class Extraction:
+    """Every file's fact key and outcome; outcomes the cache holds are loaded on demand."""
 
-    Files go out in batches. A worker that dies (a crash inside the parser,
-    the OOM killer) breaks the pool: the batches it took down are halved and
-    run again in a fresh pool, and a single file that still fails runs in a
-    worker of its own, so only the file that kills its worker is lost (and
-    reported as skipped).
+    keys: dict[str, bytes]                  # display -> fact key, for every file that could be read
+    outcomes: dict[str, Outcome]            # display -> outcome computed (or loaded) this run
+    cache: FactsCache | None
+    paths: dict[str, str] = field(default_factory=dict)    # display -> path to open
+
+    def result_key(self, *parts: object) -> bytes:
+        """A digest of every file's content and `parts`: names a whole run's inputs."""
+        h = hashlib.blake2b(digest_size=16)
+        h.update(repr(parts).encode())
+        for display in sorted(self.keys):
+            h.update(display.encode() + b"\0" + self.keys[display])
+        for display in sorted(set(self.outcomes) - set(self.keys)):
+            h.update(display.encode() + b"\0unreadable")
+        return h.digest()
+
+    def facts(self) -> tuple[list[FileFacts], list[Skipped]]:
+        missing = {d: k for d, k in self.keys.items() if d not in self.outcomes}
+        if missing:
+            stored = self.cache.load_facts(missing.values()) if self.cache is not None else {}
+            redo = []
+            for display, key in missing.items():
+                if key in stored:
+                    self.outcomes[display] = _rehome(stored[key], display)
+                else:
+                    redo.append(display)
+            if redo:   # corrupt or vanished entries: extract again, store again
+                self._recompute(redo)
+        facts = sorted((r for r in self.outcomes.values() if isinstance(r, FileFacts)), key=lambda f: f.path)
+        skipped = sorted((r for r in self.outcomes.values() if isinstance(r, Skipped)), key=lambda s: s.path)
+        return facts, skipped
+
+    def _recompute(self, displays: list[str]):
+        fresh = {}
+        for display in displays:
+            path = self.paths[display]
+            try:
+                with open(path, "rb") as fh:
+                    src = fh.read()
+            except OSError as e:
+                self.outcomes[display] = Skipped(display, f"cannot read: {e.strerror or e}")
+                continue
+            outcome = _analyse_source(src, display)
+            self.outcomes[display] = outcome
+            if _fact_key(content_hash(src)) == self.keys[display]:   # unchanged since the scan
+                fresh[self.keys[display]] = outcome
+        if self.cache is not None and fresh:
+            self.cache.store(fresh, [])
+
+
+def _rehome(outcome: Outcome, display: str) -> Outcome:
+    """Facts are stored by content: the same bytes may live under another name."""
+    if isinstance(outcome, FileFacts) and outcome.path != display:
+        return outcome._replace(path=display)
+    if isinstance(outcome, Skipped) and outcome.path != display:
+        return dataclasses.replace(outcome, path=display)
+    return outcome
+
+
+def extract_all(files: list[SourceFile], jobs: int, progress: Progress | None = None,
+                extra_names: frozenset[str] = frozenset(), cache: FactsCache | None = None) -> Extraction:
+    """Extract every file the cache does not already hold, in worker processes.
+
+    Files whose stat identity the cache recorded are not even read. The rest
+    are read and hashed in the workers, and extracted only if their content is
+    new. Files go out in batches. A worker that dies (a crash inside the
+    parser, the OOM killer) breaks the pool: the batches it took down are
+    halved and run again in a fresh pool, and a single file that still fails
+    runs in a worker of its own, so only the file that kills its worker is
+    lost (and reported as skipped).
     `progress(done, total)` is called as results come in. `extra_names`
     (configured allocators, retry-wait helpers) widen the byte prefilter.
     """
-    extra = (rb"\b(?:" + b"|".join(sorted(re.escape(n).encode() for n in extra_names)) + rb")\b",) \
-        if extra_names else ()
-    items = [(str(f.path), f.display) + extra for f in files]
-    total = len(items)
-    jobs = jobs or os.cpu_count() or 1
-    if jobs <= 1 or len(items) < 16:
-        if progress is None:
-            results = _extract_batch(items)
-        else:
-            results = []
-            for it in items:
-                results.append(_extract_one(it))
-                progress(len(results), total)
+    global _STORED, _EXTRA, _SALT
+    _EXTRA = re.compile(rb"\b(?:" + b"|".join(sorted(re.escape(n).encode() for n in extra_names)) + rb")\b") \
+        if extra_names else None
+    _SALT = ("\0".join(sorted(extra_names))).encode() if extra_names else b""
+    absolute = {f.display: os.path.abspath(f.path) for f in files}
+    contents: dict[str, bytes] = {}
+    if cache is not None:
+        known = cache.known_hashes((absolute[f.display], f.identity) for f in files)
+        for f in files:
+            content = known.get(absolute[f.display])
+            if content is not None:
+                contents[f.display] = content
+        _STORED = frozenset(cache.stored_hashes())
     else:
-        size = max(1, min(64, len(items) // (jobs * 8) or 1))
-        batches = [items[i:i + size] for i in range(0, len(items), size)]
-        results = []
-        ctx = multiprocessing.get_context("fork")
-        while batches:
-            broken: list[list[tuple[str, str]]] = []
-            with ProcessPoolExecutor(jobs, mp_context=ctx) as pool:
-                futures = [pool.submit(_extract_batch, b) for b in batches]
-                for batch, fut in zip(batches, futures):
-                    try:
-                        results.extend(fut.result())
-                    except BrokenProcessPool:
-                        broken.append(batch)
-                    else:
-                        if progress is not None:
-                            progress(len(results), total)
-            # a dead worker breaks every pending batch: halve them and go again;
-            # a single file is finally run in a worker of its own
-            batches = []
-            for batch in broken:
-                if len(batch) == 1:
-                    results.append(_isolated(batch[0], ctx))
-                    if progress is not None:
-                        progress(len(results), total)
+        _STORED = frozenset()
+    items = [(f.path, f.display) for f in files if f.display not in contents]
+    results = _run_workers(items, jobs, progress, len(files) - len(items), len(files))
+
+    outcomes: dict[str, Outcome] = {}
+    fresh: dict[bytes, Outcome] = {}
+    for display, content, outcome in results:
+        if content is not None:
+            contents[display] = content
+        if not isinstance(outcome, str):   # not CACHED
+            outcomes[display] = outcome
+            if content is not None:
+                fresh[_fact_key(content)] = outcome
+    if cache is not None:
+        cache.store(fresh, [(absolute[f.display], f.identity, contents[f.display])
+                            for f in files if f.display in contents])
+    keys = {d: _fact_key(c) for d, c in contents.items()}
+    return Extraction(keys, outcomes, cache, {f.display: f.path for f in files})
+
+
+def _run_workers(items: list[tuple[str, str]], jobs: int, progress: Progress | None,
+                 done: int, total: int) -> list[tuple[str, bytes | None, Outcome | str]]:
+    jobs = jobs or os.cpu_count() or 1
+    results: list = []
+
+    def report():
+        if progress is not None:
+            progress(done + len(results), total)
+    if jobs <= 1 or len(items) < 16:
+        for it in items:
+            results.append(_extract_one(it))
+            report()
+        return results
+    size = max(1, min(64, len(items) // (jobs * 8) or 1))
+    batches = [items[i:i + size] for i in range(0, len(items), size)]
+    ctx = multiprocessing.get_context("fork")
+    while batches:
+        broken: list[list[tuple[str, str]]] = []
+        with ProcessPoolExecutor(jobs, mp_context=ctx) as pool:
+            futures = [pool.submit(_extract_batch, b) for b in batches]
+            for batch, fut in zip(batches, futures):
+                try:
+                    results.extend(fut.result())
+                except BrokenProcessPool:
+                    broken.append(batch)
                 else:
-                    half = len(batch) // 2
-                    batches += [batch[:half], batch[half:]]
-    facts = sorted((r for r in results if isinstance(r, FileFacts)), key=lambda f: f.path)
-    skipped = sorted((r for r in results if isinstance(r, Skipped)), key=lambda s: s.path)
-    return facts, skipped
+                    report()
+        # a dead worker breaks every pending batch: halve them and go again;
+        # a single file is finally run in a worker of its own
+        batches = []
+        for batch in broken:
+            if len(batch) == 1:
+                results.append(_isolated(batch[0], ctx))
+                report()
+            else:
+                half = len(batch) // 2
+                batches += [batch[:half], batch[half:]]
+    return results
 
 
-def _isolated(item: tuple[str, ...], ctx) -> FileFacts | Skipped | None:
+def _isolated(item: tuple[str, str], ctx) -> tuple[str, bytes | None, Outcome | str]:
     """One file in a worker of its own: a crash costs only this file."""
     try:
         with ProcessPoolExecutor(1, mp_context=ctx) as pool:
             return pool.submit(_extract_batch, [item]).result()[0]
     except BrokenProcessPool:
-        return Skipped(item[1], "analysis failed: the worker process died on this file")
+        return item[1], None, Skipped(item[1], "analysis failed: the worker process died on this file")
 
 
 @dataclass
 class Analysis:
-    """Everything before the check stage: the linked tree and what was left out."""
+    """Everything before the check stage: every file's facts and what was left out.
 
-    tables: TreeTables
+    The tree-wide tables are built on first use: a run whose inputs the
+    cache has seen gets its findings without them.
+    """
+
+    extraction: Extraction
     files: list[SourceFile]        # the files analysed (after excludes)
-    skipped: list[Skipped]
+    skipped: list[Skipped]         # discovery's skipped inputs (extraction's are added by `tables`)
     version: str
     excluded: int
     started: float                 # time.monotonic() at the start
+    options: Options
+    _tables: TreeTables | None = None
+
+    @property
+    def tables(self) -> TreeTables:
+        if self._tables is None:
+            facts, bad = self.extraction.facts()
+            self.skipped = sorted(self.skipped + bad, key=lambda s: s.path)
+            o = self.options
+            self._tables = TreeTables(facts, load_model(), self.version, o.extra_allocators, o.extra_retry_wait)
+        return self._tables
+
+    def close(self):
+        if self.extraction.cache is not None:
+            self.extraction.cache.close()
 
 
 def analyse(options: Options, cwd: Path | None = None, progress: Progress | None = None) -> Analysis:
-    """discover -> extract -> link; the shared front half of `run` and `grep`."""
+    """discover -> extract (-> link, on first use of .tables); the shared front half of `run` and `grep`."""
     started = time.monotonic()
     model = load_model()
     files, skipped = discover(options.paths, cwd)
@@ -169,15 +302,30 @@ def analyse(options: Options, cwd: Path | None = None, progress: Progress | None
         files = kept
         skipped = [s for s in skipped if not options.exclude.matches(base / s.path)]
     version = options.kernel_version or kernel_version_of(options.paths) or model.newest_version
-    facts, bad = extract_all(files, options.jobs, progress,
-                             options.extra_allocators | options.extra_retry_wait)
-    tables = TreeTables(facts, model, version, options.extra_allocators, options.extra_retry_wait)
-    return Analysis(tables, files, sorted(skipped + bad, key=lambda s: s.path), version, excluded, started)
+    cache = FactsCache.open(options.cache_dir) if options.cache_dir is not None else None
+    extraction = extract_all(files, options.jobs, progress,
+                             options.extra_allocators | options.extra_retry_wait, cache)
+    return Analysis(extraction, files, skipped, version, excluded, started, options)
 
 
 def run(options: Options, cwd: Path | None = None, progress: Progress | None = None) -> RunResult:
+    """The whole pipeline. With a cache, a run whose every input (file contents,
+    names, options, tool version) was seen before reuses that run's findings."""
     a = analyse(options, cwd, progress)
-    findings = run_rules(a.tables, options.rules)
-    return RunResult(findings=findings, skipped=a.skipped, files_scanned=len(a.files),
+    cache = a.extraction.cache
+    key = a.extraction.result_key(a.version, None if options.rules is None else sorted(options.rules), sorted(options.extra_allocators),
+                                  sorted(options.extra_retry_wait), a.skipped)
+    stored = cache.load_result(key) if cache is not None else None
+    if stored is not None:
+        findings, bad = stored
+        skipped = sorted(a.skipped + bad, key=lambda s: s.path)
+    else:
+        before = list(a.skipped)
+        findings = run_rules(a.tables, options.rules)
+        skipped = a.skipped
+        if cache is not None:
+            cache.store_result(key, (findings, [s for s in skipped if s not in before]))
+    a.close()
+    return RunResult(findings=findings, skipped=skipped, files_scanned=len(a.files),
                      seconds=time.monotonic() - a.started, kernel_version=a.version,
                      excluded=a.excluded)

@@ -7,6 +7,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,9 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 FIXTURES = REPO / "fixtures"
 EXAMPLE_TREE = REPO / "examples" / "demo-tree"
+# every run in the suite shares one fresh facts cache, as a user's runs would
+# (tests of the cache itself pass their own --cache-dir / --no-cache)
+TEST_CACHE = tempfile.mkdtemp(prefix="nofail-lint-test-cache-")
 EXPECT = re.compile(r"/\*\s*expect:\s*([A-Z0-9,\s]+?)\s*\*/")
 
 
@@ -33,6 +37,7 @@ def cli() -> str:
 def run_cli(cli: str, *args: str, cwd: Path | str = REPO, **kw) -> subprocess.CompletedProcess:
     env = dict(os.environ)
     env.pop("PYTHONPATH", None)   # test the installed package, not the checkout
+    env.setdefault("NOFAIL_LINT_CACHE_DIR", TEST_CACHE)
     return subprocess.run([cli, *args], cwd=cwd, capture_output=True, text=True, env=env, timeout=600, **kw)
 
 

@@ -81,7 +81,7 @@ def test_a_dying_worker_costs_only_its_file(tmp_path, monkeypatch):
         (tmp_path / f"f{i:02}.c").write_text(LOOP.replace("f(void)", f"f{i}(void)"))
     (tmp_path / "killer.c").write_text("void *k(void) { return kmalloc(1, GFP_KERNEL); }\n")
     files, _ = discover([str(tmp_path)], tmp_path)
-    facts, skipped = pipeline.extract_all(files, 2)
+    facts, skipped = pipeline.extract_all(files, 2).facts()
     assert len(facts) == 40
     assert [(s.path, s.reason) for s in skipped] == [
         ("killer.c", "analysis failed: the worker process died on this file")]

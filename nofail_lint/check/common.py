@@ -1,6 +1,8 @@
 """Small helpers shared by the rule modules."""
 from __future__ import annotations
 
+import functools
+
 from ..facts import Span
 from ..findings import Finding, PathStep
 from ..findings import Location
@@ -8,7 +10,25 @@ from ..link import TreeTables
 
 
 def location(path: str, span: Span) -> Location:
-    return Location(path, span.line, span.column, span.end_line, span.end_column, span.snippet)
+    return Location(path, span.line, span.column, span.end_line, span.end_column, source_line(path, span.line))
+
+
+@functools.lru_cache(maxsize=64)
+def _lines(path: str) -> tuple[str, ...]:
+    try:
+        with open(path, "rb") as fh:
+            src = fh.read()
+    except OSError:
+        return ()
+    return tuple(line.decode("utf-8", "replace").rstrip("\r") for line in src.split(b"\n"))
+
+
+def source_line(path: str, line: int) -> str:
+    """The text of a reported line. Facts carry positions only (a tree's worth
+    of snippets would be most of their size); findings are few, so the lines
+    are read back here, from the file the path names."""
+    lines = _lines(path)
+    return lines[line - 1] if 0 < line <= len(lines) else ""
 
 
 def fact_notes(tables: TreeTables, fact_ids) -> tuple[str, ...]:
