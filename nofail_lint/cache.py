@@ -147,14 +147,13 @@ class FactsCache:
 
     def known_hashes(self, paths: Iterable[tuple[str, tuple[int, int, int]]]) -> dict[str, bytes]:
         """{absolute path: content hash} for files whose stat identity is as recorded."""
-        rows = self._query("SELECT path, size, mtime_ns, ino, hash FROM stats")
-        recorded = {r[0]: r[1:] for r in rows}
+        recorded = {(p, (size, mtime_ns, ino)): h for p, size, mtime_ns, ino, h
+                    in self._query("SELECT path, size, mtime_ns, ino, hash FROM stats")}
         out = {}
-        for path, (size, mtime_ns, ino) in paths:
-            r = recorded.get(path)
-            if r is not None and r[0] == size and r[1] == mtime_ns and r[2] == ino \
-                    and isinstance(r[3], bytes):
-                out[path] = r[3]
+        for key in paths:
+            h = recorded.get(key)
+            if isinstance(h, bytes):
+                out[key[0]] = h
         return out
 
     def stored_hashes(self) -> set[bytes]:

@@ -19,7 +19,7 @@ from .config import Config, ConfigError, find_config, load_config
 from .discover import MissingPath, kernel_version_of
 from .gitdiff import DiffError, changed_lines, split_changed
 from .model import load_model
-from .pipeline import Options, analyse, run
+from .pipeline import Options, analyse, paused_gc, run
 from .report import FORMATS, render
 from .rules_catalog import RuleFileError, explain_text, load_rules
 from .suppress import split_suppressed
@@ -195,9 +195,10 @@ def check(paths, fmt, output, jobs, kernel_version, select, config_file, show_su
         detail = ", ".join(f"{r}: {n}" for r, n in sorted(per_rule.items()))
         hidden = "".join(f", {e}" for e in extra)
         excluded = f", {result.excluded} excluded" if result.excluded else ""
+        cached = f" ({result.from_cache} from cache)" if result.from_cache else ""
         click.echo(f"nofail-lint: {len(result.findings)} finding(s){f' ({detail})' if detail else ''}, "
                    f"{len(result.suppressed)} suppressed{hidden}"
-                   f" in {result.files_scanned} file(s), {len(result.skipped)} skipped{excluded},"
+                   f" in {result.files_scanned} file(s){cached}, {len(result.skipped)} skipped{excluded},"
                    f" Linux {result.kernel_version}, {result.seconds:.1f}s", err=True)
     if result.findings:
         sys.exit(EXIT_FINDINGS)
@@ -247,11 +248,12 @@ def grep_cmd(paths, flag, count, files_only, as_json, jobs, kernel_version, conf
         _fail(f"--flag: {flag!r} is not a gfp flag of Linux {version}; known: {', '.join(sorted(atoms))}")
     progress = _Progress(not quiet and sys.stderr.isatty())
     try:
-        analysis = analyse(options, cwd, progress)
+        with paused_gc():
+            analysis = analyse(options, cwd, progress)
+            found = hits(analysis.tables, wanted, cwd)
     except MissingPath as e:
         progress.clear()
         _fail(f"no such file or directory: {e}")
-    found = hits(analysis.tables, wanted, cwd)
     analysis.close()
     progress.clear()
     per_file = Counter(h.path for h in found)

@@ -36,6 +36,7 @@ class SourceFile:
     path: str        # as found (absolute or relative to cwd), for opening
     display: str     # path shown in reports
     identity: tuple[int, int, int] = (0, 0, 0)   # (size, mtime_ns, inode) when discovered
+    absolute: str = ""                            # normalised absolute path (the cache's key)
 
 
 class MissingPath(Exception):
@@ -54,12 +55,13 @@ def _identity(st: os.stat_result) -> tuple[int, int, int]:
     return (st.st_size, st.st_mtime_ns, st.st_ino)
 
 
-def _walk(top: str, shown: str, files: dict[str, SourceFile], skipped: list[Skipped]):
+def _walk(top: str, absolute: str, shown: str, files: dict[str, SourceFile], skipped: list[Skipped]):
     """Depth-first scandir walk: symlinked directories are not entered,
-    symlinked files are followed to what they name (if it is a regular file)."""
+    symlinked files are followed to what they name (if it is a regular file).
+    Paths are built by joining names (no per-file abspath: 60,000 files)."""
     try:
         with os.scandir(top) as it:
-            entries = sorted(it, key=lambda e: e.name)
+            entries = list(it)
     except OSError as e:
         skipped.append(Skipped(shown or ".", f"cannot list directory: {e.strerror or e}"))
         return
@@ -72,7 +74,7 @@ def _walk(top: str, shown: str, files: dict[str, SourceFile], skipped: list[Skip
             is_dir = False
         if is_dir:
             if name not in SKIP_DIRS:
-                _walk(entry.path, child_shown, files, skipped)
+                _walk(entry.path, f"{absolute}/{name}", child_shown, files, skipped)
             continue
         if not name.endswith(SOURCE_SUFFIXES):
             continue
@@ -84,7 +86,7 @@ def _walk(top: str, shown: str, files: dict[str, SourceFile], skipped: list[Skip
         if not stat.S_ISREG(st.st_mode):
             skipped.append(Skipped(child_shown, "not a regular file"))
             continue
-        files.setdefault(child_shown, SourceFile(entry.path, child_shown, _identity(st)))
+        files.setdefault(child_shown, SourceFile(entry.path, child_shown, _identity(st), f"{absolute}/{name}"))
 
 
 def discover(paths: list[str], cwd: Path | None = None) -> tuple[list[SourceFile], list[Skipped]]:
@@ -98,7 +100,7 @@ def discover(paths: list[str], cwd: Path | None = None) -> tuple[list[SourceFile
             raise MissingPath(raw)
         shown = display_path(p, cwd)
         if p.is_dir():
-            _walk(raw, "" if shown == "." else shown, files, skipped)
+            _walk(raw, os.path.abspath(raw).rstrip("/"), "" if shown == "." else shown, files, skipped)
             continue
         try:
             st = os.stat(p)
@@ -108,7 +110,7 @@ def discover(paths: list[str], cwd: Path | None = None) -> tuple[list[SourceFile
         if not stat.S_ISREG(st.st_mode):
             skipped.append(Skipped(shown, "not a regular file"))
             continue
-        files.setdefault(shown, SourceFile(raw, shown, _identity(st)))
+        files.setdefault(shown, SourceFile(raw, shown, _identity(st), os.path.abspath(raw)))
     return sorted(files.values(), key=lambda f: f.display), skipped
 
 

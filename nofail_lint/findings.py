@@ -62,3 +62,4 @@ class RunResult:
     kernel_version: str = ""
     suppressed: list[Finding] = field(default_factory=list)   # silenced by inline comments
     excluded: int = 0                                          # files left out by the config
+    from_cache: int | None = None      # files whose facts came from the cache; None: no cache

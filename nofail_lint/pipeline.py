@@ -5,7 +5,9 @@ after it is tree-wide and runs in the parent.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import gc
 import hashlib
 import multiprocessing
 import os
@@ -96,7 +98,25 @@ def _extract_one(item: tuple[str, str]) -> tuple[str, bytes | None, Outcome | st
 
 
 def _extract_batch(items: list[tuple[str, str]]) -> list[tuple[str, bytes | None, Outcome | str]]:
+    gc.enable()     # a worker forked while the parent paused the GC (see paused_gc) needs its own
     return [_extract_one(it) for it in items]
+
+
+@contextlib.contextmanager
+def paused_gc():
+    """The cyclic GC off while a tree's facts are loaded, linked and checked.
+
+    A kernel tree is about two million small tuples that live until the end
+    and hold no cycles; with the GC on, each growth of the heap makes it scan
+    them all again (measured on 6.12: loading the cached facts 5.7 s -> 1.5 s,
+    linking 5.2 s -> 2.0 s)."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 @dataclass
@@ -107,6 +127,7 @@ class Extraction:
     outcomes: dict[str, Outcome]            # display -> outcome computed (or loaded) this run
     cache: FactsCache | None
     paths: dict[str, str] = field(default_factory=dict)    # display -> path to open
+    reused: int = 0                         # files whose facts came from the cache, not extraction
 
     def result_key(self, *parts: object) -> bytes:
         """A digest of every file's content and `parts`: names a whole run's inputs."""
@@ -179,7 +200,7 @@ def extract_all(files: list[SourceFile], jobs: int, progress: Progress | None = 
     _EXTRA = re.compile(rb"\b(?:" + b"|".join(sorted(re.escape(n).encode() for n in extra_names)) + rb")\b") \
         if extra_names else None
     _SALT = ("\0".join(sorted(extra_names))).encode() if extra_names else b""
-    absolute = {f.display: os.path.abspath(f.path) for f in files}
+    absolute = {f.display: f.absolute or os.path.abspath(f.path) for f in files}
     contents: dict[str, bytes] = {}
     if cache is not None:
         known = cache.known_hashes((absolute[f.display], f.identity) for f in files)
@@ -195,18 +216,20 @@ def extract_all(files: list[SourceFile], jobs: int, progress: Progress | None = 
 
     outcomes: dict[str, Outcome] = {}
     fresh: dict[bytes, Outcome] = {}
+    read: dict[str, bytes] = {}            # files read this run: their stat rows are (re)recorded
     for display, content, outcome in results:
         if content is not None:
-            contents[display] = content
+            read[display] = contents[display] = content
         if not isinstance(outcome, str):   # not CACHED
             outcomes[display] = outcome
             if content is not None:
                 fresh[_fact_key(content)] = outcome
     if cache is not None:
-        cache.store(fresh, [(absolute[f.display], f.identity, contents[f.display])
-                            for f in files if f.display in contents])
+        cache.store(fresh, [(absolute[f.display], f.identity, read[f.display])
+                            for f in files if f.display in read])
     keys = {d: _fact_key(c) for d, c in contents.items()}
-    return Extraction(keys, outcomes, cache, {f.display: f.path for f in files})
+    return Extraction(keys, outcomes, cache, {f.display: f.path for f in files},
+                      reused=len(set(keys) - set(outcomes)))
 
 
 def _run_workers(items: list[tuple[str, str]], jobs: int, progress: Progress | None,
@@ -218,9 +241,15 @@ def _run_workers(items: list[tuple[str, str]], jobs: int, progress: Progress | N
         if progress is not None:
             progress(done + len(results), total)
     if jobs <= 1 or len(items) < 16:
-        for it in items:
-            results.append(_extract_one(it))
-            report()
+        enabled = gc.isenabled()
+        gc.enable()          # extraction makes ordinary garbage, unlike loading facts
+        try:
+            for it in items:
+                results.append(_extract_one(it))
+                report()
+        finally:
+            if not enabled:
+                gc.disable()
         return results
     size = max(1, min(64, len(items) // (jobs * 8) or 1))
     batches = [items[i:i + size] for i in range(0, len(items), size)]
@@ -311,6 +340,11 @@ def analyse(options: Options, cwd: Path | None = None, progress: Progress | None
 def run(options: Options, cwd: Path | None = None, progress: Progress | None = None) -> RunResult:
     """The whole pipeline. With a cache, a run whose every input (file contents,
     names, options, tool version) was seen before reuses that run's findings."""
+    with paused_gc():
+        return _run(options, cwd, progress)
+
+
+def _run(options: Options, cwd: Path | None, progress: Progress | None) -> RunResult:
     a = analyse(options, cwd, progress)
     cache = a.extraction.cache
     key = a.extraction.result_key(a.version, None if options.rules is None else sorted(options.rules), sorted(options.extra_allocators),
@@ -328,4 +362,4 @@ def run(options: Options, cwd: Path | None = None, progress: Progress | None = N
     a.close()
     return RunResult(findings=findings, skipped=skipped, files_scanned=len(a.files),
                      seconds=time.monotonic() - a.started, kernel_version=a.version,
-                     excluded=a.excluded)
+                     excluded=a.excluded, from_cache=a.extraction.reused if cache is not None else None)
