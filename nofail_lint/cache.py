@@ -72,7 +72,8 @@ def namespace() -> str:
     return h.hexdigest()
 
 
-def _seal(value: object) -> tuple[bytes, bytes]:
+def seal(value: object) -> tuple[bytes, bytes]:
+    """(digest, pickled value): what is stored, and how damage is detected."""
     data = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
     return hashlib.blake2b(data, digest_size=16).digest(), data
 
@@ -81,7 +82,7 @@ class _Corrupt(Exception):
     pass
 
 
-def _unseal(digest: bytes, data: bytes) -> object:
+def unseal(digest: bytes, data: bytes) -> object:
     if not isinstance(data, bytes) or hashlib.blake2b(data, digest_size=16).digest() != digest:
         raise _Corrupt("digest mismatch")
     try:
@@ -170,7 +171,7 @@ class FactsCache:
                                chunk)
             for h, digest, data in rows:
                 try:
-                    out[h] = _unseal(digest, data)
+                    out[h] = unseal(digest, data)
                 except _Corrupt:
                     self.corrupt_entries += 1
         return out
@@ -180,18 +181,19 @@ class FactsCache:
         if not rows:
             return None
         try:
-            return _unseal(*rows[0])
+            return unseal(*rows[0])
         except _Corrupt:
             self.corrupt_entries += 1
             return None
 
     # ------------------------------------------------------------ writes
 
-    def store(self, facts: dict[bytes, object], stats: list[tuple[str, tuple[int, int, int], bytes]]):
-        """New extraction results and the stat rows of files read this run, in one transaction."""
+    def store(self, facts: dict[bytes, tuple[bytes, bytes]], stats: list[tuple[str, tuple[int, int, int], bytes]]):
+        """New extraction results (sealed, see `seal`) and the stat rows of files
+        read this run, in one transaction."""
         now_ns = time.time_ns()
         racy_ns = int(RACY_SECONDS * 1e9)
-        rows = [(h, *_seal(v)) for h, v in facts.items()]
+        rows = [(h, digest, data) for h, (digest, data) in facts.items()]
         stat_rows = [(p, size, mtime, ino, h) for p, (size, mtime, ino), h in stats
                      if now_ns - mtime > racy_ns]
         self._write(lambda db: (
@@ -199,7 +201,7 @@ class FactsCache:
             db.executemany("INSERT OR REPLACE INTO stats VALUES (?, ?, ?, ?, ?)", stat_rows)))
 
     def store_result(self, key: bytes, value: object):
-        row = (key, *_seal(value))
+        row = (key, *seal(value))
 
         def write(db):
             db.execute("INSERT OR REPLACE INTO results VALUES (?, ?, ?)", row)

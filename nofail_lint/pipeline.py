@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Callable, Protocol
 
 from .check import run_rules
-from .cache import FactsCache, content_hash
+from .cache import FactsCache, content_hash, seal, unseal
 from .discover import SourceFile, discover, kernel_version_of, worth_parsing
 from .facts import FileFacts
 from .findings import RunResult, Skipped
@@ -83,21 +83,27 @@ def _analyse_source(src: bytes, display: str) -> Outcome:
         return Skipped(display, f"analysis failed: {type(e).__name__}: {e}")
 
 
-def _extract_one(item: tuple[str, str]) -> tuple[str, bytes | None, Outcome | str]:
-    """Worker: (path, display) -> (display, content hash or None if unreadable, outcome or CACHED)."""
+# what a worker answers for one file: (display, content hash or None if
+# unreadable, CACHED or the outcome sealed for the cache (cache.seal))
+Answer = tuple[str, bytes | None, "str | tuple[bytes, bytes]"]
+
+
+def _extract_one(item: tuple[str, str]) -> Answer:
+    """Worker: (path, display) -> Answer. The outcome travels sealed: the parent
+    stores those bytes as they are and unpickles them once."""
     path, display = item
     try:
         with open(path, "rb") as fh:
             src = fh.read()
     except OSError as e:
-        return display, None, Skipped(display, f"cannot read: {e.strerror or e}")
+        return display, None, seal(Skipped(display, f"cannot read: {e.strerror or e}"))
     content = content_hash(src)
     if _fact_key(content) in _STORED:
         return display, content, CACHED
-    return display, content, _analyse_source(src, display)
+    return display, content, seal(_analyse_source(src, display))
 
 
-def _extract_batch(items: list[tuple[str, str]]) -> list[tuple[str, bytes | None, Outcome | str]]:
+def _extract_batch(items: list[tuple[str, str]]) -> list[Answer]:
     gc.enable()     # a worker forked while the parent paused the GC (see paused_gc) needs its own
     return [_extract_one(it) for it in items]
 
@@ -168,7 +174,7 @@ class Extraction:
             outcome = _analyse_source(src, display)
             self.outcomes[display] = outcome
             if _fact_key(content_hash(src)) == self.keys[display]:   # unchanged since the scan
-                fresh[self.keys[display]] = outcome
+                fresh[self.keys[display]] = seal(outcome)
         if self.cache is not None and fresh:
             self.cache.store(fresh, [])
 
@@ -215,15 +221,16 @@ def extract_all(files: list[SourceFile], jobs: int, progress: Progress | None = 
     results = _run_workers(items, jobs, progress, len(files) - len(items), len(files))
 
     outcomes: dict[str, Outcome] = {}
-    fresh: dict[bytes, Outcome] = {}
+    fresh: dict[bytes, tuple[bytes, bytes]] = {}
     read: dict[str, bytes] = {}            # files read this run: their stat rows are (re)recorded
-    for display, content, outcome in results:
+    for display, content, answer in results:
         if content is not None:
             read[display] = contents[display] = content
-        if not isinstance(outcome, str):   # not CACHED
-            outcomes[display] = outcome
-            if content is not None:
-                fresh[_fact_key(content)] = outcome
+        if isinstance(answer, str):        # CACHED
+            continue
+        outcomes[display] = unseal(*answer)
+        if content is not None:
+            fresh[_fact_key(content)] = answer
     if cache is not None:
         cache.store(fresh, [(absolute[f.display], f.identity, read[f.display])
                             for f in files if f.display in read])
@@ -233,7 +240,7 @@ def extract_all(files: list[SourceFile], jobs: int, progress: Progress | None = 
 
 
 def _run_workers(items: list[tuple[str, str]], jobs: int, progress: Progress | None,
-                 done: int, total: int) -> list[tuple[str, bytes | None, Outcome | str]]:
+                 done: int, total: int) -> list[Answer]:
     jobs = jobs or os.cpu_count() or 1
     results: list = []
 
@@ -278,13 +285,13 @@ def _run_workers(items: list[tuple[str, str]], jobs: int, progress: Progress | N
     return results
 
 
-def _isolated(item: tuple[str, str], ctx) -> tuple[str, bytes | None, Outcome | str]:
+def _isolated(item: tuple[str, str], ctx) -> Answer:
     """One file in a worker of its own: a crash costs only this file."""
     try:
         with ProcessPoolExecutor(1, mp_context=ctx) as pool:
             return pool.submit(_extract_batch, [item]).result()[0]
     except BrokenProcessPool:
-        return item[1], None, Skipped(item[1], "analysis failed: the worker process died on this file")
+        return item[1], None, seal(Skipped(item[1], "analysis failed: the worker process died on this file"))
 
 
 @dataclass

@@ -115,9 +115,9 @@ def test_truncated_entries_are_detected_and_recomputed(cli, tmp_path):
     assert again.stdout == cold.stdout
     # the damaged entries were replaced: a third run finds every one intact
     con = sqlite3.connect(_db(cache))
-    from nofail_lint.cache import _unseal
+    from nofail_lint.cache import unseal
     for digest, data in con.execute("SELECT digest, data FROM facts"):
-        _unseal(digest, data)
+        unseal(digest, data)
     con.close()
     assert _check(cli, tree, cache).stdout == cold.stdout
 
