@@ -110,8 +110,7 @@ def call_macros(src: bytes, lines: "SourceLines") -> list[FunctionFacts]:
         if args is None:
             continue
         gfp_params = [p for p in params if _GFP_PARAM.search(p)]
-        if not any(_RELEVANT_ARG.search(a) or any(re.search(r"\b" + re.escape(p) + r"\b", a) for p in gfp_params)
-                   for a in args):
+        if not any(_RELEVANT_ARG.search(a) or not set(gfp_params).isdisjoint(_WORD.findall(a)) for a in args):
             continue
         row = src.count(b"\n", 0, m.start())
         text = lines.line_bytes(row).decode("utf-8", "replace")
@@ -179,6 +178,7 @@ _CONDITIONAL_TYPES = frozenset({
 # A call is kept only if an argument can carry a gfp mask or a vmalloc bound:
 # it names a GFP flag or macro, a gfp_t variable, or a *start/*end/VADDR value.
 _RELEVANT_ARG = re.compile(r"gfp|GFP|nofail|NOFAIL|VADDR|\w*(?:start|end|START|END)\b")
+_WORD = re.compile(r"\w+")
 _GFP_T_NAMES = re.compile(r"\bgfp_t\s+(?:const\s+)?([A-Za-z_]\w*)")
 
 
@@ -528,16 +528,18 @@ def extract(src: bytes, path: str, parser: ts.Parser | None = None) -> FileFacts
         values = LocalValues(f.events)
         fn_text = src[f.node.start_byte:f.body.end_byte].decode("utf-8", "replace")
         gfp_names = set(_GFP_T_NAMES.findall(fn_text))
-        carries = re.compile(r"\b(?:" + "|".join(map(re.escape, sorted(gfp_names))) + r")\b") if gfp_names else None
+        # an argument naming a gfp_t local or parameter (whole identifiers, as `\bname\b`)
+        carries = (lambda a: not gfp_names.isdisjoint(_WORD.findall(a))) if gfp_names else None
         regions = _atomic_byte_ranges(f)
+        conds = _Conditions(conds_by_fn.get(id(f), ()))
         call_sites = []
         for call, fn, args in f.calls:
             arg_texts = tuple(node_text(a) for a in args.named_children if a.type != "comment")
-            tests = _null_tests(f, call, conds_by_fn.get(id(f), ()), lines)
+            tests = _null_tests(f, call, conds, lines)
             # kept when an argument can carry a mask or a bound, or when a
             # wrapper's own NOFAIL would matter here: its result is tested for
             # NULL (NF006), or it runs in a non-sleepable region (NF008)
-            if not (any(_RELEVANT_ARG.search(a) or (carries and carries.search(a)) for a in arg_texts)
+            if not (any(_RELEVANT_ARG.search(a) or (carries and carries(a)) for a in arg_texts)
                     or tests or any(s <= call.start_byte < e for s, e, _ in regions)):
                 continue
             substituted = tuple(values.substitute(a, call.start_byte) for a in arg_texts)
@@ -570,15 +572,16 @@ def extract(src: bytes, path: str, parser: ts.Parser | None = None) -> FileFacts
                      plain_functions=tuple(plain))
 
 
-def _null_tests(f: _Function, call: ts.Node, conds, lines: SourceLines) -> tuple[Span, ...]:
+def _null_tests(f: _Function, call: ts.Node, conds: _Conditions, lines: SourceLines) -> tuple[Span, ...]:
     """Conditions after `call` that test its result for NULL, until the
     variable is assigned again. Runs for every call, so the cheap text check
     comes first and the rest only when some later condition names the result."""
     kind, key = result_key(call)
     if kind != "var":
         return ()
-    later = [c for c in conds[bisect.bisect_left(conds, call.end_byte, key=lambda c: c.start_byte):]
-             if key in _norm_text(c) and is_null_test(c, key)]
+    first = bisect.bisect_left(conds.starts, call.end_byte)
+    later = [c for c, text in zip(conds.nodes[first:], conds.texts[first:])
+             if key in text and is_null_test(c, key)]
     if not later:
         return ()
     stop = f.body.end_byte
@@ -590,6 +593,16 @@ def _null_tests(f: _Function, call: ts.Node, conds, lines: SourceLines) -> tuple
     guards = _cond_ranges(call, f.body)
     return tuple(lines.span(c) for c in later
                  if c.start_byte < stop and all(s <= c.start_byte < e for s, e in guards))
+
+
+class _Conditions:
+    """A function's if/while conditions in source order, with their texts
+    whitespace-free (computed once, not once per call that looks at them)."""
+
+    def __init__(self, nodes):
+        self.nodes = list(nodes)
+        self.starts = [c.start_byte for c in self.nodes]
+        self.texts = [_norm_text(c) for c in self.nodes]
 
 
 def _norm_text(node: ts.Node) -> str:

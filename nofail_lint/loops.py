@@ -39,6 +39,7 @@ _VOLATILE_NAMES = frozenset({"jiffies", "jiffies_64", "current"})
 _ERR_CONST = re.compile(r"^-\s*E[A-Z0-9_]+$")
 _ZERO = frozenset({"0", "NULL", "false", "0UL", "0L", "0U"})
 _ERR_DECL = re.compile(r"(?<!unsigned\s)\b(?:int|long|ssize_t|s32|s64|vm_fault_t|blk_status_t|errno_t)\s+([^;{}()]*);")
+_ERRNO_TEST = re.compile(r"\s*(?:(?:==|!=)\s*-\s*E[A-Z]|<\s*0\b)")
 _DECL_NAME = re.compile(r"(?:^|,)\s*([A-Za-z_]\w*)")
 
 
@@ -464,8 +465,14 @@ class LoopAnalyser:
                 self._int_names.update(_DECL_NAME.findall(re.sub(r"=[^,]*", "", decl)))
         if key in self._int_names:
             return True
-        k = re.escape(key)
-        return bool(re.search(k + r"\s*(?:==|!=)\s*-\s*E[A-Z]|" + k + r"\s*<\s*0\b", self.fn_text))
+        # `key == -EFOO`, `key != -EFOO` or `key < 0` anywhere in the function
+        text = self.fn_text
+        at = text.find(key)
+        while at >= 0:
+            if _ERRNO_TEST.match(text, at + len(key)):
+                return True
+            at = text.find(key, at + 1)
+        return False
 
     def _innermost_loop(self, node: ts.Node, limit: ts.Node) -> ts.Node | None:
         p = node.parent

@@ -1,0 +1,189 @@
+#!/usr/bin/env python3
+"""Whole-tree benchmark: nofail-lint against rg and Coccinelle, side by side.
+
+    python3 bench/bench.py [--tree DIR] [--jobs N] [--markdown FILE]
+
+Unpacks Debian's linux-source tarball if the tree is missing, then times, in
+one run and on the same warm page cache:
+
+  rg           literal `__GFP_NOFAIL` over the .c/.h files (the grep baseline)
+  spatch       bench/nofail_literal.cocci: calls with a literal __GFP_NOFAIL
+               argument, `--jobs N` (Coccinelle's simplest NOFAIL rule)
+  cold         nofail-lint, all rules, empty cache directory
+  warm         the same again: nothing changed
+  touched      after `touch` of one .c file (new mtime, same bytes)
+  edited       after appending a comment to that file (its facts are
+               extracted again; the tree is linked and checked again)
+
+Prints a table of wall time, ratios against spatch and rg, CPU time and
+peak RSS (largest single process, from wait4), and checks that cold, warm,
+touched and edited runs report identical findings. The edited file is
+restored afterwards. Needs only the standard library, `rg`, `spatch` and an
+installed `nofail-lint`.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+COCCI = HERE / "nofail_literal.cocci"
+DEFAULT_TREE = "/tmp/k6.12/linux-source-6.12"
+DEFAULT_TARBALL = "/usr/src/linux-source-6.12.tar.xz"
+TOUCHED = "mm/vmalloc.c"
+
+
+@dataclass
+class Timing:
+    name: str
+    what: str
+    wall: float
+    cpu: float
+    rss_mib: float
+    result: str
+    stdout: bytes = b""
+
+
+def run_measured(name: str, what: str, cmd: list[str], cwd: Path, ok=(0,), summarise=None) -> Timing:
+    """fork/exec with stdout to a temporary file, then os.wait4 for exact per-command rusage."""
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        start = time.monotonic()
+        proc = subprocess.Popen(cmd, cwd=cwd, stdout=out, stderr=err)
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.monotonic() - start
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        stdout, stderr = out.read(), err.read()
+    if proc.returncode not in ok:
+        sys.exit(f"bench: {' '.join(cmd)} exited {proc.returncode}:\n{stderr.decode(errors='replace')[-2000:]}")
+    result = summarise(stdout, stderr) if summarise else ""
+    return Timing(name, what, wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, result, stdout)
+
+
+def ensure_tree(tree: Path, tarball: Path) -> Path:
+    if (tree / "Makefile").exists():
+        return tree
+    if not tarball.exists():
+        sys.exit(f"bench: no tree at {tree} and no tarball at {tarball} "
+                 "(apt-get install linux-source-6.12)")
+    print(f"bench: unpacking {tarball} into {tree.parent} ...", file=sys.stderr)
+    tree.parent.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(tarball) as tar:
+        tar.extractall(tree.parent, filter="data")
+    if not (tree / "Makefile").exists():
+        sys.exit(f"bench: {tarball} did not unpack to {tree}")
+    return tree
+
+
+def machine() -> str:
+    model = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+        mem = next(int(line.split()[1]) for line in Path("/proc/meminfo").read_text().splitlines()
+                   if line.startswith("MemTotal"))
+        mem_s = f"{mem / 1024 / 1024:.0f} GiB RAM"
+    except (OSError, StopIteration, ValueError):
+        mem_s = "RAM unknown"
+    return (f"{os.cpu_count()} cores ({model or platform.processor() or 'unknown CPU'}), {mem_s}, "
+            f"{platform.system()} {platform.release()}, Python {platform.python_version()}")
+
+
+def findings_of(report: Path) -> tuple[int, list]:
+    doc = json.loads(report.read_text())
+    rows = sorted((f["path"], f["line"], f["column"], f["rule_id"], f["message"]) for f in doc["findings"])
+    return len(rows), rows
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--tree", default=DEFAULT_TREE, type=Path)
+    ap.add_argument("--tarball", default=DEFAULT_TARBALL, type=Path)
+    ap.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
+    ap.add_argument("--nofail-lint", dest="tool", default=shutil.which("nofail-lint") or "nofail-lint")
+    ap.add_argument("--no-spatch", action="store_true", help="skip Coccinelle (e.g. not installed)")
+    ap.add_argument("--markdown", type=Path, help="also write the table to this file")
+    ap.add_argument("--report", type=Path, help="keep the cold run's JSON report here")
+    args = ap.parse_args()
+    tree = ensure_tree(args.tree.resolve(), args.tarball)
+    jobs = str(args.jobs)
+
+    timings: list[Timing] = []
+    # warm the page cache for everyone: all tools are timed on hot files
+    subprocess.run(["rg", "-c", "--no-messages", "-t", "c", "-e", "zzz_no_such_token", "."], cwd=tree,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    timings.append(run_measured(
+        "rg", "literal __GFP_NOFAIL in .c/.h", ["rg", "-c", "--no-messages", "-t", "c", "__GFP_NOFAIL", "."],
+        tree, summarise=lambda out, err: f"{len(out.splitlines())} files"))
+    if not args.no_spatch:
+        timings.append(run_measured(
+            "spatch", f"calls with a literal __GFP_NOFAIL argument, --jobs {jobs}",
+            ["spatch", "--sp-file", str(COCCI), "--dir", ".", "--jobs", jobs, "--very-quiet"], tree,
+            summarise=lambda out, err: f"{out.count(b'@@ ') // 2} hunks"))
+
+    work = Path(tempfile.mkdtemp(prefix="nofail-lint-bench-"))
+    cache = work / "cache"
+    reports = {}
+
+    def lint(name: str, what: str) -> Timing:
+        report = work / f"{name}.json"
+        t = run_measured(name, what, [args.tool, "check", "--format", "json", "-o", str(report), "-j", jobs,
+                                      "--cache-dir", str(cache), "-q", "."], tree, ok=(0, 1))
+        reports[name] = findings_of(report)
+        t.result = f"{reports[name][0]} findings"
+        return t
+
+    timings.append(lint("cold", f"nofail-lint, all rules, empty cache, -j {jobs}"))
+    timings.append(lint("warm", "nofail-lint again, nothing changed"))
+    target = tree / TOUCHED
+    original = target.read_bytes()
+    stat = target.stat()
+    try:
+        os.utime(target)
+        timings.append(lint("touched", f"after touching {TOUCHED}"))
+        target.write_bytes(original + b"\n/* nofail-lint bench: edited */\n")
+        timings.append(lint("edited", f"after editing {TOUCHED} (appended comment)"))
+    finally:
+        target.write_bytes(original)
+        os.utime(target, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    if args.report:
+        shutil.copyfile(work / "cold.json", args.report)
+    shutil.rmtree(work, ignore_errors=True)
+
+    same = all(reports[n][1] == reports["cold"][1] for n in reports)
+    spatch = next((t for t in timings if t.name == "spatch"), None)
+    rg = timings[0]
+    lines = [
+        f"Machine: {machine()}",
+        f"Tree: {tree} ({sum(1 for _ in tree.rglob('*.[ch]'))} .c/.h files); page cache warm for every run",
+        "",
+        "| run | what | wall s | x spatch | x rg | CPU s | peak RSS MiB | result |",
+        "|---|---|---:|---:|---:|---:|---:|---|",
+    ]
+    for t in timings:
+        vs_spatch = f"{t.wall / spatch.wall:.2f}" if spatch else "-"
+        lines.append(f"| {t.name} | {t.what} | {t.wall:.2f} | {vs_spatch} | {t.wall / rg.wall:.1f} | "
+                     f"{t.cpu:.1f} | {t.rss_mib:.0f} | {t.result} |")
+    lines += ["", f"Findings identical across cold, warm, touched and edited runs: {'yes' if same else 'NO'}"]
+    text = "\n".join(lines) + "\n"
+    print(text)
+    if args.markdown:
+        args.markdown.write_text(text)
+    return 0 if same else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
