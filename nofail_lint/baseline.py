@@ -17,7 +17,7 @@ import os
 from pathlib import Path
 
 from .findings import Finding
-from .report.sarif import fingerprints
+from .report.fingerprint import fingerprints
 
 FORMAT = "nofail-lint-baseline"
 FORMAT_VERSION = 1

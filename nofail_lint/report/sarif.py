@@ -15,7 +15,6 @@ compute itself, the action logs an "inconsistent fingerprint" warning.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import pathlib
 import urllib.parse
@@ -24,6 +23,7 @@ import attr
 import sarif_om as om
 
 from ..findings import Finding, Location, RunResult, Skipped
+from .fingerprint import fingerprints
 from ..rules_catalog import RuleDoc, fact_text, markdown_to_text, indent_code
 
 SCHEMA_URI = "https://json.schemastore.org/sarif-2.1.0.json"
@@ -94,27 +94,6 @@ def _physical(loc: Location) -> om.PhysicalLocation:
 def _srcroot_uri(root: pathlib.Path) -> str:
     uri = pathlib.Path(root).resolve().as_uri()
     return uri if uri.endswith("/") else uri + "/"
-
-
-# --- fingerprints -------------------------------------------------------------
-
-def line_hash(rule_id: str, function: str, snippet: str) -> str:
-    """Content hash of one finding; no counter, no line number."""
-    normalised = " ".join(snippet.split())
-    data = "\0".join((rule_id, function, normalised)).encode("utf-8", "surrogatepass")
-    return hashlib.sha256(data).hexdigest()
-
-
-def fingerprints(findings: list[Finding]) -> list[str]:
-    """primaryLocationLineHash per finding; `findings` must be in sort order."""
-    counts: dict[tuple[str, str], int] = {}
-    out = []
-    for f in findings:
-        digest = line_hash(f.rule_id, f.function, f.location.snippet)
-        key = (f.location.path, digest)
-        counts[key] = counts.get(key, 0) + 1
-        out.append(f"{digest}:{counts[key]}")
-    return out
 
 
 # --- rules ---------------------------------------------------------------------
