@@ -76,17 +76,21 @@ def _walk(top: str, absolute: str, shown: str, files: dict[str, SourceFile], ski
             if name not in SKIP_DIRS:
                 _walk(entry.path, f"{absolute}/{name}", child_shown, files, skipped)
             continue
-        if not name.endswith(SOURCE_SUFFIXES):
-            continue
-        try:
-            st = entry.stat(follow_symlinks=True)
-        except OSError as e:
-            skipped.append(Skipped(child_shown, f"cannot stat: {e.strerror or e}"))
-            continue
-        if not stat.S_ISREG(st.st_mode):
-            skipped.append(Skipped(child_shown, "not a regular file"))
-            continue
-        files.setdefault(child_shown, SourceFile(entry.path, child_shown, _identity(st), f"{absolute}/{name}"))
+        if name.endswith(SOURCE_SUFFIXES):
+            _add(entry.path, child_shown, f"{absolute}/{name}", entry.stat, files, skipped)
+
+
+def _add(path: str, shown: str, absolute: str, stat_of, files: dict[str, SourceFile], skipped: list[Skipped]):
+    """Keep a regular file (symlinks followed); anything else is skipped, never opened."""
+    try:
+        st = stat_of()
+    except OSError as e:
+        skipped.append(Skipped(shown, f"cannot stat: {e.strerror or e}"))
+        return
+    if not stat.S_ISREG(st.st_mode):
+        skipped.append(Skipped(shown, "not a regular file"))
+        return
+    files.setdefault(shown, SourceFile(path, shown, _identity(st), absolute))
 
 
 def discover(paths: list[str], cwd: Path | None = None) -> tuple[list[SourceFile], list[Skipped]]:
@@ -101,16 +105,8 @@ def discover(paths: list[str], cwd: Path | None = None) -> tuple[list[SourceFile
         shown = display_path(p, cwd)
         if p.is_dir():
             _walk(raw, os.path.abspath(raw).rstrip("/"), "" if shown == "." else shown, files, skipped)
-            continue
-        try:
-            st = os.stat(p)
-        except OSError as e:
-            skipped.append(Skipped(shown, f"cannot stat: {e.strerror or e}"))
-            continue
-        if not stat.S_ISREG(st.st_mode):
-            skipped.append(Skipped(shown, "not a regular file"))
-            continue
-        files.setdefault(shown, SourceFile(raw, shown, _identity(st), os.path.abspath(raw)))
+        else:
+            _add(raw, shown, os.path.abspath(raw), lambda: os.stat(raw), files, skipped)
     return sorted(files.values(), key=lambda f: f.display), skipped
 
 
