@@ -146,10 +146,15 @@ class FactsCache:
 
     # ------------------------------------------------------------ reads
 
-    def known_hashes(self, paths: Iterable[tuple[str, tuple[int, int, int]]]) -> dict[str, bytes]:
+    def known_hashes(self, paths: list[tuple[str, tuple[int, int, int]]]) -> dict[str, bytes]:
         """{absolute path: content hash} for files whose stat identity is as recorded."""
+        if not paths:
+            return {}
+        low, high = min(p for p, _ in paths), max(p for p, _ in paths)
+        # only this run's part of the table (several trees may share a cache)
         recorded = {(p, (size, mtime_ns, ino)): h for p, size, mtime_ns, ino, h
-                    in self._query("SELECT path, size, mtime_ns, ino, hash FROM stats")}
+                    in self._query("SELECT path, size, mtime_ns, ino, hash FROM stats "
+                                   "WHERE path BETWEEN ? AND ?", (low, high))}
         out = {}
         for key in paths:
             h = recorded.get(key)
@@ -236,6 +241,23 @@ class FactsCache:
         """A database that fails mid-run is closed; an in-memory one stands in."""
         self.close()
         self.db = _connect(Path(":memory:"))
+
+
+def databases(directory: Path) -> list[tuple[Path, int, bool]]:
+    """(database, bytes on disk with its WAL, belongs to this tool version) in `directory`."""
+    out = []
+    for p in sorted(directory.glob("facts-*.sqlite")):
+        size = sum(q.stat().st_size for q in (p, Path(str(p) + "-wal")) if q.exists())
+        out.append((p, size, p.name == f"facts-{namespace()}.sqlite"))
+    return out
+
+
+def clear(directory: Path) -> int:
+    """Delete every database in `directory`; how many there were."""
+    found = databases(directory)
+    for p, _, _ in found:
+        _set_aside(p)
+    return len(found)
 
 
 def _connect(path: Path) -> sqlite3.Connection:

@@ -14,6 +14,7 @@ from pathlib import Path
 import click
 
 from . import __version__, baseline
+from . import cache as facts_cache
 from .cache import ENV_VAR, cache_dir as resolve_cache_dir
 from .config import Config, ConfigError, find_config, load_config
 from .discover import MissingPath, kernel_version_of
@@ -315,6 +316,22 @@ class _ModelGroup(click.Group):
 _KERNEL_VERSION_OPT = click.option(
     "--kernel-version", metavar="X.Y", default=None,
     help="Show the model as it applies to this kernel version (default: the newest known).")
+
+
+@main.command("cache")
+@click.option("--cache-dir", metavar="DIR", default=None, help="The cache directory (default as for `check`).")
+@click.option("--clear", "clear_it", is_flag=True, help="Delete the cache's databases.")
+def cache_cmd(cache_dir, clear_it):
+    """Where the facts cache is and how big; --clear deletes it."""
+    directory = resolve_cache_dir(cache_dir, False)
+    if clear_it:
+        n = facts_cache.clear(directory) if directory.is_dir() else 0
+        click.echo(f"{directory}: deleted {n} database(s)")
+        return
+    found = facts_cache.databases(directory) if directory.is_dir() else []
+    click.echo(f"{directory}: {len(found)} database(s), {sum(s for _, s, _ in found) / 1e6:.1f} MB")
+    for p, size, current in found:
+        click.echo(f"  {p.name}  {size / 1e6:.1f} MB{'  (this version)' if current else ''}")
 
 
 @main.group(cls=_ModelGroup, invoke_without_command=True)

@@ -209,7 +209,7 @@ def extract_all(files: list[SourceFile], jobs: int, progress: Progress | None = 
     absolute = {f.display: f.absolute or os.path.abspath(f.path) for f in files}
     contents: dict[str, bytes] = {}
     if cache is not None:
-        known = cache.known_hashes((absolute[f.display], f.identity) for f in files)
+        known = cache.known_hashes([(absolute[f.display], f.identity) for f in files])
         for f in files:
             content = known.get(absolute[f.display])
             if content is not None:

@@ -181,3 +181,16 @@ def test_concurrent_runs_share_one_cache(cli, tmp_path):
     assert all("Traceback" not in err and "warning" not in err for _, err in outs)
     assert outs[0][0] == outs[1][0] == outs[2][0]
     assert _check(cli, fixtures, cache).stdout == outs[0][0]
+
+
+def test_cache_command_shows_and_clears(cli, tmp_path):
+    tree = _tree(tmp_path)
+    cache = tmp_path / "cache"
+    _check(cli, tree, cache)
+    shown = run_cli(cli, "cache", "--cache-dir", str(cache))
+    assert shown.returncode == 0
+    assert "1 database(s)" in shown.stdout and "(this version)" in shown.stdout
+    cleared = run_cli(cli, "cache", "--cache-dir", str(cache), "--clear")
+    assert cleared.returncode == 0 and "deleted 1 database(s)" in cleared.stdout
+    assert not list(cache.glob("facts-*"))
+    assert _from_cache(_check(cli, tree, cache)) == 0
