@@ -55,6 +55,62 @@ def blank_annotations(src: bytes) -> bytes:
     return _ANNOTATIONS.sub(spaces, src)
 
 
+# `list_for_each_entry(pos, head, member)` on its own line, the loop body on
+# the next line without braces: tree-sitter takes the macro for a type and the
+# rest of the function (and the functions after it) for a broken definition.
+_BARE_MACRO_LOOP = re.compile(
+    rb"^([ \t]*)([A-Za-z_]\w*)(\((?:[^()]|\((?:[^()]|\((?:[^()]|\([^()]*\))*\))*\))*\))[ \t]*(?=\n[ \t]*[^\s{#\\])",
+    re.MULTILINE,
+)
+_MACRO_LOOP_NAME = re.compile(rb"for_each|foreach|_for_\w*each|^for_\w+")
+_STATEMENT_END = re.compile(rb"(?:[;{}):]|\belse|\bdo)$")
+
+
+def rewrite_bare_macro_loops(src: bytes) -> bytes:
+    """Brace-less macro loops become `while (args)` of the same length: the
+    name is replaced by `while` and spaces, so offsets and columns hold. The
+    loop analysis recognises the rewritten loop (its source does not start
+    with `while`) and treats it as a per-element loop."""
+    def rewrite(m: re.Match) -> bytes:
+        name = m.group(2)
+        if not _MACRO_LOOP_NAME.search(name) or len(name) < 5:
+            return m.group(0)
+        before = src[:m.start()].rstrip()
+        if before.endswith(b"*/"):
+            start = before.rfind(b"/*")
+            before = before[:start].rstrip() if start >= 0 else before
+        if not _STATEMENT_END.search(before[-8:]):
+            return m.group(0)
+        return m.group(0).replace(name, b"while" + b" " * (len(name) - 5), 1)
+    return _BARE_MACRO_LOOP.sub(rewrite, src)
+
+
+# `#ifdef CONFIG_X` / `label:` / `#endif`: a label with no statement before
+# `#endif` is an ERROR for tree-sitter, which then loses the rest of the
+# function. Conditionals that hold nothing but labels are unwrapped (their
+# directive lines blanked): the labels stay where they are.
+_LABEL_ONLY_CONDITIONAL = re.compile(
+    rb"^[ \t]*#[ \t]*if(?:def|ndef)?\b[^\n]*\n"
+    rb"(?:[ \t]*(?:[A-Za-z_]\w*[ \t]*:(?!:)[ \t]*(?:/\*[^\n]*?\*/[ \t]*)?)?\n)+"
+    rb"[ \t]*#[ \t]*endif\b[^\n]*",
+    re.MULTILINE,
+)
+
+
+def unwrap_label_conditionals(src: bytes) -> bytes:
+    def blank(m: re.Match) -> bytes:
+        text = m.group(0)
+        first = text.index(b"\n")
+        last = text.rindex(b"\n")
+        return b" " * first + text[first:last + 1] + b" " * (len(text) - last - 1)
+    return _LABEL_ONLY_CONDITIONAL.sub(blank, src)
+
+
+def prepare_source(src: bytes) -> bytes:
+    """The bytes tree-sitter parses: `src` with the rewrites above, same length."""
+    return unwrap_label_conditionals(rewrite_bare_macro_loops(blank_annotations(src)))
+
+
 _DEFINE = re.compile(
     rb"^[ \t]*#[ \t]*define[ \t]+([A-Za-z_]\w*)(?![\w(])[ \t]*((?:[^\n\\]|\\.|\\\n)*)",
     re.MULTILINE,
@@ -444,7 +500,7 @@ def _function_index(functions: list[_Function]):
 def extract(src: bytes, path: str, parser: ts.Parser | None = None) -> FileFacts:
     """All facts the later stages need from one file."""
     parser = parser or ts.Parser(LANGUAGE)
-    clean = blank_annotations(src)
+    clean = prepare_source(src)
     tree = parser.parse(clean)
     root = tree.root_node
     lines = SourceLines(src)

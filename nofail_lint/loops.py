@@ -495,6 +495,8 @@ class LoopAnalyser:
     # ---------------------------------------------------------- loops
 
     def analyse_loop(self, loop: ts.Node) -> list[RetryLoop]:
+        if loop.type == "while_statement" and not self.lines.src.startswith(b"while", loop.start_byte):
+            return []   # a brace-less macro loop rewritten by extract: one pass per element
         candidates = []
         for call, fn in self._calls_in(loop.start_byte, loop.end_byte):
             if self._innermost_loop(call, self.f.body) != loop or _is_test_call(fn):
