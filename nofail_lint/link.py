@@ -47,6 +47,8 @@ class TreeTables:
         self.macros: dict[str, list[str]] = defaultdict(list)
         self.file_macros: dict[str, dict[str, list[str]]] = {}
         self.globals: dict[str, list[FunctionRef]] = defaultdict(list)
+        # `static inline` functions of headers: visible wherever the header is included
+        self.header_statics: dict[str, list[FunctionRef]] = defaultdict(list)
         self.file_functions: dict[str, dict[str, FunctionRef]] = {}
         self.callers: dict[str, list[tuple[FunctionRef, CallSite]]] = defaultdict(list)
         for ff in files:
@@ -62,6 +64,8 @@ class TreeTables:
                 table.setdefault(fn.name, ref)
                 if not fn.is_static:
                     self.globals[fn.name].append(ref)
+                elif ff.path.endswith(".h"):
+                    self.header_statics[fn.name].append(ref)
                 for call in fn.calls:
                     self.callers[call.callee].append((ref, call))
             self.file_functions[ff.path] = table
@@ -76,7 +80,7 @@ class TreeTables:
         local = self.file_functions.get(caller_path, {}).get(name)
         if local is not None:
             return [local]
-        return self.globals.get(name, [])
+        return self.globals.get(name, []) + self.header_statics.get(name, [])
 
     def macro_bodies(self, path: str, name: str) -> list[str]:
         return self.file_macros.get(path, {}).get(name) or self.macros.get(name, [])
