@@ -35,6 +35,7 @@ _LOOP_TYPES = frozenset({"do_statement", "while_statement", "for_statement"})
 _FOR_EACH = re.compile(r"for_each|foreach|_for_\w*each|^for_\w+")
 _TRANSPARENT_CALLS = frozenset({"likely", "unlikely", "READ_ONCE", "data_race", "__builtin_expect"})
 _ERRPTR_TESTS = frozenset({"IS_ERR", "IS_ERR_OR_NULL", "IS_ERR_VALUE"})
+_PTR_ERR = frozenset({b"PTR_ERR", b"PTR_ERR_OR_ZERO"})
 _VOLATILE_NAMES = frozenset({"jiffies", "jiffies_64", "current"})
 _ERR_CONST = re.compile(r"^-\s*E[A-Z0-9_]+$")
 _ZERO = frozenset({"0", "NULL", "false", "0UL", "0L", "0U"})
@@ -163,7 +164,9 @@ class LoopAnalyser:
                 return (_and(a, b) if op == "&&" else _or(a, b)), da or db
             for this, other in ((left, right), (right, left)):
                 if this is not None and r.matches(strip(this)):
-                    return self._compare(op if this is left else _flip(op), other, r), True
+                    return self._compare(op if this is left else _flip(op), other, r.errno), True
+                if this is not None and self._errno_of_result(strip(this), r):
+                    return self._compare(op if this is left else _flip(op), other, True), True
             a, da = self._eval_value(left, r, modified)
             b, db = self._eval_value(right, r, modified)
             return (V if V in (a, b) else I), da or db
@@ -228,12 +231,23 @@ class LoopAnalyser:
     def _mentions(self, node: ts.Node, r: _Result) -> bool:
         return r.call.start_byte >= node.start_byte and r.call.end_byte <= node.end_byte
 
-    def _compare(self, op: str, other: ts.Node | None, r: _Result) -> str:
+    @staticmethod
+    def _errno_of_result(node: ts.Node | None, r: _Result) -> bool:
+        """`PTR_ERR(p)` of an ERR_PTR result: the failure's error code."""
+        if node is None or node.type != "call_expression":
+            return False
+        fn = node.child_by_field_name("function")
+        args = node.child_by_field_name("arguments")
+        if fn is None or fn.text not in _PTR_ERR or args is None or len(args.named_children) != 1:
+            return False
+        return r.matches(strip(args.named_children[0]))
+
+    def _compare(self, op: str, other: ts.Node | None, errno: bool) -> str:
         """`result OP other` under failure (NULL pointer, or negative errno)."""
         other_text = _norm(other.text.decode("utf-8", "replace")) if other is not None else ""
         zero = other_text in _ZERO
         err = bool(_ERR_CONST.match(other_text))
-        if r.errno:
+        if errno:
             if zero:
                 return {"==": F, "!=": T, "<": T, "<=": T, ">": F, ">=": F}.get(op, V)
             if err:
@@ -436,6 +450,24 @@ class LoopAnalyser:
                     return True
         return False
 
+    def _retried_with_nofail(self, call: ts.Node, start: int, end: int) -> bool:
+        """`gfp |= __GFP_NOFAIL; goto retry;`: the loop adds NOFAIL to the mask
+        the call takes before trying again, so the next try cannot fail: the
+        allocator does the waiting, the loop runs at most twice."""
+        args = call.child_by_field_name("arguments")
+        if args is None or b"__GFP_NOFAIL" not in self.lines.src[start:end]:
+            return False
+        names = set(re.findall(r"[A-Za-z_]\w*", args.text.decode("utf-8", "replace")))
+        assigns = [(a, lhs) for a, lhs in self.f.assign_nodes if start <= a.start_byte < end]
+        tainted: set[str] = set()
+        for _ in range(3):     # `new |= __GFP_NOFAIL; gfp = new;`
+            for a, lhs in assigns:
+                rhs = a.child_by_field_name("value" if a.type == "init_declarator" else "right")
+                text = rhs.text.decode("utf-8", "replace") if rhs is not None else ""
+                if "__GFP_NOFAIL" in text or any(re.search(r"\b" + re.escape(t) + r"\b", text) for t in tainted):
+                    tainted.add(lhs.text.decode("utf-8", "replace"))
+        return bool(tainted & names)
+
     def _used_unchecked(self, call: ts.Node, key: str) -> bool:
         """The result is dereferenced before any test: its author assumes the
         call cannot fail, so the loop around it is not retrying a failure."""
@@ -502,7 +534,8 @@ class LoopAnalyser:
             if self._innermost_loop(call, self.f.body) != loop or _is_test_call(fn):
                 continue
             r = self._result_of(call)
-            if r is not None and not self._looked_up_first(r, loop.start_byte):
+            if r is not None and not self._looked_up_first(r, loop.start_byte) \
+                    and not self._retried_with_nofail(call, loop.start_byte, loop.end_byte):
                 candidates.append((call, fn, r))
         if not candidates:
             return []
@@ -587,7 +620,8 @@ class LoopAnalyser:
                 if inner is not None and start <= inner.start_byte or _is_test_call(fn):
                     continue      # belongs to a real loop inside the region, or only tests a value
                 r = self._result_of(call)
-                if r is not None and not self._looked_up_first(r, start):
+                if r is not None and not self._looked_up_first(r, start) \
+                        and not self._retried_with_nofail(call, start, end):
                     candidates.append((call, fn, r))
             if not candidates:
                 continue
