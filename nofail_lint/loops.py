@@ -36,6 +36,7 @@ _FOR_EACH = re.compile(r"for_each|foreach|_for_\w*each|^for_\w+")
 _TRANSPARENT_CALLS = frozenset({"likely", "unlikely", "READ_ONCE", "data_race", "__builtin_expect"})
 _ERRPTR_TESTS = frozenset({"IS_ERR", "IS_ERR_OR_NULL", "IS_ERR_VALUE"})
 _PTR_ERR = frozenset({b"PTR_ERR", b"PTR_ERR_OR_ZERO"})
+_CONTAINER_OF = re.compile(r"^(?:container_of\w*|\w*_entry)$")
 _VOLATILE_NAMES = frozenset({"jiffies", "jiffies_64", "current"})
 _ERR_CONST = re.compile(r"^-\s*E[A-Z0-9_]+$")
 _ZERO = frozenset({"0", "NULL", "false", "0UL", "0L", "0U"})
@@ -275,7 +276,7 @@ class LoopAnalyser:
             out.append((_norm(n.text.decode("utf-8", "replace")), n))
         for n in self._in_range(self.all_addressed, region.start_byte, region.end_byte):
             p = n.parent
-            if p is not None and p.text.startswith(b"&"):
+            if p is not None and p.text.startswith(b"&") and not _compared(p):
                 out.append((_norm(n.text.decode("utf-8", "replace")), n))
         # a pointer handed to a call may have its fields changed by the callee
         for call, _fn, args in self.f.calls:
@@ -447,8 +448,23 @@ class LoopAnalyser:
                 fn = rhs.child_by_field_name("function")
                 # kmalloc() then vmalloc(): a fallback between allocators, not a lookup
                 if fn is None or load_model().allocator(fn.text.decode("utf-8", "replace")) is None:
-                    return True
+                    if not self._fixed_pointer_step(rhs, start, r.call.start_byte):
+                        return True
         return False
+
+    def _fixed_pointer_step(self, call: ts.Node, start: int, end: int) -> bool:
+        """`list_entry(entry, ...)` of a pointer read before the loop: pointer
+        arithmetic on a value the loop never changes finds nothing new on the
+        next iteration, so it is no lookup that a lost race could be about."""
+        fn = call.child_by_field_name("function")
+        args = call.child_by_field_name("arguments")
+        if fn is None or not _CONTAINER_OF.match(fn.text.decode("utf-8", "replace")) or args is None:
+            return False
+        first = strip(args.named_children[0]) if args.named_children else None
+        if first is None or first.type != "identifier":
+            return False
+        name = first.text
+        return not any(w.text == name for w in self._in_range(self.all_writes, start, end))
 
     def _retried_with_nofail(self, call: ts.Node, start: int, end: int) -> bool:
         """`gfp |= __GFP_NOFAIL; goto retry;`: the loop adds NOFAIL to the mask
@@ -644,6 +660,15 @@ class LoopAnalyser:
 
 
 _LEAVING = frozenset({"continue_statement", "break_statement", "return_statement", "goto_statement"})
+
+
+def _compared(node: ts.Node) -> bool:
+    """`entry != &head`: an address taken only to compare it writes nothing."""
+    p = node.parent
+    while p is not None and p.type == "parenthesized_expression":
+        p = p.parent
+    return p is not None and p.type == "binary_expression" and \
+        p.child_by_field_name("operator").text in (b"==", b"!=")
 
 
 def _written(key: str, modified: set[str]) -> bool:
