@@ -296,6 +296,7 @@ _Q_FILE = _query("""
 (labeled_statement label: (statement_identifier)) @label
 (return_statement) @ret
 (break_statement) @brk
+(continue_statement) @cont
 (update_expression argument: (_) @write)
 (assignment_expression left: (_) @write)
 (init_declarator declarator: (identifier) @write)
@@ -646,7 +647,8 @@ def extract(src: bytes, path: str, parser: ts.Parser | None = None) -> FileFacts
         f = owner(n)
         if f is not None:
             gotos_by_fn.setdefault(id(f), []).append(n)
-    exits = sorted([*caps.get("goto", ()), *caps.get("ret", ()), *caps.get("brk", ())], key=by_start)
+    exits = sorted([*caps.get("goto", ()), *caps.get("ret", ()), *caps.get("brk", ()), *caps.get("cont", ())],
+                   key=by_start)
     writes = sorted(caps.get("write", ()), key=by_start)
     addressed = sorted(caps.get("addr", ()), key=by_start)
     returns_by_fn: dict[int, list[ts.Node]] = {}

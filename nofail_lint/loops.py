@@ -167,6 +167,10 @@ class LoopAnalyser:
                 if this is not None and r.matches(strip(this)):
                     return self._compare(op if this is left else _flip(op), other, r.errno), True
                 if this is not None and self._errno_of_result(strip(this), r):
+                    # an allocation fails with -ENOMEM: `PTR_ERR(p) == -EBUSY` retries a race
+                    if other is not None and _ERR_CONST.match(_norm(other.text.decode("utf-8", "replace"))) \
+                            and _norm(other.text.decode("utf-8", "replace")) != "-ENOMEM":
+                        return V, True
                     return self._compare(op if this is left else _flip(op), other, True), True
             a, da = self._eval_value(left, r, modified)
             b, db = self._eval_value(right, r, modified)
@@ -573,7 +577,8 @@ class LoopAnalyser:
                 out.append(self._retry(call, fn, kind, loop, loop.start_byte, loop.end_byte, verdict))
         return out
 
-    def _exits(self, region: ts.Node, start: int, end: int, skip: ts.Node | None = None) -> list[ts.Node]:
+    def _exits(self, region: ts.Node, start: int, end: int, skip: ts.Node | None = None,
+               continues: bool = False) -> list[ts.Node]:
         out = []
         for e in self._in_range(self.all_exits, region.start_byte, region.end_byte):
             if not (start <= e.start_byte and e.end_byte <= end) or e == skip:
@@ -583,6 +588,13 @@ class LoopAnalyser:
             elif e.type == "goto_statement":
                 label = self.labels.get(e.child_by_field_name("label").text.decode("utf-8", "replace"))
                 if label is None or not (start <= label.start_byte < end):
+                    out.append(e)
+            elif e.type == "continue_statement":
+                # the next iteration of a loop around a backward-goto region leaves the region
+                p = e.parent
+                while p is not None and not _is_loop(p):
+                    p = p.parent
+                if continues and p is not None and p.start_byte < start:
                     out.append(e)
             else:  # break: leaves only if its target loop/switch is outside the region
                 p = e.parent
@@ -642,7 +654,7 @@ class LoopAnalyser:
             if not candidates:
                 continue
             mods = [(k, n) for k, n in self._modifications(scope) if start <= n.start_byte < end]
-            exits = self._exits(scope, start, end, skip=g)
+            exits = self._exits(scope, start, end, skip=g, continues=True)
             tested = self._tested(self._exit_conditions(exits + [g], scope))
             for call, fn, r in candidates:
                 if call.start_byte > g.start_byte:
