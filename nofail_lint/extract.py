@@ -54,6 +54,62 @@ def blank_annotations(src: bytes) -> bytes:
     return _ANNOTATIONS.sub(spaces, src)
 
 
+# `list_for_each_entry(pos, head, member)` on its own line, the loop body on
+# the next line without braces: tree-sitter takes the macro for a type and the
+# rest of the function (and the functions after it) for a broken definition.
+_BARE_MACRO_LOOP = re.compile(
+    rb"^([ \t]*)([A-Za-z_]\w*)(\((?:[^()]|\((?:[^()]|\((?:[^()]|\([^()]*\))*\))*\))*\))[ \t]*(?=\n[ \t]*[^\s{#\\])",
+    re.MULTILINE,
+)
+_MACRO_LOOP_NAME = re.compile(rb"for_each|foreach|_for_\w*each|^for_\w+")
+_STATEMENT_END = re.compile(rb"(?:[;{}):]|\belse|\bdo)$")
+
+
+def rewrite_bare_macro_loops(src: bytes) -> bytes:
+    """Brace-less macro loops become `while (args)` of the same length: the
+    name is replaced by `while` and spaces, so offsets and columns hold. The
+    loop analysis recognises the rewritten loop (its source does not start
+    with `while`) and treats it as a per-element loop."""
+    def rewrite(m: re.Match) -> bytes:
+        name = m.group(2)
+        if not _MACRO_LOOP_NAME.search(name) or len(name) < 5:
+            return m.group(0)
+        before = src[:m.start()].rstrip()
+        if before.endswith(b"*/"):
+            start = before.rfind(b"/*")
+            before = before[:start].rstrip() if start >= 0 else before
+        if not _STATEMENT_END.search(before[-8:]):
+            return m.group(0)
+        return m.group(0).replace(name, b"while" + b" " * (len(name) - 5), 1)
+    return _BARE_MACRO_LOOP.sub(rewrite, src)
+
+
+# `#ifdef CONFIG_X` / `label:` / `#endif`: a label with no statement before
+# `#endif` is an ERROR for tree-sitter, which then loses the rest of the
+# function. Conditionals that hold nothing but labels are unwrapped (their
+# directive lines blanked): the labels stay where they are.
+_LABEL_ONLY_CONDITIONAL = re.compile(
+    rb"^[ \t]*#[ \t]*if(?:def|ndef)?\b[^\n]*\n"
+    rb"(?:[ \t]*(?:[A-Za-z_]\w*[ \t]*:(?!:)[ \t]*(?:/\*[^\n]*?\*/[ \t]*)?)?\n)+"
+    rb"[ \t]*#[ \t]*endif\b[^\n]*",
+    re.MULTILINE,
+)
+
+
+def unwrap_label_conditionals(src: bytes) -> bytes:
+    def blank(m: re.Match) -> bytes:
+        text = m.group(0)
+        first = text.index(b"\n")
+        last = text.rindex(b"\n")
+        return b" " * first + text[first:last + 1] + b" " * (len(text) - last - 1)
+    return _LABEL_ONLY_CONDITIONAL.sub(blank, src)
+
+
+def prepare_source(src: bytes) -> bytes:
+    """The bytes tree-sitter parses: `src` with the rewrites above, same length."""
+    return unwrap_label_conditionals(rewrite_bare_macro_loops(blank_annotations(src)))
+
+
 _DEFINE = re.compile(
     rb"^[ \t]*#[ \t]*define[ \t]+([A-Za-z_]\w*)(?![\w(])[ \t]*((?:[^\n\\]|\\.|\\\n)*)",
     re.MULTILINE,
@@ -93,33 +149,112 @@ def _split_args(text: str) -> list[str] | None:
     return out + [last] if last or out else out
 
 
+_MACRO_CALL = re.compile(r"(?<![\w.])(?<!->)([A-Za-z_]\w*)\s*\(")
+_NOT_CALLS = frozenset(
+    "if while for switch return sizeof typeof __typeof__ __typeof _Generic do else case "
+    "defined alignof _Alignof __alignof__ __builtin_choose_expr __builtin_constant_p "
+    "__builtin_types_compatible_p offsetof".split())
+# kernel macros whose value is their one argument's: 6.10+ allocation
+# profiling spells `#define foo(...) alloc_hooks(foo_noprof(__VA_ARGS__))`
+_TRANSPARENT_MACROS = frozenset({"alloc_hooks"})
+_VA_SLOTS = 8       # `...` stands for this many trailing parameters
+_VA_ARG = re.compile(r"^(?:##\s*)?([A-Za-z_]\w*)$")
+
+
+def _close_paren(text: str, i: int) -> int | None:
+    """Index of the `)` matching the `(` at `i`, skipping string and char literals."""
+    depth, n = 0, len(text)
+    while i < n:
+        c = text[i]
+        if c in "\"'":
+            j = i + 1
+            while j < n and text[j] != c:
+                j += 2 if text[j] == "\\" else 1
+            i = j + 1
+            continue
+        if c == "(":
+            depth += 1
+        elif c == ")":
+            depth -= 1
+            if depth == 0:
+                return i
+        i += 1
+    return None
+
+
+def _macro_params(text: str) -> tuple[tuple[str, ...], str | None]:
+    """Parameter names with a variadic tail expanded into `_VA_SLOTS` names,
+    and the name the body uses for the tail (`__VA_ARGS__`, or `args` for `args...`)."""
+    params = [p.strip() for p in text.split(",") if p.strip()]
+    if not params or not params[-1].endswith("..."):
+        return tuple(params), None
+    tail = params.pop()[:-3].strip() or "__VA_ARGS__"
+    return tuple(params) + tuple(f"__nfl_va{i}" for i in range(_VA_SLOTS)), tail
+
+
 def call_macros(src: bytes, lines: "SourceLines") -> list[FunctionFacts]:
-    """Function-like macros whose body is one call, as wrapper functions:
-    `#define alloc_inode_sb(_sb, _cache, _gfp) kmem_cache_alloc_lru(_cache, ..., _gfp)`
-    forwards `_gfp` to an allocator and returns its result, like a function."""
+    """Function-like macros that pass a gfp parameter on, as wrapper functions.
+
+    Every call in the body is looked at, so one-call bodies
+    (`#define alloc_inode_sb(_sb, _cache, _gfp) kmem_cache_alloc_lru(_cache, ..., _gfp)`),
+    statement expressions (`({ int _ret = grow(_d, 1, _gfp); ...; _ret; })`),
+    conditionals and `do { } while (0)` bodies all forward their mask like a
+    function would. A variadic tail forwarded whole (`foo_noprof(__VA_ARGS__)`)
+    binds position by position. Only a one-call body (through `alloc_hooks()`)
+    returns its call's result."""
     out = []
     for m in _DEFINE_FN.finditer(src):
-        body = _COMMENT.sub(b" ", m.group(3).replace(b"\\\n", b" ")).strip().decode("utf-8", "replace")
-        if len(body) > 400 or "(" not in body:
+        raw = m.group(3)
+        if len(raw) > 4000 or b"(" not in raw:
             continue
-        call = _CALL_BODY.match(body)
-        if call is None:
-            continue
-        params = tuple(p.strip() for p in m.group(2).decode("utf-8", "replace").split(",") if p.strip())
-        args = _split_args(call.group(2))
-        if args is None:
-            continue
-        gfp_params = [p for p in params if _GFP_PARAM.search(p)]
-        if not any(_RELEVANT_ARG.search(a) or not set(gfp_params).isdisjoint(_WORD.findall(a)) for a in args):
+        # same length as the source: comments and line continuations blanked
+        body = _COMMENT.sub(lambda c: re.sub(rb"[^\n]", b" ", c.group(0)), raw).replace(b"\\\n", b" \n")
+        body = body.decode("utf-8", "replace")
+        params, tail = _macro_params(m.group(2).decode("utf-8", "replace"))
+        fixed = [p for p in params if not p.startswith("__nfl_va")]
+        gfp_params = [p for p in fixed if _GFP_PARAM.search(p)]
+        base = m.start(3)
+        sites, whole = [], None
+        stripped = body.strip()
+        for call in _MACRO_CALL.finditer(body):
+            name = call.group(1)
+            if name in _NOT_CALLS:
+                continue
+            close = _close_paren(body, call.end() - 1)
+            if close is None:
+                break
+            args = _split_args(body[call.end():close])
+            if args is None:
+                continue
+            args = [" ".join(a.split()) for a in args]
+            forwards = False
+            if tail is not None and args and (va := _VA_ARG.match(args[-1])) and va.group(1) == tail:
+                args = args[:-1] + [p for p in params if p.startswith("__nfl_va")]
+                # an alias (every fixed parameter passed on as it is), not a printk-style wrapper
+                forwards = all(p in (a.strip("() ") for a in args) for p in fixed)
+            if name in _TRANSPARENT_MACROS:
+                if call.start() == body.index(stripped) and body[close + 1:].strip() == "":
+                    whole = "transparent"
+                continue
+            if not (forwards or any(_RELEVANT_ARG.search(a) or not set(gfp_params).isdisjoint(_WORD.findall(a))
+                                    for a in args)):
+                continue
+            row, col = lines.point(base + len(body[:call.start()].encode("utf-8")))
+            text = lines.line_bytes(row).decode("utf-8", "replace")
+            span = Span(row + 1, lines.char_col(row, col), row + 1, len(text) + 1)
+            sites.append(CallSite(name, span, tuple(args)))
+            if whole == "transparent" or (whole is None and (one := _CALL_BODY.match(stripped))
+                                          and one.group(1) == name and body[close + 1:].strip(") \n") == ""):
+                whole = sites[-1]
+        if not sites:
             continue
         row = src.count(b"\n", 0, m.start())
         text = lines.line_bytes(row).decode("utf-8", "replace")
-        span = Span(row + 1, 1, row + 1, len(text) + 1)
-        site = CallSite(call.group(1), span, tuple(args))
+        header = Span(row + 1, 1, row + 1, len(text) + 1)
+        returns = (ReturnedCall(whole.callee, whole.span),) if isinstance(whole, CallSite) else ()
         out.append(FunctionFacts(
             name=m.group(1).decode("ascii"), is_static=False, params=params,
-            span=span, calls=(site,),
-            returns=(ReturnedCall(call.group(1), span),), retry_loops=()))
+            span=header, calls=tuple(sites), returns=returns, retry_loops=()))
     return out
 
 
@@ -160,6 +295,7 @@ _Q_FILE = _query("""
 (labeled_statement label: (statement_identifier)) @label
 (return_statement) @ret
 (break_statement) @brk
+(continue_statement) @cont
 (update_expression argument: (_) @write)
 (assignment_expression left: (_) @write)
 (init_declarator declarator: (identifier) @write)
@@ -442,7 +578,7 @@ def _function_index(functions: list[_Function]):
 def extract(src: bytes, path: str, parser: ts.Parser | None = None) -> FileFacts:
     """All facts the later stages need from one file."""
     parser = parser or ts.Parser(LANGUAGE)
-    clean = blank_annotations(src)
+    clean = prepare_source(src)
     tree = parser.parse(clean)
     root = tree.root_node
     lines = SourceLines(src)
@@ -510,7 +646,8 @@ def extract(src: bytes, path: str, parser: ts.Parser | None = None) -> FileFacts
         f = owner(n)
         if f is not None:
             gotos_by_fn.setdefault(id(f), []).append(n)
-    exits = sorted([*caps.get("goto", ()), *caps.get("ret", ()), *caps.get("brk", ())], key=by_start)
+    exits = sorted([*caps.get("goto", ()), *caps.get("ret", ()), *caps.get("brk", ()), *caps.get("cont", ())],
+                   key=by_start)
     writes = sorted(caps.get("write", ()), key=by_start)
     addressed = sorted(caps.get("addr", ()), key=by_start)
     returns_by_fn: dict[int, list[ts.Node]] = {}

@@ -47,6 +47,8 @@ class TreeTables:
         self.macros: dict[str, list[str]] = defaultdict(list)
         self.file_macros: dict[str, dict[str, list[str]]] = {}
         self.globals: dict[str, list[FunctionRef]] = defaultdict(list)
+        # `static inline` functions of headers: visible wherever the header is included
+        self.header_statics: dict[str, list[FunctionRef]] = defaultdict(list)
         self.file_functions: dict[str, dict[str, FunctionRef]] = {}
         self.callers: dict[str, list[tuple[FunctionRef, CallSite]]] = defaultdict(list)
         for ff in files:
@@ -64,6 +66,8 @@ class TreeTables:
                 table.setdefault(fn.name, ref)
                 if not fn.is_static:
                     self.globals[fn.name].append(ref)
+                elif ff.path.endswith(".h"):
+                    self.header_statics[fn.name].append(ref)
                 for call in fn.calls:
                     self.callers[call.callee].append((ref, call))
             self.file_functions[ff.path] = table
@@ -71,15 +75,23 @@ class TreeTables:
 
     # ------------------------------------------------------------ lookups
 
-    def resolve(self, caller_path: str, name: str) -> list[FunctionRef]:
-        """Definitions a call to `name` from `caller_path` may reach."""
+    def resolve(self, caller_path: str, name: str, header_statics: bool = False) -> list[FunctionRef]:
+        """Definitions a call to `name` from `caller_path` may reach.
+
+        With `header_statics`, also the `static inline` functions of headers
+        (NF002's allocator wrappers use them). The gfp flow does not yet: a
+        header wrapper such as netdev_hold() reaches ref_tracker_alloc(), whose
+        `if (gfp & __GFP_DIRECT_RECLAIM) mask |= __GFP_NOFAIL` is not modelled
+        as a condition on the caller's mask, so GFP_ATOMIC callers under a
+        lock would be NF008."""
         if self.model.allocator(name) is not None:
             return []
         table = self.file_functions.get(caller_path, {})
         if name in table:
             local = table[name]
             return [local] if local is not None else []
-        return self.globals.get(name, [])
+        found = self.globals.get(name, [])
+        return found + self.header_statics.get(name, []) if header_statics else found
 
     def macro_bodies(self, path: str, name: str) -> list[str]:
         return self.file_macros.get(path, {}).get(name) or self.macros.get(name, [])
@@ -125,7 +137,7 @@ class TreeTables:
                     continue
                 if not self.is_model_allocator(name):
                     # a call to a tree function: it must resolve to a known wrapper
-                    if not any(t.key in wrappers for t in self.resolve(ref.file.path, name)):
+                    if not any(t.key in wrappers for t in self.resolve(ref.file.path, name, True)):
                         continue
                 wrappers[ref.key] = WrapperLink(ref, rc)
                 work.append(ref.fn.name)
@@ -136,7 +148,7 @@ class TreeTables:
         the wrapper links for a tree wrapper, None if it is no allocator."""
         if self.is_model_allocator(name):
             return []
-        for ref in self.resolve(caller_path, name):
+        for ref in self.resolve(caller_path, name, True):
             link = self.wrappers.get(ref.key)
             if link is None:
                 continue
@@ -145,7 +157,7 @@ class TreeTables:
                 nxt = link.returned.callee
                 if self.is_model_allocator(nxt):
                     return chain
-                link = next((self.wrappers[r.key] for r in self.resolve(link.ref.file.path, nxt)
+                link = next((self.wrappers[r.key] for r in self.resolve(link.ref.file.path, nxt, True)
                              if r.key in self.wrappers), None)
                 if link is None or link in chain:
                     return chain

@@ -35,6 +35,8 @@ _LOOP_TYPES = frozenset({"do_statement", "while_statement", "for_statement"})
 _FOR_EACH = re.compile(r"for_each|foreach|_for_\w*each|^for_\w+")
 _TRANSPARENT_CALLS = frozenset({"likely", "unlikely", "READ_ONCE", "data_race", "__builtin_expect"})
 _ERRPTR_TESTS = frozenset({"IS_ERR", "IS_ERR_OR_NULL", "IS_ERR_VALUE"})
+_PTR_ERR = frozenset({b"PTR_ERR", b"PTR_ERR_OR_ZERO"})
+_CONTAINER_OF = re.compile(r"^(?:container_of\w*|\w*_entry)$")
 _VOLATILE_NAMES = frozenset({"jiffies", "jiffies_64", "current"})
 _ERR_CONST = re.compile(r"^-\s*E[A-Z0-9_]+$")
 _ZERO = frozenset({"0", "NULL", "false", "0UL", "0L", "0U"})
@@ -164,7 +166,13 @@ class LoopAnalyser:
                 return (_and(a, b) if op == "&&" else _or(a, b)), da or db
             for this, other in ((left, right), (right, left)):
                 if this is not None and r.matches(strip(this)):
-                    return self._compare(op if this is left else _flip(op), other, r), True
+                    return self._compare(op if this is left else _flip(op), other, r.errno), True
+                if this is not None and self._errno_of_result(strip(this), r):
+                    # an allocation fails with -ENOMEM: `PTR_ERR(p) == -EBUSY` retries a race
+                    if other is not None and _ERR_CONST.match(_norm(other.text.decode("utf-8", "replace"))) \
+                            and _norm(other.text.decode("utf-8", "replace")) != "-ENOMEM":
+                        return V, True
+                    return self._compare(op if this is left else _flip(op), other, True), True
             a, da = self._eval_value(left, r, modified)
             b, db = self._eval_value(right, r, modified)
             return (V if V in (a, b) else I), da or db
@@ -229,12 +237,23 @@ class LoopAnalyser:
     def _mentions(self, node: ts.Node, r: _Result) -> bool:
         return r.call.start_byte >= node.start_byte and r.call.end_byte <= node.end_byte
 
-    def _compare(self, op: str, other: ts.Node | None, r: _Result) -> str:
+    @staticmethod
+    def _errno_of_result(node: ts.Node | None, r: _Result) -> bool:
+        """`PTR_ERR(p)` of an ERR_PTR result: the failure's error code."""
+        if node is None or node.type != "call_expression":
+            return False
+        fn = node.child_by_field_name("function")
+        args = node.child_by_field_name("arguments")
+        if fn is None or fn.text not in _PTR_ERR or args is None or len(args.named_children) != 1:
+            return False
+        return r.matches(strip(args.named_children[0]))
+
+    def _compare(self, op: str, other: ts.Node | None, errno: bool) -> str:
         """`result OP other` under failure (NULL pointer, or negative errno)."""
         other_text = _norm(other.text.decode("utf-8", "replace")) if other is not None else ""
         zero = other_text in _ZERO
         err = bool(_ERR_CONST.match(other_text))
-        if r.errno:
+        if errno:
             if zero:
                 return {"==": F, "!=": T, "<": T, "<=": T, ">": F, ">=": F}.get(op, V)
             if err:
@@ -262,7 +281,7 @@ class LoopAnalyser:
             out.append((_norm(n.text.decode("utf-8", "replace")), n))
         for n in self._in_range(self.all_addressed, region.start_byte, region.end_byte):
             p = n.parent
-            if p is not None and p.text.startswith(b"&"):
+            if p is not None and p.text.startswith(b"&") and not _compared(p):
                 out.append((_norm(n.text.decode("utf-8", "replace")), n))
         # a pointer handed to a call may have its fields changed by the callee
         for call, _fn, args in self.f.calls:
@@ -434,8 +453,41 @@ class LoopAnalyser:
                 fn = rhs.child_by_field_name("function")
                 # kmalloc() then vmalloc(): a fallback between allocators, not a lookup
                 if fn is None or load_model().allocator(fn.text.decode("utf-8", "replace")) is None:
-                    return True
+                    if not self._fixed_pointer_step(rhs, start, r.call.start_byte):
+                        return True
         return False
+
+    def _fixed_pointer_step(self, call: ts.Node, start: int, end: int) -> bool:
+        """`list_entry(entry, ...)` of a pointer read before the loop: pointer
+        arithmetic on a value the loop never changes finds nothing new on the
+        next iteration, so it is no lookup that a lost race could be about."""
+        fn = call.child_by_field_name("function")
+        args = call.child_by_field_name("arguments")
+        if fn is None or not _CONTAINER_OF.match(fn.text.decode("utf-8", "replace")) or args is None:
+            return False
+        first = strip(args.named_children[0]) if args.named_children else None
+        if first is None or first.type != "identifier":
+            return False
+        name = first.text
+        return not any(w.text == name for w in self._in_range(self.all_writes, start, end))
+
+    def _retried_with_nofail(self, call: ts.Node, start: int, end: int) -> bool:
+        """`gfp |= __GFP_NOFAIL; goto retry;`: the loop adds NOFAIL to the mask
+        the call takes before trying again, so the next try cannot fail: the
+        allocator does the waiting, the loop runs at most twice."""
+        args = call.child_by_field_name("arguments")
+        if args is None or b"__GFP_NOFAIL" not in self.lines.src[start:end]:
+            return False
+        names = set(re.findall(r"[A-Za-z_]\w*", args.text.decode("utf-8", "replace")))
+        assigns = [(a, lhs) for a, lhs in self.f.assign_nodes if start <= a.start_byte < end]
+        tainted: set[str] = set()
+        for _ in range(3):     # `new |= __GFP_NOFAIL; gfp = new;`
+            for a, lhs in assigns:
+                rhs = a.child_by_field_name("value" if a.type == "init_declarator" else "right")
+                text = rhs.text.decode("utf-8", "replace") if rhs is not None else ""
+                if "__GFP_NOFAIL" in text or any(re.search(r"\b" + re.escape(t) + r"\b", text) for t in tainted):
+                    tainted.add(lhs.text.decode("utf-8", "replace"))
+        return bool(tainted & names)
 
     def _used_unchecked(self, call: ts.Node, key: str) -> bool:
         """The result is dereferenced before any test: its author assumes the
@@ -502,12 +554,15 @@ class LoopAnalyser:
     # ---------------------------------------------------------- loops
 
     def analyse_loop(self, loop: ts.Node) -> list[RetryLoop]:
+        if loop.type == "while_statement" and not self.lines.src.startswith(b"while", loop.start_byte):
+            return []   # a brace-less macro loop rewritten by extract: one pass per element
         candidates = []
         for call, fn in self._calls_in(loop.start_byte, loop.end_byte):
             if self._innermost_loop(call, self.f.body) != loop or _is_test_call(fn):
                 continue
             r = self._result_of(call)
-            if r is not None and not self._looked_up_first(r, loop.start_byte):
+            if r is not None and not self._looked_up_first(r, loop.start_byte) \
+                    and not self._retried_with_nofail(call, loop.start_byte, loop.end_byte):
                 candidates.append((call, fn, r))
         if not candidates:
             return []
@@ -529,7 +584,8 @@ class LoopAnalyser:
                 out.append(self._retry(call, fn, kind, loop, loop.start_byte, loop.end_byte, verdict))
         return out
 
-    def _exits(self, region: ts.Node, start: int, end: int, skip: ts.Node | None = None) -> list[ts.Node]:
+    def _exits(self, region: ts.Node, start: int, end: int, skip: ts.Node | None = None,
+               continues: bool = False) -> list[ts.Node]:
         out = []
         for e in self._in_range(self.all_exits, region.start_byte, region.end_byte):
             if not (start <= e.start_byte and e.end_byte <= end) or e == skip:
@@ -539,6 +595,13 @@ class LoopAnalyser:
             elif e.type == "goto_statement":
                 label = self.labels.get(e.child_by_field_name("label").text.decode("utf-8", "replace"))
                 if label is None or not (start <= label.start_byte < end):
+                    out.append(e)
+            elif e.type == "continue_statement":
+                # the next iteration of a loop around a backward-goto region leaves the region
+                p = e.parent
+                while p is not None and not _is_loop(p):
+                    p = p.parent
+                if continues and p is not None and p.start_byte < start:
                     out.append(e)
             else:  # break: leaves only if its target loop/switch is outside the region
                 p = e.parent
@@ -592,12 +655,13 @@ class LoopAnalyser:
                 if inner is not None and start <= inner.start_byte or _is_test_call(fn):
                     continue      # belongs to a real loop inside the region, or only tests a value
                 r = self._result_of(call)
-                if r is not None and not self._looked_up_first(r, start):
+                if r is not None and not self._looked_up_first(r, start) \
+                        and not self._retried_with_nofail(call, start, end):
                     candidates.append((call, fn, r))
             if not candidates:
                 continue
             mods = [(k, n) for k, n in self._modifications(scope) if start <= n.start_byte < end]
-            exits = self._exits(scope, start, end, skip=g)
+            exits = self._exits(scope, start, end, skip=g, continues=True)
             tested = self._tested(self._exit_conditions(exits + [g], scope))
             for call, fn, r in candidates:
                 if call.start_byte > g.start_byte:
@@ -615,6 +679,15 @@ class LoopAnalyser:
 
 
 _LEAVING = frozenset({"continue_statement", "break_statement", "return_statement", "goto_statement"})
+
+
+def _compared(node: ts.Node) -> bool:
+    """`entry != &head`: an address taken only to compare it writes nothing."""
+    p = node.parent
+    while p is not None and p.type == "parenthesized_expression":
+        p = p.parent
+    return p is not None and p.type == "binary_expression" and \
+        p.child_by_field_name("operator").text in (b"==", b"!=")
 
 
 def _written(key: str, modified: set[str]) -> bool:
