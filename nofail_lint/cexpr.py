@@ -210,6 +210,14 @@ class _Parser:
 _C_COMMENT = re.compile(r"/\*.*?\*/|//[^\n]*", re.DOTALL)
 
 
+def literal_end(text: str, i: int) -> int:
+    """Index just past the string or char literal whose quote is at `i`."""
+    quote, j, n = text[i], i + 1, len(text)
+    while j < n and text[j] != quote:
+        j += 2 if text[j] == "\\" else 1
+    return j + 1
+
+
 @lru_cache(maxsize=65536)
 def parse_expr(text: str) -> Expr:
     """Parse a C expression; anything unparseable becomes ("other", text)."""

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import tree_sitter as ts
 import tree_sitter_c as tsc
 
+from .cexpr import literal_end
 from .facts import CallSite, FileFacts, FunctionFacts, ReturnedCall, Span
 from .loops import LoopAnalyser, is_null_test, result_key, strip
 from .model import load_model
@@ -167,10 +168,7 @@ def _close_paren(text: str, i: int) -> int | None:
     while i < n:
         c = text[i]
         if c in "\"'":
-            j = i + 1
-            while j < n and text[j] != c:
-                j += 2 if text[j] == "\\" else 1
-            i = j + 1
+            i = literal_end(text, i)
             continue
         if c == "(":
             depth += 1
@@ -579,11 +577,91 @@ def extract(src: bytes, path: str, parser: ts.Parser | None = None) -> FileFacts
     """All facts the later stages need from one file."""
     parser = parser or ts.Parser(LANGUAGE)
     clean = prepare_source(src)
-    tree = parser.parse(clean)
-    root = tree.root_node
     lines = SourceLines(src)
-    macros = tuple(object_like_macros(src))
+    tree = parser.parse(clean)
+    found, errors = _function_facts(tree.root_node, src, lines)
+    if tree.root_node.has_error:
+        found = _recover_lost_functions(parser, clean, src, lines, found)
+    out = []
+    plain = []     # names of functions with no facts
+    named: set[str] = set()
+    for fn in sorted(found, key=lambda x: x.start):
+        first = fn.name not in named
+        named.add(fn.name)
+        if fn.facts is not None:
+            out.append(fn.facts)
+        elif first:     # only the first definition of a name is found by a call (link.resolve)
+            plain.append(fn.name)
+    out.extend(call_macros(src, lines))
+    return FileFacts(path=path, macros=tuple(object_like_macros(src)), functions=tuple(out),
+                     parse_errors=errors, plain_functions=tuple(plain))
 
+
+@dataclass
+class _Found:
+    """One function definition seen in a parse tree, with its facts (None: it has none)."""
+
+    start: int                  # byte offsets: the definition, and its body's braces
+    end: int
+    body: tuple[int, int]
+    name: str
+    facts: FunctionFacts | None
+
+
+# kernel style: a function body opens and closes with a brace in column 0
+_BODY_OPEN = re.compile(rb"^\{[ \t]*(?:/\*.*?\*/[ \t]*)?$", re.MULTILINE)
+_BODY_CLOSE = re.compile(rb"^\}", re.MULTILINE)
+_HEADER_STOP = re.compile(rb"(?:^[ \t]*$|[;}][ \t]*$|\*/[ \t]*$|^[ \t]*#.*$)")
+
+
+def _kernel_style_bodies(clean: bytes) -> list[tuple[int, int, int]]:
+    """(definition start, `{`, end after `}`) of every column-0 function body:
+    the header starts after the last blank line, `;`, `}`, comment or
+    preprocessor line above the brace."""
+    out = []
+    for m in _BODY_OPEN.finditer(clean):
+        close = _BODY_CLOSE.search(clean, m.end())
+        if close is None:
+            break
+        start = m.start()
+        while start > 0:
+            above = clean.rfind(b"\n", 0, start - 1) + 1      # start of the line above
+            if _HEADER_STOP.search(clean[above:start - 1]):
+                break
+            start = above
+        out.append((start, m.start(), close.end()))
+    return out
+
+
+def _recover_lost_functions(parser: ts.Parser, clean: bytes, src: bytes, lines: SourceLines,
+                            found: list[_Found]) -> list[_Found]:
+    """Functions a parse error swallowed, parsed again one by one.
+
+    tree-sitter's error recovery can turn one damaged statement into an ERROR
+    node that runs to the end of the file, taking every later function with
+    it. Each column-0 function body that did not come out as a function of
+    its own is parsed alone (same byte offsets, through the parser's included
+    ranges) and replaces whatever the whole-file parse made of that stretch.
+    """
+    parsed = {f.body for f in found}
+    lost = [(s, o, e) for s, o, e in _kernel_style_bodies(clean) if (o, e) not in parsed]
+    if not lost:
+        return found
+    kept = [f for f in found if not any(f.start < e and s < f.end for s, _, e in lost)]
+    try:
+        for start, _, end in lost:
+            r0, c0 = lines.point(start)
+            r1, c1 = lines.point(end)
+            parser.included_ranges = [ts.Range(ts.Point(r0, c0), ts.Point(r1, c1), start, end)]
+            again, _ = _function_facts(parser.parse(clean).root_node, src, lines)
+            kept.extend(f for f in again if start <= f.start and f.end <= end)
+    finally:
+        parser.included_ranges = []
+    return kept
+
+
+def _function_facts(root: ts.Node, src: bytes, lines: SourceLines) -> tuple[list[_Found], int]:
+    """Every function definition under `root` with its facts, and the number of ERROR nodes."""
     caps = ts.QueryCursor(_Q_FILE).captures(root)
     by_start = lambda n: n.start_byte  # noqa: E731
     errors = len(caps.get("err", ()))
@@ -657,8 +735,6 @@ def extract(src: bytes, path: str, parser: ts.Parser | None = None) -> FileFacts
             returns_by_fn.setdefault(id(f), []).append(n)
 
     out = []
-    plain = []     # names of functions with no facts
-    named: set[str] = set()
     for f in functions:
         for evs in f.events.values():
             evs.sort(key=lambda e: e.start)
@@ -693,20 +769,15 @@ def extract(src: bytes, path: str, parser: ts.Parser | None = None) -> FileFacts
             retry_loops.extend(analyser.analyse_goto_loops())
         except RecursionError:
             retry_loops = []   # absurdly deep conditions: give up on this function's loops only
-        first = f.name not in named
-        named.add(f.name)
-        if not (call_sites or returns or retry_loops or regions):
-            if first:     # only the first definition of a name is found by a call (link.resolve)
-                plain.append(f.name)
-            continue
-        out.append(FunctionFacts(
-            name=f.name, is_static=f.static, params=f.params, span=lines.span(f.header),
-            calls=tuple(call_sites), returns=tuple(returns), retry_loops=tuple(retry_loops),
-            other_returns=other_returns,
-            atomic=_atomic_regions(regions, lines)))
-    out.extend(call_macros(src, lines))
-    return FileFacts(path=path, macros=macros, functions=tuple(out), parse_errors=errors,
-                     plain_functions=tuple(plain))
+        facts = None
+        if call_sites or returns or retry_loops or regions:
+            facts = FunctionFacts(
+                name=f.name, is_static=f.static, params=f.params, span=lines.span(f.header),
+                calls=tuple(call_sites), returns=tuple(returns), retry_loops=tuple(retry_loops),
+                other_returns=other_returns,
+                atomic=_atomic_regions(regions, lines))
+        out.append(_Found(f.node.start_byte, f.body.end_byte, (f.body.start_byte, f.body.end_byte), f.name, facts))
+    return out, errors
 
 
 def _null_tests(f: _Function, call: ts.Node, conds: _Conditions, lines: SourceLines) -> tuple[Span, ...]:

@@ -15,6 +15,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from .cexpr import literal_end
 from .check.common import became_true
 from .check.gfp_flow import flow_for
 from .link import TreeTables
@@ -62,11 +63,9 @@ def split_args(text: str) -> list[str] | None:
     while i < n:
         c = text[i]
         if c in "\"'":
-            j = i + 1
-            while j < n and text[j] != c:
-                j += 2 if text[j] == "\\" else 1
-            cur.append(text[i:j + 1])
-            i = j + 1
+            j = literal_end(text, i)
+            cur.append(text[i:j])
+            i = j
             continue
         if text.startswith("/*", i):
             j = text.find("*/", i + 2)
