@@ -119,7 +119,8 @@ class FactsCache:
         except OSError as e:
             warn(f"cache directory {directory} is unusable ({e.strerror or e}); running without a cache")
             return None
-        for attempt in (1, 2):
+        damaged = busy = 0
+        while True:
             try:
                 cache = cls(_connect(path), path)
                 try:
@@ -127,16 +128,23 @@ class FactsCache:
                 except OSError:
                     pass
                 return cache
+            except sqlite3.OperationalError as e:
+                # locked or busy: another run is creating or writing it; not damage
+                busy += 1
+                if busy > 20:
+                    warn(f"cache {path} stays busy ({e}); running without a cache")
+                    return None
+                time.sleep(0.05 * busy)
             except sqlite3.DatabaseError as e:
-                if attempt == 2:
-                    break
+                damaged += 1
+                if damaged > 1:
+                    warn(f"cache {path} could not be recreated; running without a cache")
+                    return None
                 warn(f"cache {path} is unreadable ({e}); starting a new one")
                 _set_aside(path)
             except OSError as e:
                 warn(f"cache {path} is unusable ({e.strerror or e}); running without a cache")
                 return None
-        warn(f"cache {path} could not be recreated; running without a cache")
-        return None
 
     def close(self):
         try:
@@ -219,6 +227,10 @@ class FactsCache:
     def _query(self, sql: str, args=()) -> list[tuple]:
         try:
             return self.db.execute(sql, args).fetchall()
+        except sqlite3.OperationalError as e:     # locked past the timeout: not damage
+            _stderr(f"cache {self.path} is busy ({e}); ignoring it for this run")
+            self._disable()
+            return []
         except sqlite3.DatabaseError as e:
             _stderr(f"cache {self.path} is unreadable ({e}); set aside, the next run starts a new one")
             self._disable()
@@ -264,7 +276,10 @@ def _connect(path: Path) -> sqlite3.Connection:
     db = sqlite3.connect(str(path), timeout=60, isolation_level=None)
     try:
         if str(path) != ":memory:":
-            db.execute("PRAGMA journal_mode=WAL")
+            # changing the journal mode needs the database to itself: only the
+            # run that creates the cache does it (WAL then persists)
+            if db.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+                db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")
         db.executescript(_TABLES)
         db.execute("SELECT count(*) FROM stats").fetchone()

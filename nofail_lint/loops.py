@@ -99,10 +99,11 @@ def _is_loop(node: ts.Node) -> bool:
 class _Result:
     """The tested result of one call: an lvalue (`p`, `obj->buf`) or the call itself."""
 
-    def __init__(self, key: str | None, call: ts.Node, errno: bool):
+    def __init__(self, key: str | None, call: ts.Node, errno: bool, count: bool = False):
         self.key = key
         self.call = call
         self.errno = errno
+        self.count = count      # a bulk allocator's count of items: failing means no progress
 
     def matches(self, node: ts.Node) -> bool:
         if node.type == "assignment_expression":
@@ -150,8 +151,9 @@ class LoopAnalyser:
         if t == "cast_expression":
             return self._eval(node.child_by_field_name("value"), r, modified)
         if r.matches(node):
-            # a bare result in boolean context: NULL is false, an error code is true
-            return (T if r.errno else F), True
+            # a bare result in boolean context: NULL is false, an error code is
+            # true, a count that made no progress may be anything
+            return (V if r.count else T if r.errno else F), True
         if t == "unary_expression":
             op = node.child_by_field_name("operator")
             v, d = self._eval(node.child_by_field_name("argument"), r, modified)
@@ -166,6 +168,8 @@ class LoopAnalyser:
                 return (_and(a, b) if op == "&&" else _or(a, b)), da or db
             for this, other in ((left, right), (right, left)):
                 if this is not None and r.matches(strip(this)):
+                    if r.count:
+                        return self._compare_count(op if this is left else _flip(op), other, r), True
                     return self._compare(op if this is left else _flip(op), other, r.errno), True
                 if this is not None and self._errno_of_result(strip(this), r):
                     # an allocation fails with -ENOMEM: `PTR_ERR(p) == -EBUSY` retries a race
@@ -262,6 +266,26 @@ class LoopAnalyser:
         if zero:
             return {"==": T, "!=": F}.get(op, V)
         return V
+
+    def _compare_count(self, op: str, other: ts.Node | None, r: _Result) -> str:
+        """`count OP other` when a bulk allocator keeps failing: it adds nothing,
+        so the count equals a copy of its previous value (`last = filled;`)
+        and never reaches the number asked for (any other non-zero operand)."""
+        other_text = _norm(other.text.decode("utf-8", "replace")) if other is not None else ""
+        if other_text in self._copies_of(r.key):
+            return {"==": T, "!=": F, "<=": T, ">=": T, "<": F, ">": F}.get(op, V)
+        if other_text in _ZERO or not other_text:
+            return V
+        return {"==": F, "!=": T}.get(op, V)
+
+    def _copies_of(self, key: str | None) -> set[str]:
+        """Variables assigned the plain value of `key` somewhere in the function."""
+        out = set()
+        for assign, lhs in self.f.assign_nodes:
+            rhs = assign.child_by_field_name("value" if assign.type == "init_declarator" else "right")
+            if key is not None and rhs is not None and _norm(rhs.text.decode("utf-8", "replace")) == key:
+                out.add(_norm(lhs.text.decode("utf-8", "replace")))
+        return out
 
     # ---------------------------------------------------------- structure
 
@@ -433,7 +457,9 @@ class LoopAnalyser:
             return None
         if key is not None and self._used_unchecked(call, key):
             return None
-        return _Result(key, call, self._is_errno(key, call))
+        fn = call.child_by_field_name("function")
+        api = load_model().allocator(fn.text.decode("utf-8", "replace")) if fn is not None else None
+        return _Result(key, call, self._is_errno(key, call), count=api is not None and api.fails == "count")
 
     def _looked_up_first(self, r: _Result, start: int) -> bool:
         """`b = find(); if (!b) { b = create(); if (!b) goto retry; }`: the
