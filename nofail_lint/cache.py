@@ -129,7 +129,10 @@ class FactsCache:
                     pass
                 return cache
             except sqlite3.OperationalError as e:
-                # locked or busy: another run is creating or writing it; not damage
+                if "locked" not in str(e) and "busy" not in str(e):    # read-only, cannot open...
+                    warn(f"cache {path} is unusable ({e}); running without a cache")
+                    return None
+                # another run is creating or writing it: wait, it is not damage
                 busy += 1
                 if busy > 20:
                     warn(f"cache {path} stays busy ({e}); running without a cache")
@@ -147,6 +150,10 @@ class FactsCache:
                 return None
 
     def close(self):
+        if self.corrupt_entries:
+            _stderr(f"cache {self.path}: {self.corrupt_entries} damaged entr"
+                    f"{'y' if self.corrupt_entries == 1 else 'ies'} recomputed")
+            self.corrupt_entries = 0
         try:
             self.db.close()
         except sqlite3.Error:

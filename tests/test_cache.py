@@ -8,7 +8,9 @@ import os
 import shutil
 import sqlite3
 import subprocess
+import time
 from pathlib import Path
+
 
 from conftest import EXAMPLE_TREE, FIXTURES, run_cli
 
@@ -113,6 +115,7 @@ def test_truncated_entries_are_detected_and_recomputed(cli, tmp_path):
     _corrupt_every(_db(cache), "results")      # so the run must link again, loading the facts
     again = _check(cli, tree, cache)
     assert again.stdout == cold.stdout
+    assert "damaged entries recomputed" in again.stderr
     # the damaged entries were replaced: a third run finds every one intact
     con = sqlite3.connect(_db(cache))
     from nofail_lint.cache import unseal
@@ -165,6 +168,19 @@ def test_an_unusable_cache_directory_does_not_stop_the_run(cli, tmp_path):
     proc = run_cli(cli, "check", "--format", "sarif", "--cache-dir", str(blocker / "sub"), ".", cwd=tree)
     assert proc.returncode == 1
     assert "running without a cache" in proc.stderr
+    assert proc.stdout == _check(cli, tree, None).stdout
+
+
+def test_a_database_that_cannot_be_opened_warns_at_once(cli, tmp_path):
+    """Not a lock to wait for: the run goes on without a cache straight away."""
+    from nofail_lint.cache import namespace
+    tree = _tree(tmp_path)
+    cache = tmp_path / "cache"
+    (cache / f"facts-{namespace()}.sqlite").mkdir(parents=True)    # a directory where the file goes
+    start = time.monotonic()
+    proc = run_cli(cli, "check", "--format", "sarif", "--cache-dir", str(cache), ".", cwd=tree)
+    assert time.monotonic() - start < 5
+    assert proc.returncode == 1 and "running without a cache" in proc.stderr
     assert proc.stdout == _check(cli, tree, None).stdout
 
 
