@@ -18,6 +18,18 @@ EXAMPLE_TREE = REPO / "examples" / "demo-tree"
 # every run in the suite shares one fresh facts cache, as a user's runs would
 # (tests of the cache itself pass their own --cache-dir / --no-cache)
 TEST_CACHE = tempfile.mkdtemp(prefix="nofail-lint-test-cache-")
+# the plainest NF002 positive (reported at line 6), for tests that need one
+RETRY_LOOP = """\
+void *demo_get(size_t n)
+{
+\tvoid *p;
+
+\tdo {
+\t\tp = kmalloc(n, GFP_KERNEL);
+\t} while (!p);
+\treturn p;
+}
+"""
 EXPECT = re.compile(r"/\*\s*expect:\s*([A-Z0-9,\s]+?)\s*\*/")
 
 

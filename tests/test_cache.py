@@ -12,9 +12,8 @@ import time
 from pathlib import Path
 
 
-from conftest import EXAMPLE_TREE, FIXTURES, run_cli
+from conftest import EXAMPLE_TREE, FIXTURES, RETRY_LOOP, run_cli
 
-LOOP = "void *f(void)\n{\n\tvoid *p;\n\n\tdo {\n\t\tp = kmalloc(8, GFP_KERNEL);\n\t} while (!p);\n\treturn p;\n}\n"
 
 
 def _tree(tmp_path: Path) -> Path:
@@ -70,13 +69,13 @@ def test_cold_warm_touched_and_uncached_runs_print_the_same_report(cli, tmp_path
 def test_an_edited_file_is_extracted_again_and_its_findings_change(cli, tmp_path):
     tree = tmp_path / "t"
     tree.mkdir()
-    (tree / "a.c").write_text(LOOP)
+    (tree / "a.c").write_text(RETRY_LOOP)
     (tree / "b.c").write_text("int g(void)\n{\n\treturn 0;\n}\n")
     _age(tree)
     cache = tmp_path / "cache"
     first = json.loads(_check(cli, tree, cache).stdout)["runs"][0]["results"]
     assert [r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] for r in first] == ["a.c"]
-    (tree / "b.c").write_text(LOOP.replace("f(void)", "g(void)"))
+    (tree / "b.c").write_text(RETRY_LOOP.replace("demo_get", "g"))
     proc = _check(cli, tree, cache)
     second = json.loads(proc.stdout)["runs"][0]["results"]
     assert sorted(r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] for r in second) == ["a.c", "b.c"]
@@ -89,7 +88,7 @@ def test_an_edited_file_is_extracted_again_and_its_findings_change(cli, tmp_path
 def test_same_content_under_another_name_reports_the_new_name(cli, tmp_path):
     tree = tmp_path / "t"
     tree.mkdir()
-    (tree / "a.c").write_text(LOOP)
+    (tree / "a.c").write_text(RETRY_LOOP)
     cache = tmp_path / "cache"
     _check(cli, tree, cache)
     (tree / "a.c").rename(tree / "renamed.c")

@@ -7,21 +7,9 @@ import re
 
 import jsonschema
 
-from conftest import EXAMPLE_TREE, REPO, run_cli
+from conftest import EXAMPLE_TREE, REPO, RETRY_LOOP, run_cli
 
-LOOP = """\
-#include <linux/slab.h>
-
-void *demo_get(size_t n)
-{
-\tvoid *p;
-
-\tdo {
-\t\tp = kmalloc(n, GFP_KERNEL);
-\t} while (!p);
-\treturn p;
-}
-"""
+LOOP = "#include <linux/slab.h>\n\n" + RETRY_LOOP
 CLEAN = """\
 void *demo_get(size_t n)
 {

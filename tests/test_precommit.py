@@ -17,19 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO
+from conftest import REPO, RETRY_LOOP
 
-LOOP = """\
-void *demo_get(size_t n)
-{
-\tvoid *p;
-
-\tdo {
-\t\tp = kmalloc(n, GFP_KERNEL);
-\t} while (!p);
-\treturn p;
-}
-"""
 FIXED = """\
 void *demo_get(size_t n)
 {
@@ -83,7 +72,7 @@ def test_pre_commit_hook_fails_on_a_retry_loop_and_passes_once_fixed(tmp_path):
     (project / ".pre-commit-config.yaml").write_text(
         f"repos:\n  - repo: {clone}\n    rev: {rev}\n    hooks:\n      - id: nofail-lint\n")
     (project / "mm").mkdir()
-    (project / "mm" / "demo.c").write_text(LOOP)
+    (project / "mm" / "demo.c").write_text(RETRY_LOOP)
     (project / "README").write_text("not C: the hook must not see it\n")
     _run([pre_commit, "install"], project, env)
     _run(["git", "add", "."], project, env)

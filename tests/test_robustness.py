@@ -6,9 +6,8 @@ import os
 
 import pytest
 
-from conftest import run_cli
+from conftest import RETRY_LOOP, run_cli
 
-LOOP = "void *f(void)\n{\n\tvoid *p;\n\n\tdo {\n\t\tp = kmalloc(8, GFP_KERNEL);\n\t} while (!p);\n\treturn p;\n}\n"
 
 
 def _json(proc):
@@ -17,7 +16,7 @@ def _json(proc):
 
 
 def test_fifo_symlink_loop_dangling_link_and_empty_file(cli, tmp_path):
-    (tmp_path / "good.c").write_text(LOOP)
+    (tmp_path / "good.c").write_text(RETRY_LOOP)
     os.mkfifo(tmp_path / "pipe.c")
     (tmp_path / "empty.c").write_text("")
     os.symlink("nowhere.c", tmp_path / "dangling.c")
@@ -37,7 +36,7 @@ def test_fifo_symlink_loop_dangling_link_and_empty_file(cli, tmp_path):
 @pytest.mark.skipif(os.geteuid() == 0, reason="root reads every file")
 def test_unreadable_file_is_skipped(cli, tmp_path):
     f = tmp_path / "secret.c"
-    f.write_text(LOOP)
+    f.write_text(RETRY_LOOP)
     f.chmod(0)
     proc = run_cli(cli, "check", "--format", "json", ".", cwd=tmp_path)
     assert proc.returncode == 2
@@ -59,7 +58,7 @@ def test_deeply_nested_code_does_not_crash(cli, tmp_path):
     cond = " && ".join(f"(x{i} || y{i})" for i in range(3000))
     body = "if (a) {\n" * 300 + "x = 1;\n" + "}\n" * 300
     (tmp_path / "deep.c").write_text(
-        "void f(int a)\n{\n\tvoid *p;\n\twhile (" + cond + ") { p = kmalloc(1, GFP_KERNEL); }\n" + body + "}\n" + LOOP.replace("f(void)", "g(void)"))
+        "void f(int a)\n{\n\tvoid *p;\n\twhile (" + cond + ") { p = kmalloc(1, GFP_KERNEL); }\n" + body + "}\n" + RETRY_LOOP.replace("demo_get", "g"))
     proc = run_cli(cli, "check", "--format", "json", ".", cwd=tmp_path)
     doc = _json(proc)
     assert ("deep.c", "g") in {(f["path"], f["function"]) for f in doc["findings"]}
@@ -78,7 +77,7 @@ def test_a_dying_worker_costs_only_its_file(tmp_path, monkeypatch):
 
     monkeypatch.setattr(pipeline, "_extract_one", dies_on_one_file)
     for i in range(40):
-        (tmp_path / f"f{i:02}.c").write_text(LOOP.replace("f(void)", f"f{i}(void)"))
+        (tmp_path / f"f{i:02}.c").write_text(RETRY_LOOP.replace("demo_get", f"f{i}"))
     (tmp_path / "killer.c").write_text("void *k(void) { return kmalloc(1, GFP_KERNEL); }\n")
     files, _ = discover([str(tmp_path)], tmp_path)
     facts, skipped = pipeline.extract_all(files, 2).facts()

@@ -17,19 +17,8 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from conftest import run_cli
+from conftest import RETRY_LOOP, run_cli
 
-LOOP = """\
-void *demo_get(size_t n)
-{
-\tvoid *p;
-
-\tdo {
-\t\tp = kmalloc(n, GFP_KERNEL);
-\t} while (!p);
-\treturn p;
-}
-"""
 SECOND_LOOP = """
 void *demo_get_more(size_t n)
 {
@@ -190,11 +179,11 @@ def test_grep_count_files_json_flag_and_exit_codes(cli, tmp_path):
 # ------------------------------------------------------------------ 2. suppression
 
 def test_inline_suppression_on_the_line_or_above(cli, tmp_path):
-    same_line = LOOP.replace("GFP_KERNEL);", "GFP_KERNEL); /* nofail-lint: ignore[NF002] */")
-    line_above = LOOP.replace("\t\tp = kmalloc", "\t\t// nofail-lint: ignore -- bounded by the caller\n\t\tp = kmalloc")
-    other_rule = LOOP.replace("GFP_KERNEL);", "GFP_KERNEL); // nofail-lint: ignore[NF001, NF006]")
-    by_name = LOOP.replace("GFP_KERNEL);", "GFP_KERNEL); // nofail-lint: ignore[NF001,open-coded-retry-loop]")
-    not_comment = LOOP.replace("\tvoid *p;", '\tvoid *p; const char *s = "nofail-lint: ignore";')
+    same_line = RETRY_LOOP.replace("GFP_KERNEL);", "GFP_KERNEL); /* nofail-lint: ignore[NF002] */")
+    line_above = RETRY_LOOP.replace("\t\tp = kmalloc", "\t\t// nofail-lint: ignore -- bounded by the caller\n\t\tp = kmalloc")
+    other_rule = RETRY_LOOP.replace("GFP_KERNEL);", "GFP_KERNEL); // nofail-lint: ignore[NF001, NF006]")
+    by_name = RETRY_LOOP.replace("GFP_KERNEL);", "GFP_KERNEL); // nofail-lint: ignore[NF001,open-coded-retry-loop]")
+    not_comment = RETRY_LOOP.replace("\tvoid *p;", '\tvoid *p; const char *s = "nofail-lint: ignore";')
     for name, text in [("a.c", same_line), ("b.c", line_above), ("c.c", other_rule),
                        ("d.c", by_name), ("e.c", not_comment)]:
         (tmp_path / name).write_text(text)
@@ -216,8 +205,8 @@ def test_inline_suppression_on_the_line_or_above(cli, tmp_path):
 
 
 def test_suppressed_findings_in_sarif_only_when_asked(cli, tmp_path):
-    (tmp_path / "a.c").write_text(LOOP.replace("GFP_KERNEL);", "GFP_KERNEL); /* nofail-lint: ignore[NF002] */"))
-    (tmp_path / "b.c").write_text(LOOP)
+    (tmp_path / "a.c").write_text(RETRY_LOOP.replace("GFP_KERNEL);", "GFP_KERNEL); /* nofail-lint: ignore[NF002] */"))
+    (tmp_path / "b.c").write_text(RETRY_LOOP)
     proc = run_cli(cli, "check", "--format", "sarif", ".", cwd=tmp_path)
     results = json.loads(proc.stdout)["runs"][0]["results"]
     assert [r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] for r in results] == ["b.c"]
@@ -235,7 +224,7 @@ def test_suppressed_findings_in_sarif_only_when_asked(cli, tmp_path):
 
 def test_baseline_survives_moved_code_and_reports_only_new_loops(cli, tmp_path):
     src = tmp_path / "loop.c"
-    src.write_text(LOOP)
+    src.write_text(RETRY_LOOP)
     proc = run_cli(cli, "check", "--write-baseline", "baseline.json", ".", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     doc = json.loads((tmp_path / "baseline.json").read_text())
@@ -246,16 +235,16 @@ def test_baseline_survives_moved_code_and_reports_only_new_loops(cli, tmp_path):
     sarif = json.loads(run_cli(cli, "check", "--format", "sarif", ".", cwd=tmp_path).stdout)
     assert entry["fingerprint"] == sarif["runs"][0]["results"][0]["partialFingerprints"]["primaryLocationLineHash"]
 
-    src.write_text("\n" * 5 + LOOP)          # the loop moves down five lines
+    src.write_text("\n" * 5 + RETRY_LOOP)          # the loop moves down five lines
     proc = run_cli(cli, "check", "--baseline", "baseline.json", ".", cwd=tmp_path)
     assert (proc.returncode, proc.stdout) == (0, ""), proc.stderr
     assert "1 in baseline" in _summary(proc.stderr)
 
-    src.write_text("\n" * 5 + LOOP + SECOND_LOOP)   # a new bad loop
+    src.write_text("\n" * 5 + RETRY_LOOP + SECOND_LOOP)   # a new bad loop
     proc = run_cli(cli, "check", "--format", "json", "--baseline", "baseline.json", ".", cwd=tmp_path)
     assert proc.returncode == 1
     [new] = json.loads(proc.stdout)["findings"]
-    assert (new["function"], new["line"]) == ("demo_get_more", 5 + LOOP.count("\n") + 6)
+    assert (new["function"], new["line"]) == ("demo_get_more", 5 + RETRY_LOOP.count("\n") + 6)
 
     # the baseline also works from another directory (paths are relative to it)
     sub = tmp_path / "sub"
@@ -280,8 +269,8 @@ def _git(cwd: Path, *args: str):
 @pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
 def test_diff_reports_only_lines_changed_since_rev(cli, tmp_path):
     _git(tmp_path, "init", "-q")
-    (tmp_path / "old.c").write_text(LOOP)
-    (tmp_path / "mixed.c").write_text(LOOP)
+    (tmp_path / "old.c").write_text(RETRY_LOOP)
+    (tmp_path / "mixed.c").write_text(RETRY_LOOP)
     _git(tmp_path, "add", ".")
     _git(tmp_path, "commit", "-q", "-m", "base")
 
@@ -289,15 +278,15 @@ def test_diff_reports_only_lines_changed_since_rev(cli, tmp_path):
     assert (proc.returncode, proc.stdout) == (0, "")
     assert "2 outside --diff HEAD" in _summary(proc.stderr)
 
-    (tmp_path / "mixed.c").write_text("/* moved */\n" + LOOP + SECOND_LOOP)   # one old, one new loop
-    (tmp_path / "new.c").write_text(LOOP)                                      # untracked: all new
+    (tmp_path / "mixed.c").write_text("/* moved */\n" + RETRY_LOOP + SECOND_LOOP)   # one old, one new loop
+    (tmp_path / "new.c").write_text(RETRY_LOOP)                                      # untracked: all new
     proc = run_cli(cli, "check", "--format", "json", "--diff", "HEAD", ".", cwd=tmp_path)
     assert proc.returncode == 1, proc.stderr
     got = sorted((f["path"], f["function"]) for f in json.loads(proc.stdout)["findings"])
     assert got == [("mixed.c", "demo_get_more"), ("new.c", "demo_get")]
 
     # the old loop's line edited: now it counts
-    (tmp_path / "old.c").write_text(LOOP.replace("kmalloc(n, GFP_KERNEL)", "kmalloc(n + 1, GFP_KERNEL)"))
+    (tmp_path / "old.c").write_text(RETRY_LOOP.replace("kmalloc(n, GFP_KERNEL)", "kmalloc(n + 1, GFP_KERNEL)"))
     proc = run_cli(cli, "check", "--format", "json", "--diff", "HEAD", "old.c", cwd=tmp_path)
     assert [f["path"] for f in json.loads(proc.stdout)["findings"]] == ["old.c"]
 
@@ -309,9 +298,9 @@ def test_diff_reports_only_lines_changed_since_rev(cli, tmp_path):
 
 def test_config_select_ignore_exclude_and_kernel_version(cli, tmp_path):
     (tmp_path / "drivers" / "staging" / "x").mkdir(parents=True)
-    (tmp_path / "drivers" / "staging" / "x" / "bad.c").write_text(LOOP)
+    (tmp_path / "drivers" / "staging" / "x" / "bad.c").write_text(RETRY_LOOP)
     (tmp_path / "fs").mkdir()
-    (tmp_path / "fs" / "loop.c").write_text(LOOP)
+    (tmp_path / "fs" / "loop.c").write_text(RETRY_LOOP)
     (tmp_path / "fs" / "range.c").write_text(
         "void *r(unsigned long n)\n{\n\treturn __vmalloc_node_range(n, 1, MY_START, MY_END,\n"
         "\t\tGFP_KERNEL | __GFP_NOFAIL, PAGE_KERNEL, 0, NUMA_NO_NODE, NULL);\n}\n")
@@ -391,7 +380,7 @@ void *get_thing(struct pool *pool)
     ('select = [\n', "invalid TOML"),
 ])
 def test_config_errors_name_the_key(cli, tmp_path, text, key):
-    (tmp_path / "loop.c").write_text(LOOP)
+    (tmp_path / "loop.c").write_text(RETRY_LOOP)
     (tmp_path / ".nofail-lint.toml").write_text(text)
     for command in ("check", "grep"):
         proc = run_cli(cli, command, ".", cwd=tmp_path)
@@ -408,7 +397,7 @@ GITHUB_LINE = re.compile(
 
 
 def test_github_workflow_commands(cli, tmp_path):
-    (tmp_path / "loop.c").write_text(LOOP)
+    (tmp_path / "loop.c").write_text(RETRY_LOOP)
     (tmp_path / "range.c").write_text(
         "void *r(unsigned long n)\n{\n\treturn __vmalloc_node_range(n, 1, MY_START, MY_END, "
         "GFP_KERNEL | __GFP_NOFAIL, PAGE_KERNEL, 0, NUMA_NO_NODE, NULL);\n}\n")
@@ -433,8 +422,8 @@ def test_github_workflow_commands(cli, tmp_path):
 
 def test_summary_line_and_no_progress_when_stderr_is_not_a_terminal(cli, tmp_path):
     for i in range(20):
-        (tmp_path / f"f{i}.c").write_text(LOOP.replace("demo_get", f"demo_get{i}"))
-    (tmp_path / "g.c").write_text(LOOP.replace("GFP_KERNEL);", "GFP_KERNEL); // nofail-lint: ignore"))
+        (tmp_path / f"f{i}.c").write_text(RETRY_LOOP.replace("demo_get", f"demo_get{i}"))
+    (tmp_path / "g.c").write_text(RETRY_LOOP.replace("GFP_KERNEL);", "GFP_KERNEL); // nofail-lint: ignore"))
     (tmp_path / "blob.c").write_bytes(b"\x00" * 10)
     proc = run_cli(cli, "check", "-j", "2", ".", cwd=tmp_path)
     assert proc.returncode == 1
@@ -472,7 +461,7 @@ def _run_with_tty_stderr(cli: str, args: list[str], cwd: Path) -> tuple[int, str
 @pytest.mark.skipif(sys.platform == "win32", reason="needs a pty")
 def test_progress_on_a_terminal(cli, tmp_path):
     for i in range(30):
-        (tmp_path / f"f{i}.c").write_text(LOOP.replace("demo_get", f"demo_get{i}"))
+        (tmp_path / f"f{i}.c").write_text(RETRY_LOOP.replace("demo_get", f"demo_get{i}"))
     rc, err = _run_with_tty_stderr(cli, ["check", "-j", "2", "."], tmp_path)
     assert rc == 1
     assert re.search(r"nofail-lint: \d+/30 files \(\d+ files/s\)", err), err
