@@ -397,22 +397,16 @@ def model_verify(linux_tree, signatures, gfp_algebra):
     bad = counts["stale"]
     summary = (f"Linux {version}: {counts['ok']} ok, {counts['stale']} stale, "
                f"{counts['skipped']} skipped (not in version range) of {len(results)} facts")
-    if signatures:
-        sig_results = check_signatures(m, linux_tree, version)
-        for r in sig_results:
+    extra = [("signatures", check_signatures)] if signatures else []
+    extra += [("gfp", check_gfp)] if gfp_algebra else []
+    for label, check_part in extra:
+        part = check_part(m, linux_tree, version)
+        for r in part:
             click.echo(r.line())
-        sc = Counter(r.status for r in sig_results)
-        bad += sc["mismatch"] + sc["missing"]
-        summary += (f"; signatures: {sc['ok']} ok, {sc['mismatch']} mismatch, {sc['missing']} missing, "
-                    f"{sc['skipped']} skipped")
-    if gfp_algebra:
-        gfp_results = check_gfp(m, linux_tree, version)
-        for r in gfp_results:
-            click.echo(r.line())
-        gc = Counter(r.status for r in gfp_results)
-        bad += gc["mismatch"] + gc["missing"]
-        summary += (f"; gfp: {gc['ok']} ok, {gc['mismatch']} mismatch, {gc['missing']} missing, "
-                    f"{gc['skipped']} skipped")
+        c = Counter(r.status for r in part)
+        bad += c["mismatch"] + c["missing"]
+        summary += (f"; {label}: {c['ok']} ok, {c['mismatch']} mismatch, {c['missing']} missing, "
+                    f"{c['skipped']} skipped")
     click.echo(summary)
     sys.exit(EXIT_FINDINGS if bad else EXIT_CLEAN)
 
