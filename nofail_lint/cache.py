@@ -75,7 +75,7 @@ def namespace() -> str:
 def seal(value: object) -> tuple[bytes, bytes]:
     """(digest, pickled value): what is stored, and how damage is detected."""
     data = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
-    return hashlib.blake2b(data, digest_size=16).digest(), data
+    return content_hash(data), data
 
 
 class _Corrupt(Exception):
@@ -83,7 +83,7 @@ class _Corrupt(Exception):
 
 
 def unseal(digest: bytes, data: bytes) -> object:
-    if not isinstance(data, bytes) or hashlib.blake2b(data, digest_size=16).digest() != digest:
+    if not isinstance(data, bytes) or content_hash(data) != digest:
         raise _Corrupt("digest mismatch")
     try:
         return pickle.loads(data)

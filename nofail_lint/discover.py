@@ -35,8 +35,8 @@ def worth_parsing(src: bytes, extra: re.Pattern[bytes] | None = None) -> bool:
 class SourceFile:
     path: str        # as found (absolute or relative to cwd), for opening
     display: str     # path shown in reports
-    identity: tuple[int, int, int] = (0, 0, 0)   # (size, mtime_ns, inode) when discovered
-    absolute: str = ""                            # normalised absolute path (the cache's key)
+    identity: tuple[int, int, int]   # (size, mtime_ns, inode) when discovered
+    absolute: str                    # normalised absolute path (the cache's key)
 
 
 class MissingPath(Exception):

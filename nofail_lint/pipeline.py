@@ -206,12 +206,11 @@ def extract_all(files: list[SourceFile], jobs: int, progress: Progress | None = 
     _EXTRA = re.compile(rb"\b(?:" + b"|".join(sorted(re.escape(n).encode() for n in extra_names)) + rb")\b") \
         if extra_names else None
     _SALT = ("\0".join(sorted(extra_names))).encode() if extra_names else b""
-    absolute = {f.display: f.absolute or os.path.abspath(f.path) for f in files}
     contents: dict[str, bytes] = {}
     if cache is not None:
-        known = cache.known_hashes([(absolute[f.display], f.identity) for f in files])
+        known = cache.known_hashes([(f.absolute, f.identity) for f in files])
         for f in files:
-            content = known.get(absolute[f.display])
+            content = known.get(f.absolute)
             if content is not None:
                 contents[f.display] = content
         _STORED = frozenset(cache.stored_hashes())
@@ -232,7 +231,7 @@ def extract_all(files: list[SourceFile], jobs: int, progress: Progress | None = 
         if content is not None:
             fresh[_fact_key(content)] = answer
     if cache is not None:
-        cache.store(fresh, [(absolute[f.display], f.identity, read[f.display])
+        cache.store(fresh, [(f.absolute, f.identity, read[f.display])
                             for f in files if f.display in read])
     keys = {d: _fact_key(c) for d, c in contents.items()}
     return Extraction(keys, outcomes, cache, {f.display: f.path for f in files},
