@@ -17,7 +17,7 @@ import tree_sitter_c as tsc
 
 from .cexpr import literal_end
 from .facts import CallSite, FileFacts, FunctionFacts, ReturnedCall, Span
-from .loops import LoopAnalyser, is_null_test, result_key, strip
+from .loops import NULL_TEST_CALLS, LoopAnalyser, is_null_test, result_key, strip
 from .model import load_model
 
 LANGUAGE = ts.Language(tsc.language())
@@ -303,6 +303,7 @@ _Q_FILE = _query("""
 (if_statement condition: (_) @cond)
 (while_statement condition: (_) @cond)
 (do_statement condition: (_) @cond)
+(conditional_expression condition: (_) @cond)
 """)
 
 _CONDITIONAL_TYPES = frozenset({
@@ -703,7 +704,7 @@ def _function_facts(root: ts.Node, src: bytes, lines: SourceLines) -> tuple[list
             _Event(node.start_byte, node.end_byte, op, node_text(rhs), _cond_ranges(node, f.body), arm, implied))
 
     conds_by_fn: dict[int, list[ts.Node]] = {}
-    for n in sorted(caps.get("cond", ()), key=by_start):
+    for n in sorted([*caps.get("cond", ()), *_asserted_conditions(caps.get("call", ()))], key=by_start):
         f = owner(n)
         if f is not None:
             conds_by_fn.setdefault(id(f), []).append(n)
@@ -780,16 +781,34 @@ def _function_facts(root: ts.Node, src: bytes, lines: SourceLines) -> tuple[list
     return out, errors
 
 
+def _asserted_conditions(calls) -> list[ts.Node]:
+    """The condition of each `BUG_ON(cond);` / `WARN_ON(cond);` statement."""
+    out = []
+    for call in calls:
+        if call.parent is None or call.parent.type != "expression_statement":
+            continue
+        if node_text(call.child_by_field_name("function")) not in NULL_TEST_CALLS:
+            continue
+        args = [a for a in call.child_by_field_name("arguments").named_children if a.type != "comment"]
+        if args:
+            out.append(args[0])
+    return out
+
+
 def _null_tests(f: _Function, call: ts.Node, conds: _Conditions, lines: SourceLines) -> tuple[Span, ...]:
-    """Conditions after `call` that test its result for NULL, until the
-    variable is assigned again. Runs for every call, so the cheap text check
-    comes first and the rest only when some later condition names the result."""
+    """Conditions that test the call's result for NULL: the one the call sits
+    in (`if (!(p = alloc(...)))`) and later ones, until the variable is
+    assigned again. Runs for every call, so the cheap text check comes first
+    and the rest only when some condition names the result."""
     kind, key = result_key(call)
     if kind != "var":
         return ()
     first = bisect.bisect_left(conds.starts, call.end_byte)
     later = [c for c, text in zip(conds.nodes[first:], conds.texts[first:])
              if key in text and is_null_test(c, key)]
+    around = _enclosing_condition(call, f.body)
+    if around is not None and is_null_test(around, key):
+        later.insert(0, around)
     if not later:
         return ()
     stop = f.body.end_byte
@@ -797,10 +816,67 @@ def _null_tests(f: _Function, call: ts.Node, conds: _Conditions, lines: SourceLi
         if assign.start_byte > call.end_byte and node_text(lhs) == key:
             stop = min(stop, assign.start_byte)
     # only tests the allocation dominates: a test outside an `if` that guards
-    # the call may see the variable's earlier value
-    guards = _cond_ranges(call, f.body)
+    # the call may see the variable's earlier value, unless that `if` runs
+    # exactly when the earlier value was NULL (the fallback
+    # `if (!p) p = alloc(... | __GFP_NOFAIL);`): then no path reaches the
+    # test with NULL either
+    guards = [(s, e) for s, e, fallback in _guard_ranges(call, f.body, key) if not fallback]
     return tuple(lines.span(c) for c in later
                  if c.start_byte < stop and all(s <= c.start_byte < e for s, e in guards))
+
+
+def _enclosing_condition(call: ts.Node, stop: ts.Node) -> ts.Node | None:
+    """The if/while/ternary condition (or BUG_ON argument) the call is part of."""
+    child, p = call, call.parent
+    while p is not None and p != stop:
+        if p.type in ("if_statement", "while_statement", "do_statement", "conditional_expression"):
+            return child if child == p.child_by_field_name("condition") else None
+        if p.type == "call_expression" and node_text(p.child_by_field_name("function")) in NULL_TEST_CALLS \
+                and p.parent is not None and p.parent.type == "expression_statement":
+            return child
+        if p.type in ("compound_statement", "expression_statement"):
+            return None
+        child, p = p, p.parent
+    return None
+
+
+def _guard_ranges(call: ts.Node, stop: ts.Node, key: str) -> list[tuple[int, int, bool]]:
+    """(start, end, is-fallback) of each conditional construct around `call`;
+    a fallback is an else-less `if` whose condition holds whenever `key` is
+    NULL and whose branch holds the call."""
+    out = []
+    child, p = call, call.parent
+    while p is not None and p != stop:
+        if p.type in _CONDITIONAL_TYPES:
+            fallback = (p.type == "if_statement" and p.child_by_field_name("alternative") is None
+                        and child == p.child_by_field_name("consequence")
+                        and _true_when_null(p.child_by_field_name("condition"), key))
+            out.append((p.start_byte, p.end_byte, fallback))
+        child, p = p, p.parent
+    return out
+
+
+def _true_when_null(cond: ts.Node | None, key: str) -> bool:
+    """`!p`, `p == NULL`, `unlikely(!p)`, `!p || x`: holds whenever `key` is NULL."""
+    cond = strip(cond)
+    if cond is None:
+        return False
+    if cond.type == "unary_expression" and cond.child_by_field_name("operator").text == b"!":
+        arg = strip(cond.child_by_field_name("argument"))
+        return arg is not None and "".join(node_text(arg).split()) == key
+    if cond.type == "binary_expression":
+        op = cond.child_by_field_name("operator").text
+        left, right = strip(cond.child_by_field_name("left")), strip(cond.child_by_field_name("right"))
+        if op == b"||":
+            return _true_when_null(left, key) or _true_when_null(right, key)
+        if op == b"==" and left is not None and right is not None:
+            texts = {"".join(node_text(left).split()), "".join(node_text(right).split())}
+            return key in texts and bool(texts & {"NULL", "0"})
+        return False
+    if cond.type == "call_expression" and node_text(cond.child_by_field_name("function")) in ("unlikely", "likely"):
+        args = cond.child_by_field_name("arguments").named_children
+        return bool(args) and _true_when_null(args[0], key)
+    return False
 
 
 class _Conditions:

@@ -752,22 +752,32 @@ def result_key(call: ts.Node) -> tuple[str, str | None]:
     return "direct", None
 
 
+# Calls whose first argument is a condition they test and hand back
+# (`if (WARN_ON(!p))`) or act on (`BUG_ON(!p);` stops the kernel when it
+# holds). Debug-only assertions that document (`ASSERT`, `VM_BUG_ON`,
+# `f2fs_bug_on`) are left out: they compile away in production builds.
+NULL_TEST_CALLS = frozenset({"WARN_ON", "WARN_ON_ONCE", "WARN", "WARN_ONCE", "BUG_ON"})
+
+
 def is_null_test(cond: ts.Node | None, key: str) -> bool:
-    """Does `cond` test `key` for NULL: `!p`, `p == NULL`, `unlikely(!p)`,
-    `IS_ERR_OR_NULL(p)`, or one of those inside `||` / `&&`?"""
-    cond = strip(cond)
+    """Does `cond` test `key` for NULL: `!p`, `p == NULL`, `p != NULL`, the
+    positive test `p`, `unlikely(!p)`, `WARN_ON(!p)`, `IS_ERR_OR_NULL(p)`,
+    or one of those inside `||` / `&&`?"""
+    cond = _tested_value(cond)
     if cond is None:
         return False
     t = cond.type
+    if t in ("identifier", "field_expression", "subscript_expression", "pointer_expression"):
+        return _norm(cond.text.decode("utf-8", "replace")) == key
     if t == "unary_expression" and cond.child_by_field_name("operator").text == b"!":
-        arg = strip(cond.child_by_field_name("argument"))
+        arg = _tested_value(cond.child_by_field_name("argument"))
         return arg is not None and _norm(arg.text.decode("utf-8", "replace")) == key
     if t == "binary_expression":
         op = cond.child_by_field_name("operator").text
-        left, right = strip(cond.child_by_field_name("left")), strip(cond.child_by_field_name("right"))
+        left, right = _tested_value(cond.child_by_field_name("left")), _tested_value(cond.child_by_field_name("right"))
         if op in (b"||", b"&&"):
             return is_null_test(left, key) or is_null_test(right, key)
-        if op == b"==" and left is not None and right is not None:
+        if op in (b"==", b"!=") and left is not None and right is not None:
             texts = {_norm(left.text.decode("utf-8", "replace")), _norm(right.text.decode("utf-8", "replace"))}
             return key in texts and bool(texts & _ZERO)
         return False
@@ -776,7 +786,7 @@ def is_null_test(cond: ts.Node | None, key: str) -> bool:
         args = cond.child_by_field_name("arguments")
         name = fn.text.decode("utf-8", "replace") if fn is not None else ""
         first = args.named_children[0] if args is not None and args.named_children else None
-        if name in _TRANSPARENT_CALLS:
+        if name in _TRANSPARENT_CALLS or name in NULL_TEST_CALLS:
             return is_null_test(first, key)
         if name == "IS_ERR_OR_NULL" and first is not None:
             return _norm(strip(first).text.decode("utf-8", "replace")) == key
@@ -787,6 +797,15 @@ def strip(node: ts.Node | None) -> ts.Node | None:
     while node is not None and node.type in ("parenthesized_expression", "cast_expression"):
         node = node.child_by_field_name("value") if node.type == "cast_expression" else (
             node.named_children[0] if node.named_children else None)
+    return node
+
+
+def _tested_value(node: ts.Node | None) -> ts.Node | None:
+    """`(p = alloc(...))` in a test stands for `p`."""
+    node = strip(node)
+    if node is not None and node.type == "assignment_expression" \
+            and node.child_by_field_name("operator").text == b"=":
+        return strip(node.child_by_field_name("left"))
     return node
 
 
