@@ -116,7 +116,7 @@ _DEFINE = re.compile(
     re.MULTILINE,
 )
 _COMMENT = re.compile(rb"/\*.*?\*/|//[^\n]*", re.DOTALL)
-_INTERESTING_MACRO = re.compile(rb"GFP|NOFAIL|VMALLOC|nofail")
+_INTERESTING_MACRO = re.compile(rb"GFP|NOFAIL|VMALLOC|nofail|MAYFAIL|MAY_FAIL")
 _ALIAS_BODY = re.compile(rb"^\(?\s*[A-Za-z_]\w*\s*\)?$")
 # small integer constants named like an order or a size (page orders for NF005)
 _NUMERIC_BODY = re.compile(rb"^\(?\s*(?:0[xX][0-9a-fA-F]+|\d+)[uUlL]*\s*\)?$")
@@ -249,7 +249,7 @@ def call_macros(src: bytes, lines: "SourceLines") -> list[FunctionFacts]:
         row = src.count(b"\n", 0, m.start())
         text = lines.line_bytes(row).decode("utf-8", "replace")
         header = Span(row + 1, 1, row + 1, len(text) + 1)
-        returns = (ReturnedCall(whole.callee, whole.span),) if isinstance(whole, CallSite) else ()
+        returns = (ReturnedCall(whole.callee, whole.span, whole.args),) if isinstance(whole, CallSite) else ()
         out.append(FunctionFacts(
             name=m.group(1).decode("ascii"), is_static=False, params=params,
             span=header, calls=tuple(sites), returns=returns, retry_loops=()))
@@ -760,7 +760,7 @@ def _function_facts(root: ts.Node, src: bytes, lines: SourceLines) -> tuple[list
             call_sites.append(CallSite(node_text(fn), lines.span(fn, call), substituted, tests,
                                        _param_guards(f, call), _after_unlock(f, call)))
 
-        returns, other_returns = _returned_calls(f, returns_by_fn.get(id(f), ()), lines)
+        returns, other_returns = _returned_calls(f, returns_by_fn.get(id(f), ()), lines, values)
         analyser = LoopAnalyser(f, lines, labels_by_fn.get(id(f), {}), gotos_by_fn.get(id(f), []),
                                 exits, writes, addressed)
         retry_loops = []
@@ -981,7 +981,14 @@ def _atomic_regions(regions: list[tuple[int, int, ts.Node]], lines: SourceLines)
     return tuple(out)
 
 
-def _returned_calls(f: _Function, returns, lines: SourceLines) -> tuple[list[ReturnedCall], int]:
+def _call_args(call: ts.Node, values: LocalValues) -> tuple[str, ...]:
+    args = call.child_by_field_name("arguments")
+    if args is None:
+        return ()
+    return tuple(values.substitute(node_text(a), call.start_byte) for a in args.named_children if a.type != "comment")
+
+
+def _returned_calls(f: _Function, returns, lines: SourceLines, values: LocalValues) -> tuple[list[ReturnedCall], int]:
     """Calls whose result the function returns (directly or through a local),
     and how many return statements return something else (NULL, an error...)."""
     out = []
@@ -994,7 +1001,7 @@ def _returned_calls(f: _Function, returns, lines: SourceLines) -> tuple[list[Ret
         if value.type == "call_expression":
             fn = value.child_by_field_name("function")
             if fn is not None and fn.type == "identifier":
-                out.append(ReturnedCall(node_text(fn), lines.span(fn, value)))
+                out.append(ReturnedCall(node_text(fn), lines.span(fn, value), _call_args(value, values)))
                 found = True
         elif value.type == "identifier":
             name = node_text(value)
@@ -1006,7 +1013,7 @@ def _returned_calls(f: _Function, returns, lines: SourceLines) -> tuple[list[Ret
                 if rhs is not None and rhs.type == "call_expression":
                     fn = rhs.child_by_field_name("function")
                     if fn is not None and fn.type == "identifier":
-                        out.append(ReturnedCall(node_text(fn), lines.span(fn, rhs)))
+                        out.append(ReturnedCall(node_text(fn), lines.span(fn, rhs), _call_args(rhs, values)))
                         found = True
         others += not found
     return out, others

@@ -47,6 +47,8 @@ class RetryLoop(NamedTuple):
     loop_span: Span
     conditional_exit: bool         # leaves on failure only if a loop-invariant flag says so
     callees_in_loop: tuple[str, ...]
+    # for a conditional exit: (parameter index, flag) pairs whose `param & FLAG` lets it leave
+    may_fail_if: tuple[tuple[int, str], ...] = ()
 
 
 class ReturnedCall(NamedTuple):
@@ -54,6 +56,7 @@ class ReturnedCall(NamedTuple):
 
     callee: str
     span: Span
+    args: tuple[str, ...] = ()     # argument texts, locals substituted (as CallSite.args)
 
 
 class FunctionFacts(NamedTuple):

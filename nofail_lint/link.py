@@ -11,7 +11,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 
 from .cexpr import Mask, MaskEvaluator, const_value, parse_expr
-from .facts import CallSite, FileFacts, FunctionFacts, ReturnedCall
+from .facts import CallSite, FileFacts, FunctionFacts, RetryLoop, ReturnedCall
 from .model import Model
 
 
@@ -23,6 +23,48 @@ class FunctionRef:
     @property
     def key(self) -> tuple[str, str]:
         return (self.file.path, self.fn.name)
+
+
+@dataclass(frozen=True)
+class NofailWrapper:
+    """`ref` cannot return NULL unless a caller passes one of `may_fail_if`
+    ((parameter index, flag)); either its own `loop` retries an allocation,
+    or it returns the result of `via` = (the returned call, that wrapper)."""
+
+    ref: FunctionRef
+    may_fail_if: tuple[tuple[int, str], ...]
+    via: tuple[ReturnedCall, "NofailWrapper"] | None
+    loop: RetryLoop | None
+
+
+def flag_terms(e, macro_bodies, params_ok=(), depth: int = 0) -> set[str] | None:
+    """The names OR-ed into a flags expression (`flags | KM_ZERO`, `0`,
+    `KM_NOFS`), through macros; None when it is not a plain OR of names
+    and constants (a call, a mask operation, a field)."""
+    kind = e[0]
+    if depth > 8:
+        return None
+    if kind == "num":
+        return set()
+    if kind == "cast":
+        return flag_terms(e[1], macro_bodies, params_ok, depth + 1)
+    if kind == "id":
+        bodies = macro_bodies(e[1])
+        if len(bodies) == 1:
+            inner = flag_terms(parse_expr(bodies[0]), macro_bodies, params_ok, depth + 1)
+            return None if inner is None else inner | {e[1]}
+        if bodies or not (e[1].isupper() or e[1] in params_ok):
+            return None     # a macro with several bodies, or a variable we know nothing of
+        return {e[1]}
+    if kind == "bin" and e[1] in ("|", "+"):
+        a = flag_terms(e[2], macro_bodies, params_ok, depth + 1)
+        b = flag_terms(e[3], macro_bodies, params_ok, depth + 1) if a is not None else None
+        return None if b is None else a | b
+    if kind == "cond":
+        a = flag_terms(e[2], macro_bodies, params_ok, depth + 1)
+        b = flag_terms(e[3], macro_bodies, params_ok, depth + 1) if a is not None else None
+        return None if b is None else a | b
+    return None
 
 
 @dataclass(frozen=True)
@@ -142,6 +184,82 @@ class TreeTables:
                 wrappers[ref.key] = WrapperLink(ref, rc)
                 work.append(ref.fn.name)
         return wrappers
+
+    # ------------------------------------------------------------ wrappers that cannot return NULL
+
+    def retries_allocation(self, ff: FileFacts, loop: RetryLoop) -> bool:
+        """NF002's test: the loop's call is an allocator (model, tree wrapper,
+        configured) or the loop waits for memory before retrying it."""
+        waits = self.model.retry_wait | self.extra_retry_wait
+        return self.allocator_chain(ff.path, loop.call.callee) is not None or \
+            not waits.isdisjoint(loop.callees_in_loop)
+
+    @property
+    def nofail_wrappers(self) -> dict[tuple[str, str], NofailWrapper]:
+        """Functions that cannot return NULL because of their own retry loop,
+        unless a caller's flag allows it: (file, name) -> NofailWrapper."""
+        found = self.derived.get("nofail_wrappers")
+        if found is None:
+            found = self.derived["nofail_wrappers"] = self._nofail_wrappers()
+        return found
+
+    def _nofail_wrappers(self) -> dict[tuple[str, str], NofailWrapper]:
+        out: dict[tuple[str, str], NofailWrapper] = {}
+        for ff in self.files:
+            for fn in ff.functions:
+                if not fn.returns or fn.other_returns:
+                    continue
+                for loop in fn.retry_loops:
+                    if loop.conditional_exit and not loop.may_fail_if:
+                        continue     # leaves on something we cannot tie to a caller's flag
+                    returned = {rc.callee for rc in fn.returns}
+                    if returned <= set(loop.callees_in_loop) and self.retries_allocation(ff, loop):
+                        out[(ff.path, fn.name)] = NofailWrapper(FunctionRef(ff, fn), loop.may_fail_if, None, loop)
+                        break
+        # a function whose every return is a call to such a wrapper is one too,
+        # with the wrapper's may-fail flags mapped to its own parameters
+        by_callee: dict[str, list[tuple[FileFacts, FunctionFacts]]] = defaultdict(list)
+        for ff in self.files:
+            for fn in ff.functions:
+                if fn.returns and not fn.other_returns:
+                    for rc in fn.returns:
+                        by_callee[rc.callee].append((ff, fn))
+        work = list({w.ref.fn.name for w in out.values()})
+        while work:
+            name = work.pop()
+            for ff, fn in by_callee.get(name, ()):
+                if (ff.path, fn.name) in out:
+                    continue
+                conds: set[tuple[int, str]] = set()
+                via = None
+                for rc in fn.returns:
+                    target = next((out[r.key] for r in self.resolve(ff.path, rc.callee, True) if r.key in out), None)
+                    if target is None:
+                        break
+                    mapped = self.flags_passed(ff.path, fn.params, rc.args, target.may_fail_if)
+                    if mapped is None:
+                        break
+                    conds.update(mapped)
+                    via = via or (rc, target)
+                else:
+                    out[(ff.path, fn.name)] = NofailWrapper(FunctionRef(ff, fn), tuple(sorted(conds)), via, None)
+                    work.append(fn.name)
+        return out
+
+    def flags_passed(self, path: str, params: tuple[str, ...], args: tuple[str, ...],
+                     may_fail_if: tuple[tuple[int, str], ...]) -> set[tuple[int, str]] | None:
+        """Where a call's arguments can set the callee's may-fail flags: the
+        caller's own (parameter, flag) pairs; None if a flag may be set here
+        or an argument is not understood."""
+        out: set[tuple[int, str]] = set()
+        for idx, flag in may_fail_if:
+            if idx >= len(args):
+                return None
+            seen = flag_terms(parse_expr(args[idx]), lambda n: self.macro_bodies(path, n), params)
+            if seen is None or flag in seen:
+                return None
+            out.update((params.index(p), flag) for p in seen if p in params)
+        return out
 
     def allocator_chain(self, caller_path: str, name: str, limit: int = 8) -> list[WrapperLink] | None:
         """How a call to `name` reaches an allocator: [] for a model allocator,

@@ -43,6 +43,7 @@ _ZERO = frozenset({"0", "NULL", "false", "0UL", "0L", "0U"})
 _ERR_DECL = re.compile(r"(?<!unsigned\s)\b(?:int|long|ssize_t|s32|s64|vm_fault_t|blk_status_t|errno_t)\s+([^;{}()]*);")
 _ERRNO_TEST = re.compile(r"\s*(?:(?:==|!=)\s*-\s*E[A-Z]|<\s*0\b)")
 _DECL_NAME = re.compile(r"(?:^|,)\s*([A-Za-z_]\w*)")
+_PARAM_FLAG_TEST = re.compile(r"\b([A-Za-z_]\w*)\s*&\s*\(?\s*([A-Z_][A-Z0-9_]*)\b")
 
 
 def _norm(text: str) -> str:
@@ -571,11 +572,24 @@ class LoopAnalyser:
         return tuple(sorted({fn.text.decode("utf-8", "replace") for _, fn in self._calls_in(start, end)}))
 
     def _retry(self, call: ts.Node, fn: ts.Node, kind: str, anchor: ts.Node, start: int, end: int,
-               conditional: bool) -> RetryLoop:
+               conditional: bool, exit_conds: list[ts.Node | None] = ()) -> RetryLoop:
         args = call.child_by_field_name("arguments")
         arg_texts = tuple(a.text.decode("utf-8", "replace") for a in args.named_children if a.type != "comment")
         site = CallSite(fn.text.decode("utf-8", "replace"), self.lines.span(fn, call), arg_texts)
-        return RetryLoop(site, kind, self.lines.span(anchor), conditional, self._callees_in(start, end))
+        return RetryLoop(site, kind, self.lines.span(anchor), conditional, self._callees_in(start, end),
+                         self._flag_exits(exit_conds) if conditional else ())
+
+    def _flag_exits(self, conds: list[ts.Node | None]) -> tuple[tuple[int, str], ...]:
+        """`flags & KM_MAYFAIL` on a parameter in the exit conditions: the
+        caller's flag that lets the loop give up (xfs's old kmem_alloc())."""
+        out = set()
+        for c in conds:
+            if c is None:
+                continue
+            for name, flag in _PARAM_FLAG_TEST.findall(c.text.decode("utf-8", "replace")):
+                if name in self.f.params:
+                    out.add((self.f.params.index(name), flag))
+        return tuple(sorted(out))
 
     # ---------------------------------------------------------- loops
 
@@ -607,7 +621,8 @@ class LoopAnalyser:
             if verdict and self._honours_nofail([cond] + self._exit_conditions(exits, loop)):
                 continue
             if verdict is not None:
-                out.append(self._retry(call, fn, kind, loop, loop.start_byte, loop.end_byte, verdict))
+                out.append(self._retry(call, fn, kind, loop, loop.start_byte, loop.end_byte, verdict,
+                                       [cond] + self._exit_conditions(exits, loop)))
         return out
 
     def _exits(self, region: ts.Node, start: int, end: int, skip: ts.Node | None = None,
@@ -699,7 +714,8 @@ class LoopAnalyser:
                 if verdict and self._honours_nofail(self._exit_conditions(exits + [g], scope)):
                     continue
                 if verdict is not None:
-                    out.append(self._retry(call, fn, "goto", label, start, end, verdict))
+                    out.append(self._retry(call, fn, "goto", label, start, end, verdict,
+                                           self._exit_conditions(exits + [g], scope)))
         self._entered_at = None
         return out
 

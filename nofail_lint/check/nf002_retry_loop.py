@@ -30,45 +30,59 @@ def _surely_nofail(tables: TreeTables, ff, args) -> bool:
 
 
 def check(tables: TreeTables) -> list[Finding]:
-    model = tables.model
-    waits = model.retry_wait | tables.extra_retry_wait
-    out = []
+    waits = tables.model.retry_wait | tables.extra_retry_wait
+    loops: dict[tuple, list] = {}
     for ff in tables.files:
         for fn in ff.functions:
             for loop in fn.retry_loops:
-                callee = loop.call.callee
                 if _surely_nofail(tables, ff, loop.call.args):
                     continue   # already NOFAIL: the loop is not compensating for failure
-                chain = tables.allocator_chain(ff.path, callee)
+                chain = tables.allocator_chain(ff.path, loop.call.callee)
                 waiting = sorted(waits.intersection(loop.callees_in_loop))
                 if chain is None and not waiting:
                     continue
-                shape = _SHAPES.get(loop.loop_kind, loop.loop_kind)
-                notes = []
-                steps = []
-                if chain:
-                    for link in chain:
-                        rc = link.returned
-                        steps.append(PathStep(location(link.ref.file.path, rc.span),
-                                              f"{link.ref.fn.name}() returns the result of {rc.callee}()"))
-                    notes.append(f"{callee}() is an allocator: it returns the result of "
-                                 f"{chain[-1].returned.callee}()")
-                elif chain is None:
-                    notes.append(f"{callee}() is retried after {', '.join(w + '()' for w in waiting)}, "
-                                 f"which waits for memory: the loop treats it as an allocation")
-                if loop.conditional_exit:
-                    notes.append("the loop leaves on failure only when a flag fixed before the loop allows it "
-                                 "(conditional NOFAIL): callers that do not set it get an endless retry")
-                notes.append(f"{shape} starting at line {loop.loop_span.line} has no exit on persistent "
-                             f"failure: no bounding counter, signal check, timeout or error return")
-                notes.append("fix: pass __GFP_NOFAIL to the allocator (and drop the loop), or let the "
-                             "failure reach the caller")
-                notes.extend(fact_notes(tables, FACTS + tuple(model.retry_wait_facts if waiting else ())))
-                message = (f"open-coded retry loop around {callee}(): it repeats the allocation until it "
-                           f"succeeds; use __GFP_NOFAIL instead")
-                out.append(Finding(
-                    rule_id=RULE_ID, level=LEVEL, message=message,
-                    location=location(ff.path, loop.call.span), function=fn.name,
-                    notes=tuple(notes), path=tuple(steps),
-                    facts=tuple(dict.fromkeys(FACTS + (model.retry_wait_facts if waiting else ())))))
+                loops.setdefault((ff.path, loop.loop_kind, loop.loop_span), []).append(
+                    (ff, fn, loop, chain, waiting))
+    out = []
+    for tries in loops.values():
+        # a loop that tries several allocators (kmalloc, then a vmalloc
+        # fallback) is one finding, at the first, naming the others
+        tries.sort(key=lambda t: (t[2].call.span.line, t[2].call.span.column))
+        out.append(_finding(tables, *tries[0], also=[t[2].call for t in tries[1:]]))
     return out
+
+
+def _finding(tables: TreeTables, ff, fn, loop, chain, waiting, also) -> Finding:
+    model = tables.model
+    callee = loop.call.callee
+    shape = _SHAPES.get(loop.loop_kind, loop.loop_kind)
+    notes = []
+    steps = []
+    if chain:
+        for link in chain:
+            rc = link.returned
+            steps.append(PathStep(location(link.ref.file.path, rc.span),
+                                  f"{link.ref.fn.name}() returns the result of {rc.callee}()"))
+        notes.append(f"{callee}() is an allocator: it returns the result of "
+                     f"{chain[-1].returned.callee}()")
+    elif chain is None:
+        notes.append(f"{callee}() is retried after {', '.join(w + '()' for w in waiting)}, "
+                     f"which waits for memory: the loop treats it as an allocation")
+    if also:
+        notes.append("the same loop also retries " +
+                     ", ".join(f"{c.callee}() (line {c.span.line})" for c in also))
+    if loop.conditional_exit:
+        notes.append("the loop leaves on failure only when a flag fixed before the loop allows it "
+                     "(conditional NOFAIL): callers that do not set it get an endless retry")
+    notes.append(f"{shape} starting at line {loop.loop_span.line} has no exit on persistent "
+                 f"failure: no bounding counter, signal check, timeout or error return")
+    notes.append("fix: pass __GFP_NOFAIL to the allocator (and drop the loop), or let the "
+                 "failure reach the caller")
+    notes.extend(fact_notes(tables, FACTS + tuple(model.retry_wait_facts if waiting else ())))
+    message = (f"open-coded retry loop around {callee}(): it repeats the allocation until it "
+               f"succeeds; use __GFP_NOFAIL instead")
+    return Finding(
+        rule_id=RULE_ID, level=LEVEL, message=message,
+        location=location(ff.path, loop.call.span), function=fn.name,
+        notes=tuple(notes), path=tuple(steps),
+        facts=tuple(dict.fromkeys(FACTS + (model.retry_wait_facts if waiting else ()))))

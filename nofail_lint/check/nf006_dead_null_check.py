@@ -13,6 +13,7 @@ from .gfp_flow import flow_for
 RULE_ID = "NF006"
 LEVEL = "note"
 FACTS = ("gfp.nofail-contract",)
+WRAPPER_FACTS = ("gfp.nofail-preferred-over-loop",)
 RECLAIM = "__GFP_DIRECT_RECLAIM"
 # null_under_nofail conditions that a sane call never meets: hard size limits
 _HARD_LIMITS = ("KMALLOC_MAX_SIZE", "MAX_PAGE_ORDER", "MAX_ORDER", "overflows")
@@ -40,8 +41,55 @@ def _returns_result(tables: TreeTables, sink) -> bool:
     return True
 
 
+def _wrapper_chain(w) -> list:
+    """The NofailWrapper hops from the called function down to the retry loop."""
+    chain = [w]
+    while chain[-1].via is not None and len(chain) < 10:
+        chain.append(chain[-1].via[1])
+    return chain
+
+
+def _looping_wrapper_findings(tables: TreeTables, out: dict) -> None:
+    """NULL tests of a call to a function that cannot return NULL because of
+    its own retry loop (or returns such a function's result), with flags
+    that do not include the loop's may-fail flag."""
+    wrappers = tables.nofail_wrappers
+    if not wrappers:
+        return
+    for ff in tables.files:
+        for fn in ff.functions:
+            for call in fn.calls:
+                if not call.null_tests:
+                    continue
+                w = next((wrappers[r.key] for r in tables.resolve(ff.path, call.callee, True)
+                          if r.key in wrappers), None)
+                if w is None or tables.flags_passed(ff.path, fn.params, call.args, w.may_fail_if) != set():
+                    continue
+                chain = _wrapper_chain(w)
+                loop = chain[-1].loop
+                inner = chain[-1].ref
+                flags = sorted({flag for _, flag in w.may_fail_if})
+                notes = []
+                if len(chain) > 1:
+                    notes.append("call chain: " + " -> ".join(f"{c.ref.fn.name}()" for c in chain))
+                unless = f" unless the flags include {', '.join(flags)}" if flags else ""
+                notes.append(f"{inner.fn.name}() ({inner.file.path}:{loop.loop_span.line}) retries "
+                             f"{loop.call.callee}() until it succeeds{unless}; drop the check, or pass the "
+                             f"may-fail flag if failure can be handled")
+                for test in call.null_tests:
+                    key = (ff.path, test.line, test.column)
+                    out.setdefault(key, Finding(
+                        rule_id=RULE_ID, level=LEVEL,
+                        message=(f"dead NULL check: {call.callee}() (line {call.span.line}) cannot return NULL: "
+                                 f"{inner.fn.name}() loops until the allocation succeeds"),
+                        location=location(ff.path, test), function=fn.name,
+                        notes=tuple(notes) + fact_notes(tables, WRAPPER_FACTS),
+                        facts=tuple(f.id for f in tables.model.facts_for(WRAPPER_FACTS, tables.kernel_version))))
+
+
 def check(tables: TreeTables) -> list[Finding]:
     out = {}
+    _looping_wrapper_findings(tables, out)
     for site in flow_for(tables).sites:
         sink = site.sink
         if not site.step.call.null_tests or NOFAIL not in sink.mask.must or not _returns_result(tables, sink):
