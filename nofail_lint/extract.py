@@ -956,19 +956,50 @@ def _atomic_byte_ranges(f: _Function) -> list[tuple[int, int, ts.Node]]:
     sections = load_model().atomic_sections
     if not any(node_text(fn) in sections for _, fn, _ in f.calls):
         return []
+    trylocks = load_model().trylocks
     out = []
     calls = sorted(f.calls, key=lambda c: c[0].start_byte)
     for i, (call, fn, _args) in enumerate(calls):
         unlocks = sections.get(node_text(fn))
         if not unlocks:
             continue
+        start = call.end_byte
+        if node_text(fn) in trylocks:
+            start = _trylock_success_start(call, f.body)
+            if start is None:
+                continue
         end = f.body.end_byte
         for later, lfn, _ in calls[i + 1:]:
-            if node_text(lfn) in unlocks:
+            if later.start_byte >= start and node_text(lfn) in unlocks:
                 end = later.start_byte
                 break
-        out.append((call.end_byte, end, fn))
+        out.append((start, end, fn))
     return out
+
+
+def _trylock_success_start(call: ts.Node, body: ts.Node) -> int | None:
+    """Where a trylock's success path starts: the `if (spin_trylock(l))`
+    branch, or what follows `if (!spin_trylock(l)) <leave>;`. None when the
+    result is kept for later (`locked = spin_trylock(l)`): not followed."""
+    p, negated = call.parent, False
+    while p is not None and p.type in ("parenthesized_expression", "unary_expression", "call_expression",
+                                        "argument_list"):
+        if p.type == "unary_expression":
+            if p.child_by_field_name("operator").text != b"!":
+                return None
+            negated = not negated
+        elif p.type == "call_expression" and node_text(p.child_by_field_name("function")) not in ("likely", "unlikely"):
+            return None
+        p = p.parent
+    if p is None or p.type != "if_statement":
+        return None
+    if not negated:
+        return p.child_by_field_name("consequence").start_byte
+    cons = p.child_by_field_name("consequence")
+    kids = [c for c in cons.named_children if c.type != "comment"] if cons.type == "compound_statement" else [cons]
+    if not kids or kids[-1].type not in ("return_statement", "goto_statement", "break_statement", "continue_statement"):
+        return None
+    return p.end_byte
 
 
 def _atomic_regions(regions: list[tuple[int, int, ts.Node]], lines: SourceLines) -> tuple[tuple[str, int, int, int, int], ...]:

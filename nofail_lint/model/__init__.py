@@ -225,6 +225,7 @@ class Model:
     not_allocators: dict[str, NotAllocator] = field(default_factory=dict, hash=False)
     atomic_sections: dict[str, frozenset[str]] = field(default_factory=dict, hash=False)  # lock -> unlocks
     atomic_facts: tuple[str, ...] = ()
+    trylocks: frozenset[str] = frozenset()    # openers whose section is their success path
 
     def allocator(self, name: str) -> Allocator | None:
         """The entry for any spelling, as it applies to the newest kernel."""
@@ -376,7 +377,8 @@ def load_model() -> Model:
     atomic = _read("atomic.toml")
     model = Model(allocators, frozenset(wait.get("names", ())),
                   tuple(wait.get("facts", ())), facts, gfp, not_allocators,
-                  {k: frozenset(v) for k, v in atomic["sections"].items()}, tuple(atomic.get("facts", ())))
+                  {k: frozenset(v) for k, v in (atomic["sections"] | atomic.get("trylocks", {})).items()},
+                  tuple(atomic.get("facts", ())), frozenset(atomic.get("trylocks", {})))
     cited = [(a.name, f) for a in model.entries()
              for view in [a, *(a.for_version(rng_high(r)) for r, _ in a.versions)] for f in view.facts]
     cited += [(n.name, f) for n in not_allocators.values() for f in n.facts]
