@@ -429,6 +429,14 @@ class LoopAnalyser:
             child, p = p, p.parent
         return True
 
+    def _exit_guard(self, node: ts.Node, stop: ts.Node, r: _Result, modified: set[str]) -> tuple[str, bool]:
+        """An exit's guard; an exit that only code after `if (!p) { ...; continue; }`
+        reaches is never taken on failure (the loop's exit is on success)."""
+        val, dep = self._guard(node, stop, r, modified)
+        if val != F and not self._reachable_on_failure(node, stop, r, modified):
+            return F, True
+        return val, dep
+
     def _guard(self, node: ts.Node, stop: ts.Node, r: _Result, modified: set[str]) -> tuple[str, bool]:
         """Conjunction of the if-conditions that lead from `stop` down to `node`."""
         val, dep = T, False
@@ -616,7 +624,7 @@ class LoopAnalyser:
             modified_r = self._varying(mods, loop, r, tested)
             cont, cdep = self._eval(cond, r, modified_r) if cond is not None else (T, False)
             ways_out = [(_not(cont), cdep)]
-            ways_out += [self._guard(e, loop, r, modified_r) for e in exits]
+            ways_out += [self._exit_guard(e, loop, r, modified_r) for e in exits]
             verdict = self._verdict(ways_out)
             if verdict and self._honours_nofail([cond] + self._exit_conditions(exits, loop)):
                 continue
@@ -709,7 +717,7 @@ class LoopAnalyser:
                     continue
                 modified_r = self._varying(mods, scope, r, tested)
                 taken, dep = self._guard(g, scope, r, modified_r)
-                ways_out = [(_not(taken), dep)] + [self._guard(e, scope, r, modified_r) for e in exits]
+                ways_out = [(_not(taken), dep)] + [self._exit_guard(e, scope, r, modified_r) for e in exits]
                 verdict = self._verdict(ways_out)
                 if verdict and self._honours_nofail(self._exit_conditions(exits + [g], scope)):
                     continue

@@ -7,10 +7,14 @@ one, or any call whose failure is followed by a retry-wait helper.
 """
 from __future__ import annotations
 
+import re
+
 from ..findings import Finding, PathStep
 from ..link import TreeTables
 from ..model import NOFAIL
 from .common import fact_notes, location
+
+_GFP_ARG = re.compile(r"gfp|GFP")
 
 RULE_ID = "NF002"
 LEVEL = "warning"
@@ -37,6 +41,8 @@ def check(tables: TreeTables) -> list[Finding]:
             for loop in fn.retry_loops:
                 if _surely_nofail(tables, ff, loop.call.args):
                     continue   # already NOFAIL: the loop is not compensating for failure
+                if loop.call.callee in tables.model.event_tests:
+                    continue   # `while (!kthread_should_stop())`: the loop waits for an event
                 chain = tables.allocator_chain(ff.path, loop.call.callee)
                 waiting = sorted(waits.intersection(loop.callees_in_loop))
                 if chain is None and not waiting:
@@ -76,11 +82,17 @@ def _finding(tables: TreeTables, ff, fn, loop, chain, waiting, also) -> Finding:
                      "(conditional NOFAIL): callers that do not set it get an endless retry")
     notes.append(f"{shape} starting at line {loop.loop_span.line} has no exit on persistent "
                  f"failure: no bounding counter, signal check, timeout or error return")
-    notes.append("fix: pass __GFP_NOFAIL to the allocator (and drop the loop), or let the "
-                 "failure reach the caller")
+    if chain is not None or any(_GFP_ARG.search(a) for a in loop.call.args):
+        notes.append("fix: pass __GFP_NOFAIL to the allocator (and drop the loop), or let the "
+                     "failure reach the caller")
+        advice = "use __GFP_NOFAIL instead"
+    else:
+        notes.append(f"{callee}() takes no gfp mask, so __GFP_NOFAIL cannot be passed to it: bound the "
+                     "loop (a retry limit, a signal check), or let the failure reach the caller")
+        advice = f"{callee}() takes no gfp mask: bound the loop or return the failure"
     notes.extend(fact_notes(tables, FACTS + tuple(model.retry_wait_facts if waiting else ())))
     message = (f"open-coded retry loop around {callee}(): it repeats the allocation until it "
-               f"succeeds; use __GFP_NOFAIL instead")
+               f"succeeds; {advice}")
     return Finding(
         rule_id=RULE_ID, level=LEVEL, message=message,
         location=location(ff.path, loop.call.span), function=fn.name,
