@@ -121,6 +121,9 @@ _ALIAS_BODY = re.compile(rb"^\(?\s*[A-Za-z_]\w*\s*\)?$")
 # small integer constants named like an order or a size (page orders for NF005)
 _NUMERIC_BODY = re.compile(rb"^\(?\s*(?:0[xX][0-9a-fA-F]+|\d+)[uUlL]*\s*\)?$")
 _SIZE_NAME = re.compile(rb"ORDER|SIZE|SHIFT|PAGES|_SZ")
+# constant arithmetic over numbers and upper-case names (`(SZ_1M * 8)`, `(1 << RING_SHIFT)`)
+_CONST_ARITH_BODY = re.compile(rb"^[\s()]*(?:[A-Z_][A-Z0-9_]*|\d+[uUlL]*|0[xX][0-9a-fA-F]+[uUlL]*)"
+                               rb"(?:[\s()]*(?:<<|>>|[-+*/|])[\s()]*(?:[A-Z_][A-Z0-9_]*|\d+[uUlL]*|0[xX][0-9a-fA-F]+[uUlL]*))*[\s()]*$")
 
 
 _DEFINE_FN = re.compile(
@@ -270,7 +273,7 @@ def object_like_macros(src: bytes) -> list[tuple[str, str]]:
         if not body or len(body) > 400:
             continue
         if _INTERESTING_MACRO.search(body) or _ALIAS_BODY.match(body) or (
-                _NUMERIC_BODY.match(body) and _SIZE_NAME.search(m.group(1))):
+                (_NUMERIC_BODY.match(body) or _CONST_ARITH_BODY.match(body)) and _SIZE_NAME.search(m.group(1))):
             out.append((m.group(1).decode("ascii"), body.decode("utf-8", "replace")))
     return out
 

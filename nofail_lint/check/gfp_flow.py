@@ -25,7 +25,8 @@ from ..model import NOFAIL, Allocator
 MAX_SINKS_PER_FUNCTION = 32
 MAX_DEPTH = 10
 PAGE_SIZE = 4096          # for get_order(constant): the common 4 KiB page
-_ROLES = ("start", "end", "order")
+_ROLES = ("start", "end", "order", "size")
+SMALL_SIZE = 1 << 20      # constant sizes up to this are one "small" value (fewer distinct sinks)
 
 _TRUTH = {"true": True, "false": False, "NULL": False}
 
@@ -43,7 +44,7 @@ class Step:
 class Sink:
     api: Allocator
     mask: Mask
-    roles: tuple[tuple[str, tuple], ...]     # (role, bound) for start/end/order
+    roles: tuple[tuple[str, tuple], ...]     # (role, bound) for start/end/order/size
     steps: tuple[Step, ...] = ()             # from the owner's call down to the API
     nofail_origin: Step | None = None        # the call where NOFAIL became constant
     guards: tuple[tuple[int, bool], ...] = ()   # owner's parameters the path needs true/false
@@ -62,7 +63,7 @@ class Sink:
     @property
     def open(self) -> bool:
         """Still depends on the owner's parameters."""
-        return bool(self.mask.params) or any(b[0] == "param" for _, b in self.roles)
+        return bool(self.mask.params) or any(b[0] == "param" for r, b in self.roles if r != "size")
 
 
 @dataclass(frozen=True)
@@ -148,7 +149,8 @@ class GfpFlow:
             if bound[0] == "param":
                 idx = bound[1]
                 text = call.args[idx] if idx < len(call.args) else ""
-                bound = self.resolve_order(ref, text) if role == "order" else self.resolve_bound(ref, text)
+                bound = self.resolve_order(ref, text) if role == "order" else \
+                    self.resolve_size(ref, text) if role == "size" else self.resolve_bound(ref, text)
             roles.append((role, bound))
         step = Step(ref.file.path, call, ref.fn.name)
         origin = sink.nofail_origin
@@ -176,6 +178,19 @@ class GfpFlow:
             if inner[0] == "default":
                 return inner
         return ("other", name)
+
+    def resolve_size(self, ref: FunctionRef, text: str) -> tuple:
+        """A size: a parameter, a large constant, or ("other", "") for
+        anything else (small constants included: only limits matter)."""
+        e = parse_expr(text)
+        while e[0] == "cast":
+            e = e[1]
+        if e[0] == "id" and e[1] in ref.fn.params:
+            return ("param", ref.fn.params.index(e[1]))
+        value = self.tables.const_int(ref.file.path, e, {"PAGE_SIZE": PAGE_SIZE, "PAGE_SHIFT": 12})
+        if value is not None and value > SMALL_SIZE:
+            return ("const", value)
+        return ("other", "")
 
     def resolve_order(self, ref: FunctionRef, text: str) -> tuple:
         """A page order: a parameter, a constant (literal, macro, get_order(constant)), or unknown."""

@@ -19,14 +19,20 @@ RECLAIM = "__GFP_DIRECT_RECLAIM"
 _HARD_LIMITS = ("KMALLOC_MAX_SIZE", "MAX_PAGE_ORDER", "MAX_ORDER", "overflows")
 
 
-def _cannot_return_null(api, mask) -> bool:
+def _cannot_return_null(api, mask, size, limit: int) -> bool:
+    """Under this mask and size, none of the model's NULL-despite-NOFAIL
+    conditions can hold. A size that is not a constant is taken to be within
+    the hard limits (see the rule's documentation)."""
     if api.fails != "null" or api.nofail not in ("retry-loop", "mempool-wait"):
         return False
     for cond in api.null_under_nofail:
         if RECLAIM in cond:
             if RECLAIM not in mask.must:
                 return False
-        elif not any(limit in cond for limit in _HARD_LIMITS):
+        elif cond.startswith("size > KMALLOC_MAX_SIZE"):
+            if size is not None and size[0] == "const" and size[1] > limit:
+                return False
+        elif not any(limit_name in cond for limit_name in _HARD_LIMITS):
             return False
     return True
 
@@ -97,7 +103,7 @@ def check(tables: TreeTables) -> list[Finding]:
         order = sink.role("order")
         if order is not None and (order[0] != "const" or order[1] > 1):
             continue
-        if not _cannot_return_null(sink.api, sink.mask):
+        if not _cannot_return_null(sink.api, sink.mask, sink.role("size"), tables.model.kmalloc_max_size):
             continue
         call = site.step.call
         for test in call.null_tests:

@@ -227,6 +227,7 @@ class Model:
     atomic_facts: tuple[str, ...] = ()
     trylocks: frozenset[str] = frozenset()    # openers whose section is their success path
     event_tests: frozenset[str] = frozenset()  # loop-exit tests of an external event, never allocations
+    kmalloc_max_size: int = 4 << 20            # allocators.toml [limits]
 
     def allocator(self, name: str) -> Allocator | None:
         """The entry for any spelling, as it applies to the newest kernel."""
@@ -380,7 +381,8 @@ def load_model() -> Model:
                   tuple(wait.get("facts", ())), facts, gfp, not_allocators,
                   {k: frozenset(v) for k, v in (atomic["sections"] | atomic.get("trylocks", {})).items()},
                   tuple(atomic.get("facts", ())), frozenset(atomic.get("trylocks", {})),
-                  frozenset(alloc_data.get("event_tests", {}).get("names", ())))
+                  frozenset(alloc_data.get("event_tests", {}).get("names", ())),
+                  alloc_data.get("limits", {}).get("kmalloc_max_size", 4 << 20))
     cited = [(a.name, f) for a in model.entries()
              for view in [a, *(a.for_version(rng_high(r)) for r, _ in a.versions)] for f in view.facts]
     cited += [(n.name, f) for n in not_allocators.values() for f in n.facts]
