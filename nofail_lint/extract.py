@@ -749,10 +749,11 @@ def _function_facts(root: ts.Node, src: bytes, lines: SourceLines) -> tuple[list
         carries = (lambda a: not gfp_names.isdisjoint(_WORD.findall(a))) if gfp_names else None
         regions = _atomic_byte_ranges(f)
         conds = _Conditions(conds_by_fn.get(id(f), ()))
+        jumps = _Jumps(labels_by_fn.get(id(f), {}), gotos_by_fn.get(id(f), ()))
         call_sites = []
         for call, fn, args in f.calls:
             arg_texts = tuple(node_text(a) for a in args.named_children if a.type != "comment")
-            tests = _null_tests(f, call, conds, lines)
+            tests = _null_tests(f, call, conds, lines, jumps)
             # kept when an argument can carry a mask or a bound, or when a
             # wrapper's own NOFAIL would matter here: its result is tested for
             # NULL (NF006), or it runs in a non-sleepable region (NF008)
@@ -798,7 +799,26 @@ def _asserted_conditions(calls) -> list[ts.Node]:
     return out
 
 
-def _null_tests(f: _Function, call: ts.Node, conds: _Conditions, lines: SourceLines) -> tuple[Span, ...]:
+class _Jumps:
+    """A function's labels and gotos, to tell whether a later point can be
+    reached without passing an earlier one."""
+
+    def __init__(self, labels: dict[str, ts.Node], gotos):
+        self.labels = sorted((n.start_byte, name) for name, n in labels.items())
+        self.goto_starts: dict[str, list[int]] = {}
+        for g in gotos:
+            self.goto_starts.setdefault(node_text(g.child_by_field_name("label")), []).append(g.start_byte)
+
+    def entered_from_before(self, start: int, end: int) -> bool:
+        """Is there a label in (start, end) that a goto before `start` jumps to?"""
+        for at, name in self.labels:
+            if start < at < end and any(g < start for g in self.goto_starts.get(name, ())):
+                return True
+        return False
+
+
+def _null_tests(f: _Function, call: ts.Node, conds: _Conditions, lines: SourceLines,
+                jumps: _Jumps | None = None) -> tuple[Span, ...]:
     """Conditions that test the call's result for NULL: the one the call sits
     in (`if (!(p = alloc(...)))`) and later ones, until the variable is
     assigned again. Runs for every call, so the cheap text check comes first
@@ -824,8 +844,11 @@ def _null_tests(f: _Function, call: ts.Node, conds: _Conditions, lines: SourceLi
     # `if (!p) p = alloc(... | __GFP_NOFAIL);`): then no path reaches the
     # test with NULL either
     guards = [(s, e) for s, e, fallback in _guard_ranges(call, f.body, key) if not fallback]
+    # nor tests after a label that a goto from before the call reaches
+    # (`if (p) kfree(p);` at the error exit: `p` may still be NULL there)
     return tuple(lines.span(c) for c in later
-                 if c.start_byte < stop and all(s <= c.start_byte < e for s, e in guards))
+                 if c.start_byte < stop and all(s <= c.start_byte < e for s, e in guards)
+                 and not (jumps and jumps.entered_from_before(call.start_byte, c.start_byte)))
 
 
 def _enclosing_condition(call: ts.Node, stop: ts.Node) -> ts.Node | None:
