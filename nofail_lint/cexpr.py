@@ -320,13 +320,37 @@ class MaskEvaluator:
 
     def __init__(self, atoms: frozenset, composites: dict[str, str],
                  resolve_macro: Callable[[str], list[str]],
-                 param_index: Callable[[str], int | None] = lambda n: None):
+                 param_index: Callable[[str], int | None] = lambda n: None,
+                 resolve_fn_macro: Callable[[str], list[tuple[tuple[str, ...], str]]] = lambda n: []):
         self.atoms = atoms
         self.composites = composites
         self.resolve_macro = resolve_macro
         self.param_index = param_index
+        self.resolve_fn_macro = resolve_fn_macro
         self._active: set[str] = set()
         self._cache: dict[str, Mask] = {}
+        self._bound: list[dict[str, Mask]] = []    # arguments of the function-like macros being expanded
+
+    def expand(self, name: str, args: tuple) -> Mask:
+        """`NO_SLEEP(gfp)`: a function-like mask macro, its parameters bound
+        to the arguments' masks (evaluated where the macro is used)."""
+        bodies = [(params, body) for params, body in self.resolve_fn_macro(name) if len(params) == len(args)]
+        if not bodies or name in self._active or len(self._bound) > 8:
+            return UNKNOWN
+        values = [self.eval(a) for a in args]
+        result = None
+        self._active.add(name)
+        try:
+            for params, body in bodies:
+                self._bound.append(dict(zip(params, values)))
+                try:
+                    m = self.eval(parse_expr(body))
+                finally:
+                    self._bound.pop()
+                result = m if result is None else mask_union(result, m)
+        finally:
+            self._active.discard(name)
+        return result
 
     def atom_of(self, name: str) -> str | None:
         if name in self.atoms:
@@ -342,10 +366,12 @@ class MaskEvaluator:
         atom = self.atom_of(name)
         if atom:
             return atoms_mask([atom])
+        if self._bound and name in self._bound[-1]:
+            return self._bound[-1][name]
         idx = self.param_index(name)
         if idx is not None:
             return Mask(params=((idx, frozenset()),))
-        if name in self._cache:
+        if name in self._cache and not self._bound:
             return self._cache[name]
         if name in self._active:
             return UNKNOWN
@@ -362,7 +388,8 @@ class MaskEvaluator:
                 result = m if result is None else mask_union(result, m)
         finally:
             self._active.discard(name)
-        self._cache[name] = result
+        if not self._bound:
+            self._cache[name] = result
         return result
 
     def eval(self, e: Expr) -> Mask:
@@ -375,6 +402,8 @@ class MaskEvaluator:
             return self.eval(e[1])
         if kind == "cond":
             return mask_union(self.eval(e[2]), self.eval(e[3]))
+        if kind == "call":
+            return self.expand(e[1], tuple(e[2]))
         if kind == "bin":
             op, a, b = e[1], e[2], e[3]
             if op in ("|", "^", "+"):

@@ -259,6 +259,21 @@ def call_macros(src: bytes, lines: "SourceLines") -> list[FunctionFacts]:
     return out
 
 
+def mask_macros(src: bytes) -> list[tuple[str, tuple[str, ...], str]]:
+    """Function-like #defines whose body computes a gfp mask from their
+    arguments (`#define NO_SLEEP(g) ((g) & ~__GFP_DIRECT_RECLAIM)`)."""
+    out = []
+    for m in _DEFINE_FN.finditer(src):
+        body = _COMMENT.sub(b" ", m.group(3).replace(b"\\\n", b" ")).strip()
+        if not body or len(body) > 400 or not _INTERESTING_MACRO.search(body) or b";" in body:
+            continue
+        params = tuple(p.strip() for p in m.group(2).decode("utf-8", "replace").split(",") if p.strip())
+        if any(not p.isidentifier() for p in params):
+            continue     # variadic: not a mask computation
+        out.append((m.group(1).decode("ascii"), params, body.decode("utf-8", "replace")))
+    return out
+
+
 def object_like_macros(src: bytes) -> list[tuple[str, str]]:
     """Object-like #defines that can matter for a gfp mask or a vmalloc range.
 
@@ -598,7 +613,7 @@ def extract(src: bytes, path: str, parser: ts.Parser | None = None) -> FileFacts
             plain.append(fn.name)
     out.extend(call_macros(src, lines))
     return FileFacts(path=path, macros=tuple(object_like_macros(src)), functions=tuple(out),
-                     parse_errors=errors, plain_functions=tuple(plain))
+                     parse_errors=errors, plain_functions=tuple(plain), mask_macros=tuple(mask_macros(src)))
 
 
 @dataclass

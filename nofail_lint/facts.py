@@ -81,3 +81,6 @@ class FileFacts(NamedTuple):
     # call, loop or lock region): only their names matter, because a call
     # from this file to one of them does not reach a global of the same name
     plain_functions: tuple[str, ...] = ()
+    # function-like #defines of a mask: (name, parameters, body), e.g.
+    # `#define NO_SLEEP(g) ((g) & ~__GFP_DIRECT_RECLAIM)`
+    mask_macros: tuple[tuple[str, tuple[str, ...], str], ...] = ()

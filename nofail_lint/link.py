@@ -88,6 +88,8 @@ class TreeTables:
         self.extra_retry_wait = extra_retry_wait     # configured retry-wait helpers (NF002)
         self.macros: dict[str, list[str]] = defaultdict(list)
         self.file_macros: dict[str, dict[str, list[str]]] = {}
+        self.fn_macros: dict[str, list[tuple[tuple[str, ...], str]]] = defaultdict(list)
+        self.file_fn_macros: dict[str, dict[str, list[tuple[tuple[str, ...], str]]]] = {}
         self.globals: dict[str, list[FunctionRef]] = defaultdict(list)
         # `static inline` functions of headers: visible wherever the header is included
         self.header_statics: dict[str, list[FunctionRef]] = defaultdict(list)
@@ -100,6 +102,12 @@ class TreeTables:
                 if body not in self.macros[name]:
                     self.macros[name].append(body)
             self.file_macros[ff.path] = local
+            local_fn = defaultdict(list)
+            for name, params, body in ff.mask_macros:
+                local_fn[name].append((params, body))
+                if (params, body) not in self.fn_macros[name]:
+                    self.fn_macros[name].append((params, body))
+            self.file_fn_macros[ff.path] = local_fn
             # a fact-less function defined first still hides later definitions
             # and any global of its name from this file
             table: dict[str, FunctionRef | None] = dict.fromkeys(ff.plain_functions)
@@ -138,11 +146,15 @@ class TreeTables:
     def macro_bodies(self, path: str, name: str) -> list[str]:
         return self.file_macros.get(path, {}).get(name) or self.macros.get(name, [])
 
+    def fn_macro_bodies(self, path: str, name: str) -> list[tuple[tuple[str, ...], str]]:
+        return self.file_fn_macros.get(path, {}).get(name) or self.fn_macros.get(name, [])
+
     def evaluator(self, ref: FunctionRef) -> MaskEvaluator:
         params = {p: i for i, p in enumerate(ref.fn.params) if p}
         path = ref.file.path
         return MaskEvaluator(self.algebra.atoms, self.algebra.composites,
-                             lambda n: self.macro_bodies(path, n), params.get)
+                             lambda n: self.macro_bodies(path, n), params.get,
+                             lambda n: self.fn_macro_bodies(path, n))
 
     def const_int(self, path: str, expr, known: dict[str, int] | None = None) -> int | None:
         """Value of a constant integer expression, through the tree's macros."""
@@ -151,7 +163,8 @@ class TreeTables:
     def evaluator_for_file(self, path: str) -> MaskEvaluator:
         """An evaluator with no parameters bound (file-scope macros only)."""
         return MaskEvaluator(self.algebra.atoms, self.algebra.composites,
-                             lambda n: self.macro_bodies(path, n))
+                             lambda n: self.macro_bodies(path, n),
+                             resolve_fn_macro=lambda n: self.fn_macro_bodies(path, n))
 
     def mask_of(self, ref: FunctionRef, text: str, evaluator: MaskEvaluator | None = None) -> Mask:
         return (evaluator or self.evaluator(ref)).eval(parse_expr(text))
