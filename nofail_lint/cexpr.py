@@ -207,6 +207,9 @@ class _Parser:
                 return e
 
 
+# a struct field read, as extract rewrites it: `__nfl_field(struct type, field)`
+FIELD_READ = "__nfl_field"
+
 _C_COMMENT = re.compile(r"/\*.*?\*/|//[^\n]*", re.DOTALL)
 
 
@@ -321,12 +324,14 @@ class MaskEvaluator:
     def __init__(self, atoms: frozenset, composites: dict[str, str],
                  resolve_macro: Callable[[str], list[str]],
                  param_index: Callable[[str], int | None] = lambda n: None,
-                 resolve_fn_macro: Callable[[str], list[tuple[tuple[str, ...], str]]] = lambda n: []):
+                 resolve_fn_macro: Callable[[str], list[tuple[tuple[str, ...], str]]] = lambda n: [],
+                 resolve_field: Callable[[str, str], Mask | None] = lambda t, f: None):
         self.atoms = atoms
         self.composites = composites
         self.resolve_macro = resolve_macro
         self.param_index = param_index
         self.resolve_fn_macro = resolve_fn_macro
+        self.resolve_field = resolve_field
         self._active: set[str] = set()
         self._cache: dict[str, Mask] = {}
         self._bound: list[dict[str, Mask]] = []    # arguments of the function-like macros being expanded
@@ -403,6 +408,9 @@ class MaskEvaluator:
         if kind == "cond":
             return mask_union(self.eval(e[2]), self.eval(e[3]))
         if kind == "call":
+            if e[1] == FIELD_READ and len(e[2]) == 2 and e[2][0][0] == "id" and e[2][1][0] == "id":
+                found = self.resolve_field(e[2][0][1], e[2][1][1])
+                return UNKNOWN if found is None else found
             return self.expand(e[1], tuple(e[2]))
         if kind == "bin":
             op, a, b = e[1], e[2], e[3]

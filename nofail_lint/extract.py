@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import tree_sitter as ts
 import tree_sitter_c as tsc
 
-from .cexpr import literal_end
+from .cexpr import FIELD_READ, literal_end
 from .facts import CallSite, FileFacts, FunctionFacts, ReturnedCall, Span
 from .loops import NULL_TEST_CALLS, LoopAnalyser, is_null_test, result_key, strip
 from .model import load_model
@@ -318,6 +318,8 @@ _Q_FILE = _query("""
 (init_declarator declarator: (pointer_declarator declarator: (identifier) @write))
 (pointer_expression argument: (_) @addr)
 (ERROR) @err
+(assignment_expression left: (field_expression field: (field_identifier))) @fassign
+(declaration type: (struct_specifier name: (type_identifier)) declarator: (init_declarator value: (initializer_list))) @initdecl
 (if_statement condition: (_) @cond)
 (while_statement condition: (_) @cond)
 (do_statement condition: (_) @cond)
@@ -333,6 +335,29 @@ _CONDITIONAL_TYPES = frozenset({
 _RELEVANT_ARG = re.compile(r"gfp|GFP|nofail|NOFAIL|VADDR|\w*(?:start|end|START|END)\b")
 _WORD = re.compile(r"\w+")
 _GFP_T_NAMES = re.compile(r"\bgfp_t\s+(?:const\s+)?([A-Za-z_]\w*)")
+# `ctx->gfp`, `ctx.gfp`: a field read off a plain variable
+_FIELD_READ = re.compile(r"(?<![\w.>])([A-Za-z_]\w*)\s*(?:->|\.)\s*([A-Za-z_]\w*)\b(?!\s*(?:->|\.|\(|\[))")
+_STRUCT_DECL = r"\b(?:struct|union)\s+([A-Za-z_]\w*)\s*(?:\*\s*)*(?:const\s+)?{}\s*[,;=)\[]"
+
+
+def _struct_type(fn_text: str, name: str, cache: dict[str, str | None]) -> str | None:
+    """The struct a local or parameter is declared as (`struct foo *name`)."""
+    if name not in cache:
+        m = re.search(_STRUCT_DECL.format(re.escape(name)), fn_text)
+        cache[name] = m.group(1) if m else None
+    return cache[name]
+
+
+def field_reads(text: str, fn_text: str, cache: dict[str, str | None]) -> str:
+    """`ctx->gfp` -> `__nfl_field(foo, gfp)` when ctx is a `struct foo`, so
+    the link stage can give the field the masks assigned to it tree-wide."""
+    if "->" not in text and "." not in text:
+        return text
+
+    def rewrite(m: re.Match) -> str:
+        kind = _struct_type(fn_text, m.group(1), cache)
+        return f"{FIELD_READ}({kind}, {m.group(2)})" if kind else m.group(0)
+    return _FIELD_READ.sub(rewrite, text)
 
 
 # ------------------------------------------------------------ positions
@@ -598,9 +623,9 @@ def extract(src: bytes, path: str, parser: ts.Parser | None = None) -> FileFacts
     clean = prepare_source(src)
     lines = SourceLines(src)
     tree = parser.parse(clean)
-    found, errors = _function_facts(tree.root_node, src, lines)
+    found, errors, field_masks = _function_facts(tree.root_node, src, lines)
     if tree.root_node.has_error:
-        found = _recover_lost_functions(parser, clean, src, lines, found)
+        found = _recover_lost_functions(parser, clean, src, lines, found, field_masks)
     out = []
     plain = []     # names of functions with no facts
     named: set[str] = set()
@@ -613,7 +638,8 @@ def extract(src: bytes, path: str, parser: ts.Parser | None = None) -> FileFacts
             plain.append(fn.name)
     out.extend(call_macros(src, lines))
     return FileFacts(path=path, macros=tuple(object_like_macros(src)), functions=tuple(out),
-                     parse_errors=errors, plain_functions=tuple(plain), mask_macros=tuple(mask_macros(src)))
+                     parse_errors=errors, plain_functions=tuple(plain), mask_macros=tuple(mask_macros(src)),
+                     field_masks=tuple(dict.fromkeys(field_masks)))
 
 
 @dataclass
@@ -653,7 +679,7 @@ def _kernel_style_bodies(clean: bytes) -> list[tuple[int, int, int]]:
 
 
 def _recover_lost_functions(parser: ts.Parser, clean: bytes, src: bytes, lines: SourceLines,
-                            found: list[_Found]) -> list[_Found]:
+                            found: list[_Found], field_masks: list) -> list[_Found]:
     """Functions a parse error swallowed, parsed again one by one.
 
     tree-sitter's error recovery can turn one damaged statement into an ERROR
@@ -672,15 +698,17 @@ def _recover_lost_functions(parser: ts.Parser, clean: bytes, src: bytes, lines: 
             r0, c0 = lines.point(start)
             r1, c1 = lines.point(end)
             parser.included_ranges = [ts.Range(ts.Point(r0, c0), ts.Point(r1, c1), start, end)]
-            again, _ = _function_facts(parser.parse(clean).root_node, src, lines)
+            again, _, more_fields = _function_facts(parser.parse(clean).root_node, src, lines)
             kept.extend(f for f in again if start <= f.start and f.end <= end)
+            field_masks.extend(m for m in more_fields if m not in field_masks)
     finally:
         parser.included_ranges = []
     return kept
 
 
-def _function_facts(root: ts.Node, src: bytes, lines: SourceLines) -> tuple[list[_Found], int]:
-    """Every function definition under `root` with its facts, and the number of ERROR nodes."""
+def _function_facts(root: ts.Node, src: bytes, lines: SourceLines) -> tuple[list[_Found], int, list]:
+    """Every function definition under `root` with its facts, the number of
+    ERROR nodes, and the masks assigned to struct fields."""
     caps = ts.QueryCursor(_Q_FILE).captures(root)
     by_start = lambda n: n.start_byte  # noqa: E731
     errors = len(caps.get("err", ()))
@@ -753,6 +781,14 @@ def _function_facts(root: ts.Node, src: bytes, lines: SourceLines) -> tuple[list
         if f is not None:
             returns_by_fn.setdefault(id(f), []).append(n)
 
+    fassigns_by_fn: dict[int, list[ts.Node]] = {}
+    for n in caps.get("fassign", ()):
+        f = owner(n)
+        if f is not None:
+            fassigns_by_fn.setdefault(id(f), []).append(n)
+    field_masks = _initialised_fields(caps.get("initdecl", ()))
+    model = load_model()
+
     out = []
     for f in functions:
         for evs in f.events.values():
@@ -763,6 +799,19 @@ def _function_facts(root: ts.Node, src: bytes, lines: SourceLines) -> tuple[list
         # an argument naming a gfp_t local or parameter (whole identifiers, as `\bname\b`)
         carries = (lambda a: not gfp_names.isdisjoint(_WORD.findall(a))) if gfp_names else None
         regions = _atomic_byte_ranges(f)
+        types: dict[str, str | None] = {}
+        for node in fassigns_by_fn.get(id(f), ()):
+            lhs, rhs = node.child_by_field_name("left"), node.child_by_field_name("right")
+            base = strip(lhs.child_by_field_name("argument"))
+            text = node_text(rhs)
+            if base is None or base.type != "identifier" or not (
+                    _RELEVANT_ARG.search(text) or (carries and carries(text))):
+                continue
+            kind = _struct_type(fn_text, node_text(base), types)
+            op = node_text(node.child_by_field_name("operator"))
+            if kind and op in ("=", "|=", "&="):
+                value = field_reads(values.substitute(text, node.start_byte), fn_text, types)
+                field_masks.append((kind, node_text(lhs.child_by_field_name("field")), op, value))
         conds = _Conditions(conds_by_fn.get(id(f), ()))
         jumps = _Jumps(labels_by_fn.get(id(f), {}), gotos_by_fn.get(id(f), ()))
         call_sites = []
@@ -773,9 +822,11 @@ def _function_facts(root: ts.Node, src: bytes, lines: SourceLines) -> tuple[list
             # wrapper's own NOFAIL would matter here: its result is tested for
             # NULL (NF006), or it runs in a non-sleepable region (NF008)
             if not (any(_RELEVANT_ARG.search(a) or (carries and carries(a)) for a in arg_texts)
+                    or (model.allocator(node_text(fn)) is not None and any("->" in a or "." in a for a in arg_texts))
                     or tests or any(s <= call.start_byte < e for s, e, _ in regions)):
                 continue
-            substituted = tuple(values.substitute(a, call.start_byte) for a in arg_texts)
+            substituted = tuple(field_reads(values.substitute(a, call.start_byte), fn_text, types)
+                                for a in arg_texts)
             call_sites.append(CallSite(node_text(fn), lines.span(fn, call), substituted, tests,
                                        _param_guards(f, call), _after_unlock(f, call)))
 
@@ -797,7 +848,26 @@ def _function_facts(root: ts.Node, src: bytes, lines: SourceLines) -> tuple[list
                 other_returns=other_returns,
                 atomic=_atomic_regions(regions, lines))
         out.append(_Found(f.node.start_byte, f.body.end_byte, (f.body.start_byte, f.body.end_byte), f.name, facts))
-    return out, errors
+    return out, errors, field_masks
+
+
+def _initialised_fields(decls) -> list[tuple[str, str, str, str]]:
+    """`struct foo x = { .gfp = GFP_NOFS | __GFP_NOFAIL };` -> (foo, gfp, "=", value)."""
+    out = []
+    for decl in decls:
+        kind = node_text(decl.child_by_field_name("type").child_by_field_name("name"))
+        init = decl.child_by_field_name("declarator").child_by_field_name("value")
+        for pair in init.named_children:
+            if pair.type != "initializer_pair":
+                continue
+            designators = pair.children_by_field_name("designator")
+            value = pair.child_by_field_name("value")
+            if len(designators) != 1 or designators[0].type != "field_designator" or value is None:
+                continue
+            text = node_text(value)
+            if _RELEVANT_ARG.search(text) and value.type != "initializer_list":
+                out.append((kind, node_text(designators[0]).lstrip(". \t"), "=", text))
+    return out
 
 
 def _asserted_conditions(calls) -> list[ts.Node]:

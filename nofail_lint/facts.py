@@ -84,3 +84,6 @@ class FileFacts(NamedTuple):
     # function-like #defines of a mask: (name, parameters, body), e.g.
     # `#define NO_SLEEP(g) ((g) & ~__GFP_DIRECT_RECLAIM)`
     mask_macros: tuple[tuple[str, tuple[str, ...], str], ...] = ()
+    # masks stored in struct fields: (struct type, field, "=" | "|=" | "&=", value text),
+    # from `x->gfp = ...` (x declared `struct type *x`) and `.gfp = ...` initialisers
+    field_masks: tuple[tuple[str, str, str, str], ...] = ()

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 
-from .cexpr import Mask, MaskEvaluator, const_value, parse_expr
+from .cexpr import Mask, MaskEvaluator, const_value, mask_union, parse_expr
 from .facts import CallSite, FileFacts, FunctionFacts, RetryLoop, ReturnedCall
 from .model import Model
 
@@ -90,6 +90,9 @@ class TreeTables:
         self.file_macros: dict[str, dict[str, list[str]]] = {}
         self.fn_macros: dict[str, list[tuple[tuple[str, ...], str]]] = defaultdict(list)
         self.file_fn_macros: dict[str, dict[str, list[tuple[tuple[str, ...], str]]]] = {}
+        # (struct type, field) -> [(file, op, value)]: every mask assigned to the field
+        self.field_values: dict[tuple[str, str], list[tuple[str, str, str]]] = defaultdict(list)
+        self._field_masks: dict[tuple[str, str], Mask | None] = {}
         self.globals: dict[str, list[FunctionRef]] = defaultdict(list)
         # `static inline` functions of headers: visible wherever the header is included
         self.header_statics: dict[str, list[FunctionRef]] = defaultdict(list)
@@ -108,6 +111,8 @@ class TreeTables:
                 if (params, body) not in self.fn_macros[name]:
                     self.fn_macros[name].append((params, body))
             self.file_fn_macros[ff.path] = local_fn
+            for kind, name, op, value in ff.field_masks:
+                self.field_values[(kind, name)].append((ff.path, op, value))
             # a fact-less function defined first still hides later definitions
             # and any global of its name from this file
             table: dict[str, FunctionRef | None] = dict.fromkeys(ff.plain_functions)
@@ -146,6 +151,34 @@ class TreeTables:
     def macro_bodies(self, path: str, name: str) -> list[str]:
         return self.file_macros.get(path, {}).get(name) or self.macros.get(name, [])
 
+    def field_mask(self, kind: str, name: str) -> Mask | None:
+        """The union of every mask assigned to `struct kind`'s field `name` in
+        the tree: `=` values, and those values with each `|=`/`&=` applied
+        (an assignment may or may not have run). None if none is known."""
+        key = (kind, name)
+        if key in self._field_masks:
+            return self._field_masks[key]
+        self._field_masks[key] = None      # a field assigned from itself: no value yet
+        base = None
+        for path, op, value in self.field_values.get(key, ()):
+            if op == "=":
+                m = self.evaluator_for_file(path).eval_text(value)
+                base = m if base is None else mask_union(base, m)
+        if base is not None:
+            result = base
+            for path, op, value in self.field_values.get(key, ()):
+                if op != "=":
+                    e = parse_expr(f"(__nfl_base) {op[0]} ({value})")
+                    m = MaskEvaluator(self.algebra.atoms, self.algebra.composites,
+                                      lambda n, p=path: [] if n == "__nfl_base" else self.macro_bodies(p, n),
+                                      resolve_fn_macro=lambda n, p=path: self.fn_macro_bodies(p, n),
+                                      resolve_field=self.field_mask)
+                    m._bound.append({"__nfl_base": base})
+                    result = mask_union(result, m.eval(e))
+            base = result
+        self._field_masks[key] = base
+        return base
+
     def fn_macro_bodies(self, path: str, name: str) -> list[tuple[tuple[str, ...], str]]:
         return self.file_fn_macros.get(path, {}).get(name) or self.fn_macros.get(name, [])
 
@@ -154,7 +187,7 @@ class TreeTables:
         path = ref.file.path
         return MaskEvaluator(self.algebra.atoms, self.algebra.composites,
                              lambda n: self.macro_bodies(path, n), params.get,
-                             lambda n: self.fn_macro_bodies(path, n))
+                             lambda n: self.fn_macro_bodies(path, n), self.field_mask)
 
     def const_int(self, path: str, expr, known: dict[str, int] | None = None) -> int | None:
         """Value of a constant integer expression, through the tree's macros."""
@@ -164,7 +197,8 @@ class TreeTables:
         """An evaluator with no parameters bound (file-scope macros only)."""
         return MaskEvaluator(self.algebra.atoms, self.algebra.composites,
                              lambda n: self.macro_bodies(path, n),
-                             resolve_fn_macro=lambda n: self.fn_macro_bodies(path, n))
+                             resolve_fn_macro=lambda n: self.fn_macro_bodies(path, n),
+                             resolve_field=self.field_mask)
 
     def mask_of(self, ref: FunctionRef, text: str, evaluator: MaskEvaluator | None = None) -> Mask:
         return (evaluator or self.evaluator(ref)).eval(parse_expr(text))
