@@ -402,6 +402,7 @@ class _Event:
     cond_ranges: list[tuple[int, int]] = field(default_factory=list)
     arm: tuple[int, str] | None = None      # (if-chain start, branch) for if/else-if exclusivity
     implied: tuple[str, ...] = ()           # flags the guarding `if (x & FLAG)` proves set
+    guard: str = ""                         # the guarding `if` condition, parentheses and spaces removed
 
     def unconditional_for(self, use: int) -> bool:
         return all(s <= use < e for s, e in self.cond_ranges)
@@ -423,7 +424,9 @@ class LocalValues:
     def __init__(self, events: dict[str, list[_Event]]):
         self.events = events
 
-    def value_at(self, name: str, use: int, depth: int = 0) -> str:
+    def value_at(self, name: str, use: int, depth: int = 0, clear_guards: frozenset[str] = frozenset()) -> str:
+        """`clear_guards`: conditions under which a guarded `&=` counts as
+        unconditional at this use (see `range_guards`)."""
         value = name
         chains: dict[int, tuple[str, str]] = {}     # if-chain -> (value before it, last branch)
         for ev in self.events.get(name, ()):
@@ -431,7 +434,7 @@ class LocalValues:
                 break
             if ev.start <= use < ev.end:
                 continue            # the use is inside this assignment's RHS
-            unconditional = ev.unconditional_for(use)
+            unconditional = ev.unconditional_for(use) or (ev.op == "&=" and ev.guard in clear_guards)
             base = value
             if not unconditional and ev.arm is not None:
                 chain, branch = ev.arm
@@ -441,7 +444,7 @@ class LocalValues:
                 elif before[1] != branch:
                     base = before[0]   # another branch of the same if/else chain: they never combine
                     chains[chain] = (before[0], branch)
-            rhs = self.substitute(ev.rhs, ev.start, depth + 1)
+            rhs = self.substitute(ev.rhs, ev.start, depth + 1, clear_guards)
             if ev.op == "=":
                 new = rhs
             elif ev.op == "&=":
@@ -457,16 +460,38 @@ class LocalValues:
                 return name
         return value
 
-    def substitute(self, text: str, use: int, depth: int = 0) -> str:
+    def substitute(self, text: str, use: int, depth: int = 0, clear_guards: frozenset[str] = frozenset()) -> str:
         if not self.events or depth > self.MAX_DEPTH:
             return text
         events = self.events
 
         def value(m: re.Match) -> str:
             name = m.group(0)
-            return "(" + self.value_at(name, use, depth) + ")" if name in events else name
+            return "(" + self.value_at(name, use, depth, clear_guards) + ")" if name in events else name
         out = self._WORD.sub(value, text)
         return out if len(out) <= self.MAX_LEN else text
+
+
+def range_guards(start: str, end: str, default: tuple[str, str]) -> frozenset[str]:
+    """Conditions that hold exactly when a range call's start/end are not the
+    default range. A mask cleared under one of them (`if (start !=
+    VMALLOC_START || end != VMALLOC_END) gfp &= ~__GFP_NOFAIL;`) is cleared
+    on every path that reaches the call with a narrow range, so for that
+    call the clear counts as unconditional."""
+    s, e = ("".join(x.split()).strip("()") for x in (start, end))
+    ds, de = default
+    return frozenset({f"{s}!={ds}||{e}!={de}", f"{e}!={de}||{s}!={ds}",
+                      f"!{s}=={ds}&&{e}=={de}", f"!{e}=={de}&&{s}=={ds}"})
+
+
+def _guard_text(node: ts.Node, stop: ts.Node) -> str:
+    """The condition of the `if` whose then-branch holds `node` directly."""
+    child, p = node, node.parent
+    while p is not None and p != stop and p.type in ("expression_statement", "compound_statement"):
+        child, p = p, p.parent
+    if p is None or p.type != "if_statement" or child != p.child_by_field_name("consequence"):
+        return ""
+    return re.sub(r"[\s()]", "", node_text(p.child_by_field_name("condition")))
 
 
 # ------------------------------------------------------------ functions
@@ -747,7 +772,8 @@ def _function_facts(root: ts.Node, src: bytes, lines: SourceLines) -> tuple[list
             continue
         arm, implied = _branch_of(node, f.body)
         f.events.setdefault(node_text(lhs), []).append(
-            _Event(node.start_byte, node.end_byte, op, node_text(rhs), _cond_ranges(node, f.body), arm, implied))
+            _Event(node.start_byte, node.end_byte, op, node_text(rhs), _cond_ranges(node, f.body), arm, implied,
+                   _guard_text(node, f.body)))
 
     conds_by_fn: dict[int, list[ts.Node]] = {}
     for n in sorted([*caps.get("cond", ()), *_asserted_conditions(caps.get("call", ()))], key=by_start):
@@ -825,7 +851,11 @@ def _function_facts(root: ts.Node, src: bytes, lines: SourceLines) -> tuple[list
                     or (model.allocator(node_text(fn)) is not None and any("->" in a or "." in a for a in arg_texts))
                     or tests or any(s <= call.start_byte < e for s, e, _ in regions)):
                 continue
-            substituted = tuple(field_reads(values.substitute(a, call.start_byte), fn_text, types)
+            api = model.allocator(node_text(fn))
+            guards = frozenset()
+            if api is not None and api.range_default and max(api.start, api.end) < len(arg_texts):
+                guards = range_guards(arg_texts[api.start], arg_texts[api.end], api.range_default)
+            substituted = tuple(field_reads(values.substitute(a, call.start_byte, 0, guards), fn_text, types)
                                 for a in arg_texts)
             call_sites.append(CallSite(node_text(fn), lines.span(fn, call), substituted, tests,
                                        _param_guards(f, call), _after_unlock(f, call)))
