@@ -334,6 +334,7 @@ _CONDITIONAL_TYPES = frozenset({
 # it names a GFP flag or macro, a gfp_t variable, or a *start/*end/VADDR value.
 _RELEVANT_ARG = re.compile(r"gfp|GFP|nofail|NOFAIL|VADDR|\w*(?:start|end|START|END)\b")
 _WORD = re.compile(r"\w+")
+_ENOMEM = re.compile(r"-\s*ENOMEM\b")
 _GFP_T_NAMES = re.compile(r"\bgfp_t\s+(?:const\s+)?([A-Za-z_]\w*)")
 # `ctx->gfp`, `ctx.gfp`: a field read off a plain variable
 _FIELD_READ = re.compile(r"(?<![\w.>])([A-Za-z_]\w*)\s*(?:->|\.)\s*([A-Za-z_]\w*)\b(?!\s*(?:->|\.|\(|\[))")
@@ -876,7 +877,8 @@ def _function_facts(root: ts.Node, src: bytes, lines: SourceLines) -> tuple[list
                 name=f.name, is_static=f.static, params=f.params, span=lines.span(f.header),
                 calls=tuple(call_sites), returns=tuple(returns), retry_loops=tuple(retry_loops),
                 other_returns=other_returns,
-                atomic=_atomic_regions(regions, lines))
+                atomic=_atomic_regions(regions, lines),
+                mentions_enomem=bool(_ENOMEM.search(fn_text)))
         out.append(_Found(f.node.start_byte, f.body.end_byte, (f.body.start_byte, f.body.end_byte), f.name, facts))
     return out, errors, field_masks
 

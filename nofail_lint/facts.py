@@ -49,6 +49,7 @@ class RetryLoop(NamedTuple):
     callees_in_loop: tuple[str, ...]
     # for a conditional exit: (parameter index, flag) pairs whose `param & FLAG` lets it leave
     may_fail_if: tuple[tuple[int, str], ...] = ()
+    retries_enomem: bool = False   # the retry is taken on `== -ENOMEM`
 
 
 class ReturnedCall(NamedTuple):
@@ -70,6 +71,7 @@ class FunctionFacts(NamedTuple):
     # non-sleepable regions: (opening call, start line, start column, end line, end column)
     atomic: tuple[tuple[str, int, int, int, int], ...] = ()
     other_returns: int = 0     # return statements that return no call's result (NULL, -ENOMEM...)
+    mentions_enomem: bool = False   # `-ENOMEM` appears in the body (returned or assigned)
 
 
 class FileFacts(NamedTuple):

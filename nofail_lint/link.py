@@ -232,6 +232,53 @@ class TreeTables:
                 work.append(ref.fn.name)
         return wrappers
 
+    # ------------------------------------------------------------ -ENOMEM from an allocation
+
+    @property
+    def enomem_sources(self) -> dict[tuple[str, str], tuple[str, ...]]:
+        """(file, function) -> the calls down to an allocator whose failure
+        the function returns as an error code (`-ENOMEM`): a function that
+        allocates and returns -ENOMEM, and any function returning the result
+        of one of those (followed across files)."""
+        found = self.derived.get("enomem_sources")
+        if found is None:
+            found = self.derived["enomem_sources"] = self._enomem_sources()
+        return found
+
+    def _enomem_sources(self) -> dict[tuple[str, str], tuple[str, ...]]:
+        out: dict[tuple[str, str], tuple[str, ...]] = {}
+        by_callee: dict[str, list[tuple[FileFacts, FunctionFacts]]] = defaultdict(list)
+        for ff in self.files:
+            for fn in ff.functions:
+                for rc in fn.returns:
+                    by_callee[rc.callee].append((ff, fn))
+                    api = self.model.allocator(rc.callee)
+                    if api is not None and api.fails == "errno" and (ff.path, fn.name) not in out:
+                        out[(ff.path, fn.name)] = (fn.name, rc.callee)
+                if fn.mentions_enomem and (ff.path, fn.name) not in out:
+                    alloc = next((c.callee for c in fn.calls if self.allocator_chain(ff.path, c.callee) is not None), None)
+                    if alloc is not None:
+                        out[(ff.path, fn.name)] = (fn.name, alloc)
+        work = list({key[1] for key in out})
+        while work:
+            name = work.pop()
+            for ff, fn in by_callee.get(name, ()):
+                if (ff.path, fn.name) in out or fn.name == name:
+                    continue
+                target = next((out[r.key] for r in self.resolve(ff.path, name, True) if r.key in out), None)
+                if target is not None:
+                    out[(ff.path, fn.name)] = (fn.name,) + target
+                    work.append(fn.name)
+        return out
+
+    def enomem_chain(self, caller_path: str, name: str) -> tuple[str, ...] | None:
+        """How a call to `name` can return -ENOMEM from an allocation, or None."""
+        api = self.model.allocator(name)
+        if api is not None:
+            return (name,) if api.fails == "errno" else None
+        return next((self.enomem_sources[r.key] for r in self.resolve(caller_path, name, True)
+                     if r.key in self.enomem_sources), None)
+
     # ------------------------------------------------------------ wrappers that cannot return NULL
 
     def retries_allocation(self, ff: FileFacts, loop: RetryLoop) -> bool:

@@ -369,7 +369,9 @@ class LoopAnalyser:
         if stmt.type != "goto_statement":
             return True
         label = self.labels.get(stmt.child_by_field_name("label").text.decode("utf-8", "replace"))
-        return label is None or not (region.start_byte <= label.start_byte < region.end_byte)
+        # the back edge of the goto loop being analysed ends the iteration too
+        return label is None or not (region.start_byte <= label.start_byte < region.end_byte) \
+            or label.start_byte == self._entered_at
 
     def _always_leaves(self, node: ts.Node | None, region: ts.Node) -> bool:
         """A branch that ends by leaving the iteration whatever happens inside it."""
@@ -585,7 +587,8 @@ class LoopAnalyser:
         arg_texts = tuple(a.text.decode("utf-8", "replace") for a in args.named_children if a.type != "comment")
         site = CallSite(fn.text.decode("utf-8", "replace"), self.lines.span(fn, call), arg_texts)
         return RetryLoop(site, kind, self.lines.span(anchor), conditional, self._callees_in(start, end),
-                         self._flag_exits(exit_conds) if conditional else ())
+                         self._flag_exits(exit_conds) if conditional else (),
+                         any(c is not None and b"ENOMEM" in c.text for c in exit_conds))
 
     def _flag_exits(self, conds: list[ts.Node | None]) -> tuple[tuple[int, str], ...]:
         """`flags & KM_MAYFAIL` on a parameter in the exit conditions: the

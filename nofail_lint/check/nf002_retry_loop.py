@@ -45,10 +45,12 @@ def check(tables: TreeTables) -> list[Finding]:
                     continue   # `while (!kthread_should_stop())`: the loop waits for an event
                 chain = tables.allocator_chain(ff.path, loop.call.callee)
                 waiting = sorted(waits.intersection(loop.callees_in_loop))
-                if chain is None and not waiting:
+                enomem = tables.enomem_chain(ff.path, loop.call.callee) \
+                    if chain is None and loop.retries_enomem else None
+                if chain is None and not waiting and enomem is None:
                     continue
                 loops.setdefault((ff.path, loop.loop_kind, loop.loop_span), []).append(
-                    (ff, fn, loop, chain, waiting))
+                    (ff, fn, loop, chain, waiting, enomem))
     out = []
     for tries in loops.values():
         # a loop that tries several allocators (kmalloc, then a vmalloc
@@ -58,7 +60,7 @@ def check(tables: TreeTables) -> list[Finding]:
     return out
 
 
-def _finding(tables: TreeTables, ff, fn, loop, chain, waiting, also) -> Finding:
+def _finding(tables: TreeTables, ff, fn, loop, chain, waiting, enomem, also) -> Finding:
     model = tables.model
     callee = loop.call.callee
     shape = _SHAPES.get(loop.loop_kind, loop.loop_kind)
@@ -71,6 +73,9 @@ def _finding(tables: TreeTables, ff, fn, loop, chain, waiting, also) -> Finding:
                                   f"{link.ref.fn.name}() returns the result of {rc.callee}()"))
         notes.append(f"{callee}() is an allocator: it returns the result of "
                      f"{chain[-1].returned.callee}()")
+    elif enomem is not None:
+        notes.append(f"{callee}() returns -ENOMEM when an allocation fails: "
+                     + " -> ".join(f"{c}()" for c in enomem) + "; the loop retries on -ENOMEM")
     elif chain is None:
         notes.append(f"{callee}() is retried after {', '.join(w + '()' for w in waiting)}, "
                      f"which waits for memory: the loop treats it as an allocation")
