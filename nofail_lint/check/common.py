@@ -1,34 +1,18 @@
 """Small helpers shared by the rule modules."""
 from __future__ import annotations
 
-import functools
-
 from ..facts import Span
 from ..findings import Finding, PathStep
 from ..findings import Location
 from ..link import TreeTables
+from ..source import source_line
 
 
 def location(path: str, span: Span) -> Location:
+    """A finding's location. Facts carry positions only (a tree's worth of
+    snippets would be most of their size); findings are few, so the reported
+    line is read back from the file the path names."""
     return Location(path, span.line, span.column, span.end_line, span.end_column, source_line(path, span.line))
-
-
-@functools.lru_cache(maxsize=64)
-def _lines(path: str) -> tuple[str, ...]:
-    try:
-        with open(path, "rb") as fh:
-            src = fh.read()
-    except OSError:
-        return ()
-    return tuple(line.decode("utf-8", "replace").rstrip("\r") for line in src.split(b"\n"))
-
-
-def source_line(path: str, line: int) -> str:
-    """The text of a reported line. Facts carry positions only (a tree's worth
-    of snippets would be most of their size); findings are few, so the lines
-    are read back here, from the file the path names."""
-    lines = _lines(path)
-    return lines[line - 1] if 0 < line <= len(lines) else ""
 
 
 def fact_notes(tables: TreeTables, fact_ids) -> tuple[str, ...]:
