@@ -31,6 +31,8 @@ void *demo_get(size_t n)
 }
 """
 EXPECT = re.compile(r"/\*\s*expect:\s*([A-Z0-9,\s]+?)\s*\*/")
+# a known miss: the line should be reported but is not yet (semgrep's todoruleid:)
+TODO_EXPECT = re.compile(r"/\*\s*todo-expect:\s*([A-Z0-9,\s]+?)\s*\*/")
 
 
 def expect_marker(tag: str) -> re.Pattern:

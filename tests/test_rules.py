@@ -2,6 +2,7 @@
 its fixture folder shows it. Everything else is derived from the catalog."""
 from __future__ import annotations
 
+import contextlib
 import shutil
 
 import pytest
@@ -9,6 +10,7 @@ import pytest
 from conftest import FIXTURES, REPO
 from nofail_lint import check
 from nofail_lint.model import load_model
+from nofail_lint.pipeline import Options, run
 from nofail_lint.rules_catalog import RuleFileError, load_rules
 
 
@@ -53,3 +55,19 @@ def test_cites_outside_facts_is_rejected(tmp_path):
     (tmp_path / "NF003.toml").write_text(text.replace('cites = ["', 'cites = ["no.such-fact", "'))
     with pytest.raises(RuleFileError, match="no.such-fact"):
         load_rules(tmp_path)
+
+
+def _wrapped(example: str) -> str:
+    """A rule's example as a C file: statements go into a function body."""
+    if any(line[:1].isalpha() for line in example.splitlines()):
+        return example + "\n"
+    return "void rule_example(void)\n{\n" + example + "\n}\n"
+
+
+@pytest.mark.parametrize("rule_id", sorted(load_rules()))
+def test_rule_example_is_reported_by_its_rule(rule_id, tmp_path):
+    rule = load_rules()[rule_id]
+    (tmp_path / "example.c").write_text(_wrapped(rule.example))
+    with contextlib.chdir(tmp_path):
+        result = run(Options(["example.c"], jobs=1), tmp_path)
+    assert rule_id in {f.rule_id for f in result.findings}, rule.example
