@@ -3,7 +3,7 @@
 Macros (same-file definitions first, then every definition in the tree),
 function lookup with C's static/global scoping, a reverse call index, and the
 fixpoint of "functions that return an allocator's result" (NF002's wrappers).
-The range-wrapper fixpoint lives with NF001, its only user.
+Where gfp masks and vmalloc ranges flow through wrappers is check/gfp_flow.py's.
 """
 from __future__ import annotations
 
@@ -199,9 +199,6 @@ class TreeTables:
                              lambda n: self.macro_bodies(path, n),
                              resolve_fn_macro=lambda n: self.fn_macro_bodies(path, n),
                              resolve_field=self.field_mask)
-
-    def mask_of(self, ref: FunctionRef, text: str, evaluator: MaskEvaluator | None = None) -> Mask:
-        return (evaluator or self.evaluator(ref)).eval(parse_expr(text))
 
     def is_model_allocator(self, name: str) -> bool:
         return self.model.allocator(name) is not None or name in self.extra_allocators

@@ -12,13 +12,10 @@ import re
 from ..findings import Finding, PathStep
 from ..link import TreeTables
 from ..model import NOFAIL
-from .common import fact_notes, location
+from ..rules_catalog import RuleDoc
+from .common import location, report
 
 _GFP_ARG = re.compile(r"gfp|GFP")
-
-RULE_ID = "NF002"
-LEVEL = "warning"
-FACTS = ("gfp.nofail-preferred-over-loop", "gfp.nofail-contract")
 
 _SHAPES = {
     "do-while": "do/while loop",
@@ -33,7 +30,7 @@ def _surely_nofail(tables: TreeTables, ff, args) -> bool:
     return any(NOFAIL in evaluator.eval_text(a).must for a in args)
 
 
-def check(tables: TreeTables) -> list[Finding]:
+def check(tables: TreeTables, rule: RuleDoc) -> list[Finding]:
     waits = tables.model.retry_wait | tables.extra_retry_wait
     loops: dict[tuple, list] = {}
     for ff in tables.files:
@@ -56,11 +53,11 @@ def check(tables: TreeTables) -> list[Finding]:
         # a loop that tries several allocators (kmalloc, then a vmalloc
         # fallback) is one finding, at the first, naming the others
         tries.sort(key=lambda t: (t[2].call.span.line, t[2].call.span.column))
-        out.append(_finding(tables, *tries[0], also=[t[2].call for t in tries[1:]]))
+        out.append(_finding(tables, rule, *tries[0], also=[t[2].call for t in tries[1:]]))
     return out
 
 
-def _finding(tables: TreeTables, ff, fn, loop, chain, waiting, enomem, also) -> Finding:
+def _finding(tables: TreeTables, rule: RuleDoc, ff, fn, loop, chain, waiting, enomem, also) -> Finding:
     model = tables.model
     callee = loop.call.callee
     shape = _SHAPES.get(loop.loop_kind, loop.loop_kind)
@@ -95,11 +92,7 @@ def _finding(tables: TreeTables, ff, fn, loop, chain, waiting, enomem, also) -> 
         notes.append(f"{callee}() takes no gfp mask, so __GFP_NOFAIL cannot be passed to it: bound the "
                      "loop (a retry limit, a signal check), or let the failure reach the caller")
         advice = f"{callee}() takes no gfp mask: bound the loop or return the failure"
-    notes.extend(fact_notes(tables, FACTS + tuple(model.retry_wait_facts if waiting else ())))
     message = (f"open-coded retry loop around {callee}(): it repeats the allocation until it "
                f"succeeds; {advice}")
-    return Finding(
-        rule_id=RULE_ID, level=LEVEL, message=message,
-        location=location(ff.path, loop.call.span), function=fn.name,
-        notes=tuple(notes), path=tuple(steps),
-        facts=tuple(dict.fromkeys(FACTS + (model.retry_wait_facts if waiting else ()))))
+    return report(tables, rule, ff.path, loop.call.span, fn.name, message, notes,
+                  model.retry_wait_facts if waiting else (), tuple(steps))

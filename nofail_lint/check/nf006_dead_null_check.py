@@ -7,12 +7,10 @@ from __future__ import annotations
 from ..findings import Finding
 from ..link import TreeTables
 from ..model import NOFAIL
-from .common import fact_notes, location
+from ..rules_catalog import RuleDoc
+from .common import report
 from .gfp_flow import flow_for
 
-RULE_ID = "NF006"
-LEVEL = "note"
-FACTS = ("gfp.nofail-contract",)
 WRAPPER_FACTS = ("gfp.nofail-preferred-over-loop",)
 RECLAIM = "__GFP_DIRECT_RECLAIM"
 # null_under_nofail conditions that a sane call never meets: hard size limits
@@ -55,7 +53,7 @@ def _wrapper_chain(w) -> list:
     return chain
 
 
-def _looping_wrapper_findings(tables: TreeTables, out: dict) -> None:
+def _looping_wrapper_findings(tables: TreeTables, rule: RuleDoc, out: dict) -> None:
     """NULL tests of a call to a function that cannot return NULL because of
     its own retry loop (or returns such a function's result), with flags
     that do not include the loop's may-fail flag."""
@@ -82,20 +80,17 @@ def _looping_wrapper_findings(tables: TreeTables, out: dict) -> None:
                 notes.append(f"{inner.fn.name}() ({inner.file.path}:{loop.loop_span.line}) retries "
                              f"{loop.call.callee}() until it succeeds{unless}; drop the check, or pass the "
                              f"may-fail flag if failure can be handled")
+                msg = (f"dead NULL check: {call.callee}() (line {call.span.line}) cannot return NULL: "
+                       f"{inner.fn.name}() loops until the allocation succeeds")
                 for test in call.null_tests:
                     key = (ff.path, test.line, test.column)
-                    out.setdefault(key, Finding(
-                        rule_id=RULE_ID, level=LEVEL,
-                        message=(f"dead NULL check: {call.callee}() (line {call.span.line}) cannot return NULL: "
-                                 f"{inner.fn.name}() loops until the allocation succeeds"),
-                        location=location(ff.path, test), function=fn.name,
-                        notes=tuple(notes) + fact_notes(tables, WRAPPER_FACTS),
-                        facts=tuple(f.id for f in tables.model.facts_for(WRAPPER_FACTS, tables.kernel_version))))
+                    if key not in out:
+                        out[key] = report(tables, rule, ff.path, test, fn.name, msg, notes, WRAPPER_FACTS)
 
 
-def check(tables: TreeTables) -> list[Finding]:
+def check(tables: TreeTables, rule: RuleDoc) -> list[Finding]:
     out = {}
-    _looping_wrapper_findings(tables, out)
+    _looping_wrapper_findings(tables, rule, out)
     for site in flow_for(tables).sites:
         sink = site.sink
         if not site.step.call.null_tests or NOFAIL not in sink.mask.must or not _returns_result(tables, sink):
@@ -112,9 +107,6 @@ def check(tables: TreeTables) -> list[Finding]:
             notes = [f"{call.callee}() retries until it succeeds under this mask; drop the check "
                      f"(or drop __GFP_NOFAIL if failure can be handled)"]
             key = (site.step.path, test.line, test.column)
-            out.setdefault(key, Finding(
-                rule_id=RULE_ID, level=LEVEL, message=msg, location=location(site.step.path, test),
-                function=site.step.function,
-                notes=tuple(notes) + fact_notes(tables, FACTS),
-                facts=tuple(f.id for f in tables.model.facts_for(FACTS, tables.kernel_version))))
+            if key not in out:
+                out[key] = report(tables, rule, site.step.path, test, site.step.function, msg, notes)
     return list(out.values())
