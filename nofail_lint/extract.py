@@ -17,7 +17,7 @@ import tree_sitter_c as tsc
 
 from .cexpr import FIELD_READ, close_paren, split_args
 from .facts import CallSite, FileFacts, FunctionFacts, ReturnedCall, Span
-from .loops import FOR_EACH_MACRO, NULL_TEST_CALLS, LoopAnalyser, is_null_test, result_key, strip
+from .loops import FOR_EACH_MACRO, NULL_TEST_CALLS, LoopAnalyser, is_loop, is_null_test, result_key, strip
 from .model import load_model
 from .source import SourceText, decode, node_text
 
@@ -521,6 +521,7 @@ class _Function:
         self.calls: list[tuple[ts.Node, ts.Node, ts.Node]] = []   # (call, fn, args)
         self.events: dict[str, list[_Event]] = {}
         self.assign_nodes: list[tuple[ts.Node, ts.Node]] = []      # (assign, lhs)
+        self.field_assigns: list[tuple[ts.Node, ts.Node]] = []     # (assign, lhs) with a field lhs
 
 
 _SYSCALL_LIKE = re.compile(r"^(?:COMPAT_)?SYSCALL_DEFINE\d$")
@@ -744,6 +745,7 @@ def _function_facts(root: ts.Node, src: bytes, lines: SourceText) -> tuple[list[
         f = owner(n)
         if f is not None:
             fassigns_by_fn.setdefault(id(f), []).append(n)
+            f.field_assigns.append((n, n.child_by_field_name("left")))
     field_masks = _initialised_fields(caps.get("initdecl", ()))
     model = load_model()
 
@@ -819,8 +821,10 @@ def _initialised_fields(decls) -> list[tuple[str, str, str, str]]:
     out = []
     for decl in decls:
         kind = node_text(decl.child_by_field_name("type").child_by_field_name("name"))
-        init = decl.child_by_field_name("declarator").child_by_field_name("value")
-        for pair in init.named_children:
+        inits = [d.child_by_field_name("value") for d in decl.children_by_field_name("declarator")
+                 if d.type == "init_declarator"]
+        for pair in (p for init in inits if init is not None and init.type == "initializer_list"
+                     for p in init.named_children):
             if pair.type != "initializer_pair":
                 continue
             designators = pair.children_by_field_name("designator")
@@ -833,13 +837,17 @@ def _initialised_fields(decls) -> list[tuple[str, str, str, str]]:
     return out
 
 
+_NULL_TEST_CALL_NAMES = frozenset(n.encode() for n in NULL_TEST_CALLS)
+
+
 def _asserted_conditions(calls) -> list[ts.Node]:
     """The condition of each `BUG_ON(cond);` / `WARN_ON(cond);` statement."""
     out = []
     for call in calls:
-        if call.parent is None or call.parent.type != "expression_statement":
+        parent = call.parent
+        if parent is None or parent.type != "expression_statement":
             continue
-        if node_text(call.child_by_field_name("function")) not in NULL_TEST_CALLS:
+        if call.child_by_field_name("function").text not in _NULL_TEST_CALL_NAMES:
             continue
         args = [a for a in call.child_by_field_name("arguments").named_children if a.type != "comment"]
         if args:
@@ -883,8 +891,10 @@ def _null_tests(f: _Function, call: ts.Node, conds: _Conditions, lines: SourceTe
     if not later:
         return ()
     stop = f.body.end_byte
-    for assign, lhs in f.assign_nodes:
-        if assign.start_byte > call.end_byte and node_text(lhs) == key:
+    others = [a for a, lhs in f.assign_nodes + f.field_assigns
+              if "".join(node_text(lhs).split()) == key and not (a.start_byte <= call.start_byte < a.end_byte)]
+    for assign in others:
+        if assign.start_byte > call.end_byte:
             stop = min(stop, assign.start_byte)
     # only tests the allocation dominates: a test outside an `if` that guards
     # the call may see the variable's earlier value, unless that `if` runs
@@ -894,9 +904,21 @@ def _null_tests(f: _Function, call: ts.Node, conds: _Conditions, lines: SourceTe
     guards = [(s, e) for s, e, fallback in _guard_ranges(call, f.body, key) if not fallback]
     # nor tests after a label that a goto from before the call reaches
     # (`if (p) kfree(p);` at the error exit: `p` may still be NULL there)
+    # nor tests in a loop that assigns the variable elsewhere: the next
+    # iteration can reach the test with that other value
     return tuple(lines.span(c) for c in later
                  if c.start_byte < stop and all(s <= c.start_byte < e for s, e in guards)
-                 and not (jumps and jumps.entered_from_before(call.start_byte, c.start_byte)))
+                 and not (jumps and jumps.entered_from_before(call.start_byte, c.start_byte))
+                 and not _reassigned_in_loop(c, f.body, others))
+
+
+def _reassigned_in_loop(node: ts.Node, stop: ts.Node, assigns: list[ts.Node]) -> bool:
+    p = node.parent
+    while p is not None and p != stop:
+        if is_loop(p) and any(p.start_byte <= a.start_byte < p.end_byte for a in assigns):
+            return True
+        p = p.parent
+    return False
 
 
 def _enclosing_condition(call: ts.Node, stop: ts.Node) -> ts.Node | None:
@@ -921,7 +943,9 @@ def _guard_ranges(call: ts.Node, stop: ts.Node, key: str) -> list[tuple[int, int
     out = []
     child, p = call, call.parent
     while p is not None and p != stop:
-        if p.type in _CONDITIONAL_TYPES:
+        if p.type == "if_statement" and child == p.child_by_field_name("condition"):
+            pass    # `if (!(p = alloc(...)))`: the call runs whatever the condition says
+        elif p.type in _CONDITIONAL_TYPES:
             fallback = (p.type == "if_statement" and p.child_by_field_name("alternative") is None
                         and child == p.child_by_field_name("consequence")
                         and _true_when_null(p.child_by_field_name("condition"), key))
@@ -1012,7 +1036,8 @@ def _param_guards(f: _Function, call: ts.Node) -> tuple[tuple[int, bool], ...]:
 
 def _after_unlock(f: _Function, call: ts.Node) -> bool:
     """The last lock-ish call before `call` in this function closes a section."""
-    sections = load_model().atomic_sections
+    model = load_model()
+    sections, closers = model.atomic_sections, model.atomic_closers
     last = None
     for c, fn, _ in f.calls:
         if c.start_byte >= call.start_byte:
@@ -1020,7 +1045,7 @@ def _after_unlock(f: _Function, call: ts.Node) -> bool:
         name = node_text(fn)
         if name in sections:
             last = "open"
-        elif any(name in closers for closers in sections.values()):
+        elif name in closers:
             last = "close"
     return last == "close"
 

@@ -101,6 +101,9 @@ def _is_loop(node: ts.Node) -> bool:
     return node.type in _LOOP_TYPES or _is_for_each_block(node)
 
 
+is_loop = _is_loop
+
+
 class _Result:
     """The tested result of one call: an lvalue (`p`, `obj->buf`) or the call itself."""
 
@@ -436,7 +439,7 @@ class LoopAnalyser:
         """An exit's guard; an exit that only code after `if (!p) { ...; continue; }`
         reaches is never taken on failure (the loop's exit is on success)."""
         val, dep = self._guard(node, stop, r, modified)
-        if val != F and not self._reachable_on_failure(node, stop, r, modified):
+        if val != F and node.start_byte > r.call.end_byte and not self._reachable_on_failure(node, stop, r, modified):
             return F, True
         return val, dep
 
@@ -620,6 +623,8 @@ class LoopAnalyser:
             return []
         mods = self._modifications(loop)
         exits = self._exits(loop, loop.start_byte, loop.end_byte)
+        has_continue = any(e.type == "continue_statement"
+                           for e in self._in_range(self.all_exits, loop.start_byte, loop.end_byte))
         kind = {"do_statement": "do-while", "while_statement": "while", "for_statement": "for"}[loop.type]
         cond = loop.child_by_field_name("condition")
         tested = self._tested([cond] + self._exit_conditions(exits, loop))
@@ -628,7 +633,9 @@ class LoopAnalyser:
             modified_r = self._varying(mods, loop, r, tested)
             cont, cdep = self._eval(cond, r, modified_r) if cond is not None else (T, False)
             ways_out = [(_not(cont), cdep)]
-            ways_out += [self._exit_guard(e, loop, r, modified_r) for e in exits]
+            # an exit only past `if (!p) { ...; continue; }` is success-only
+            guard = self._exit_guard if has_continue else self._guard
+            ways_out += [guard(e, loop, r, modified_r) for e in exits]
             verdict = self._verdict(ways_out)
             if verdict and self._honours_nofail([cond] + self._exit_conditions(exits, loop)):
                 continue

@@ -227,6 +227,15 @@ class Model:
     event_tests: frozenset[str] = frozenset()  # loop-exit tests of an external event, never allocations
     kmalloc_max_size: int = 4 << 20            # allocators.toml [limits]
 
+    @property
+    def atomic_closers(self) -> frozenset[str]:
+        """Every call that closes some non-sleepable section."""
+        found = self.__dict__.get("_closers")
+        if found is None:
+            found = frozenset().union(*self.atomic_sections.values())
+            object.__setattr__(self, "_closers", found)
+        return found
+
     def allocator(self, name: str) -> Allocator | None:
         """The entry for any spelling, as it applies to the newest kernel."""
         return self.allocators.get(name)
