@@ -10,12 +10,14 @@ import sys
 import time
 from collections import Counter
 from pathlib import Path
+from typing import Callable, NoReturn
 
 import click
 
 from . import __version__, baseline
 from . import cache as facts_cache
-from .cache import ENV_VAR, cache_dir as resolve_cache_dir
+from .cache import ENV_VAR
+from .cache import cache_dir as resolve_cache_dir
 from .config import Config, ConfigError, find_config, load_config
 from .discover import MissingPath, kernel_version_of
 from .gitdiff import DiffError, changed_lines, split_changed
@@ -70,7 +72,7 @@ class _Progress:
             self.shown = False
 
 
-def _fail(message: str):
+def _fail(message: str) -> NoReturn:
     click.echo(f"nofail-lint: error: {message}", err=True)
     sys.exit(EXIT_ERROR)
 
@@ -128,7 +130,7 @@ _CONFIG_OPT = click.option("--config", "config_file", type=click.Path(dir_okay=F
               help="Report only findings on lines added or changed since git revision REV.")
 @click.option("-q", "--quiet", is_flag=True, help="No summary line or progress on stderr.")
 @_cache_options
-def check(paths, fmt, output, jobs, kernel_version, select, config_file, show_suppressed,
+def check(paths, fmt, output, jobs, kernel_version, select, config_file, show_suppressed,  # noqa: C901
           baseline_file, write_baseline_file, diff_rev, quiet, cache_dir, no_cache):
     """Check C files and trees (recursive .c/.h; default: current directory)."""
     cwd = Path.cwd()
@@ -259,6 +261,7 @@ def grep_cmd(paths, flag, count, files_only, as_json, jobs, kernel_version, conf
     progress.clear()
     per_file = Counter(h.path for h in found)
     if as_json:
+        doc: list
         if count:
             doc = [{"path": p, "count": n} for p, n in sorted(per_file.items())]
         elif files_only:
@@ -324,6 +327,7 @@ _KERNEL_VERSION_OPT = click.option(
 def cache_cmd(cache_dir, clear_it):
     """Where the facts cache is and how big; --clear deletes it."""
     directory = resolve_cache_dir(cache_dir, False)
+    assert directory is not None     # only --no-cache gives none
     if clear_it:
         n = facts_cache.clear(directory) if directory.is_dir() else 0
         click.echo(f"{directory}: deleted {n} database(s)")
@@ -397,13 +401,13 @@ def model_verify(linux_tree, signatures, gfp_algebra):
     bad = counts["stale"]
     summary = (f"Linux {version}: {counts['ok']} ok, {counts['stale']} stale, "
                f"{counts['skipped']} skipped (not in version range) of {len(results)} facts")
-    extra = [("signatures", check_signatures)] if signatures else []
+    extra: list[tuple[str, Callable[..., list]]] = [("signatures", check_signatures)] if signatures else []
     extra += [("gfp", check_gfp)] if gfp_algebra else []
     for label, check_part in extra:
         part = check_part(m, linux_tree, version)
-        for r in part:
-            click.echo(r.line())
-        c = Counter(r.status for r in part)
+        for p in part:
+            click.echo(p.line())
+        c = Counter(p.status for p in part)
         bad += c["mismatch"] + c["missing"]
         summary += (f"; {label}: {c['ok']} ok, {c['mismatch']} mismatch, {c['missing']} missing, "
                     f"{c['skipped']} skipped")

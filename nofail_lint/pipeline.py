@@ -17,13 +17,13 @@ from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Protocol
+from typing import Callable, Protocol, cast
 
-from .check import run_rules
 from .cache import FactsCache, content_hash, seal, unseal
+from .check import run_rules
 from .discover import SourceFile, discover, kernel_version_of, worth_parsing
 from .facts import FileFacts
-from .findings import RunResult, Skipped
+from .findings import Finding, RunResult, Skipped
 from .link import TreeTables
 from .model import load_model
 
@@ -94,8 +94,9 @@ def _analyse_source(src: bytes, display: str, context: WorkerContext) -> Outcome
     if not worth_parsing(src, context.extra):
         return None
     try:
-        from .extract import LANGUAGE, extract
         import tree_sitter as ts
+
+        from .extract import LANGUAGE, extract
         if _PARSER is None:
             _PARSER = ts.Parser(LANGUAGE)
         return extract(src, display, _PARSER)
@@ -175,7 +176,7 @@ class Extraction:
             redo = []
             for display, key in missing.items():
                 if key in stored:
-                    self.outcomes[display] = _rehome(stored[key], display)
+                    self.outcomes[display] = _rehome(cast(Outcome, stored[key]), display)
                 else:
                     redo.append(display)
             if redo:   # corrupt or vanished entries: extract again, store again
@@ -246,7 +247,7 @@ def extract_all(files: list[SourceFile], jobs: int, progress: Progress | None = 
             read[display] = contents[display] = content
         if isinstance(answer, str):        # CACHED
             continue
-        outcomes[display] = unseal(*answer)
+        outcomes[display] = cast(Outcome, unseal(*answer))
         if content is not None:
             fresh[context.fact_key(content)] = answer
     if cache is not None:
@@ -283,7 +284,7 @@ def _run_workers(items: list[tuple[str, str]], jobs: int, context: WorkerContext
         broken: list[list[tuple[str, str]]] = []
         with ProcessPoolExecutor(jobs, mp_context=fork, initializer=_start_worker, initargs=(context,)) as pool:
             futures = [pool.submit(_extract_batch, b) for b in batches]
-            for batch, fut in zip(batches, futures):
+            for batch, fut in zip(batches, futures, strict=True):
                 try:
                     results.extend(fut.result())
                 except BrokenProcessPool:
@@ -372,11 +373,12 @@ def run(options: Options, cwd: Path | None = None, progress: Progress | None = N
 def _run(options: Options, cwd: Path | None, progress: Progress | None) -> RunResult:
     a = analyse(options, cwd, progress)
     cache = a.extraction.cache
-    key = a.extraction.result_key(a.version, None if options.rules is None else sorted(options.rules), sorted(options.extra_allocators),
+    rules = None if options.rules is None else sorted(options.rules)
+    key = a.extraction.result_key(a.version, rules, sorted(options.extra_allocators),
                                   sorted(options.extra_retry_wait), a.skipped)
     stored = cache.load_result(key) if cache is not None else None
     if stored is not None:
-        findings, bad = stored
+        findings, bad = cast(tuple[list[Finding], list[Skipped]], stored)
         skipped = sorted(a.skipped + bad, key=lambda s: s.path)
     else:
         before = list(a.skipped)

@@ -45,7 +45,8 @@ def split_suppressed(findings: list[Finding], cwd: Path | None = None,
                      names: dict[str, str] | None = None) -> tuple[list[Finding], list[Finding]]:
     """(kept, suppressed). names: rule name -> id, so `ignore[open-coded-retry-loop]` works."""
     root = Path(os.path.abspath(cwd or Path.cwd()))
-    kept, suppressed = [], []
+    kept: list[Finding] = []
+    suppressed: list[Finding] = []
     for f in findings:
         loc = f.location
         path = root / loc.path

@@ -1,4 +1,4 @@
-"""SARIF 2.1.0 for GitHub code scanning and other dashboards (DESIGN.md section 5).
+"""SARIF 2.1.0 for GitHub code scanning and other dashboards (docs/architecture.md, Outputs).
 
 Built from the `sarif_om` classes and serialised here: every attrs field is
 written under its `schema_property_name`; None values and values equal to the
@@ -23,8 +23,8 @@ import attr
 import sarif_om as om
 
 from ..findings import Finding, Location, RunResult, Skipped
+from ..rules_catalog import RuleDoc, fact_text, indent_code, markdown_to_text
 from .fingerprint import fingerprints
-from ..rules_catalog import RuleDoc, fact_text, markdown_to_text, indent_code
 
 SCHEMA_URI = "https://json.schemastore.org/sarif-2.1.0.json"
 SARIF_VERSION = "2.1.0"
@@ -200,7 +200,7 @@ def build(result: RunResult, rules: dict[str, RuleDoc], facts: dict[str, str],
             descriptors.append(_stub_descriptor(f.rule_id, f.level))
 
     results = [_result(f, index[f.rule_id], fp, f in silenced)
-               for f, fp in zip(findings, fingerprints(findings))]
+               for f, fp in zip(findings, fingerprints(findings), strict=True)]
 
     driver = om.ToolComponent(
         name=TOOL_NAME,
@@ -213,7 +213,7 @@ def build(result: RunResult, rules: dict[str, RuleDoc], facts: dict[str, str],
         execution_successful=not skipped,
         tool_execution_notifications=[_notification(s) for s in skipped] or None,
     )
-    run_properties = {"filesScanned": result.files_scanned}
+    run_properties: dict[str, object] = {"filesScanned": result.files_scanned}
     if result.kernel_version:
         run_properties["kernelVersion"] = result.kernel_version
     run = om.Run(
