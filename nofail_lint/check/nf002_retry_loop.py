@@ -70,5 +70,6 @@ def check(tables: TreeTables) -> list[Finding]:
                     rule_id=RULE_ID, level=LEVEL, message=message,
                     location=location(ff.path, loop.call.span), function=fn.name,
                     notes=tuple(notes), path=tuple(steps),
-                    facts=tuple(dict.fromkeys(FACTS + (model.retry_wait_facts if waiting else ())))))
+                    facts=tuple(dict.fromkeys(FACTS + (model.retry_wait_facts if waiting else ()))),
+                    anchors=(loop.loop_span.line,)))
     return out
