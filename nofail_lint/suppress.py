@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 from .findings import Finding
+from .source import read_source
 
 MARKER = re.compile(r"nofail-lint:\s*ignore\b(?:\[(?P<rules>[^\]]*)\])?")
 ALL = "*"
@@ -55,29 +56,19 @@ def directives(line: str, names: dict[str, str] | None = None,
     return out
 
 
-def source_lines(data: bytes) -> list[str]:
-    """A file's lines as compilers and editors number them: split at \\n only
-    (a form feed or other str.splitlines() break is no line end), \\r\\n trimmed."""
-    return [line.rstrip("\r") for line in data.decode("utf-8", "replace").split("\n")]
-
-
 class _Lines:
+    """Lines as the source model numbers them (a form feed is no line end)."""
+
     def __init__(self, cwd: Path):
         self.cwd = cwd
-        self.cache: dict[str, list[str] | None] = {}
 
-    def all(self, path: str) -> list[str]:
-        if path not in self.cache:
-            try:
-                with open(self.cwd / path, "rb") as fh:
-                    self.cache[path] = source_lines(fh.read())
-            except OSError:
-                self.cache[path] = None
-        return self.cache[path] or []
+    def count(self, path: str) -> int:
+        src = read_source(self.cwd / path)
+        return src.line_count if src is not None else 0
 
     def get(self, path: str, line: int) -> str:
-        lines = self.all(path)
-        return lines[line - 1] if 1 <= line <= len(lines) else ""
+        src = read_source(self.cwd / path)
+        return src.line(line) if src is not None else ""
 
 
 class Suppressions:
@@ -125,9 +116,8 @@ class Suppressions:
         """(path, line, ids) of every comment in `paths` that silenced nothing; ids () for a bare ignore."""
         out = []
         for path in paths:
-            lines = self.lines.all(path)
-            for n, text in enumerate(lines, 1):
-                if "nofail-lint" not in text or (path, n) in self.used:
+            for n in range(1, self.lines.count(path) + 1):
+                if "nofail-lint" not in self.lines.get(path, n) or (path, n) in self.used:
                     continue
                 ids = self.at(path, n)
                 if ids:
