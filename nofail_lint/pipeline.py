@@ -51,20 +51,32 @@ class Excluder(Protocol):
 Progress = Callable[[int, int], None]
 
 
-# Worker state, set in the parent before the pool forks (inherited, never pickled).
-_PARSER = None
-_STORED: frozenset[bytes] = frozenset()      # fact keys the cache holds: such files are not extracted
-_EXTRA: re.Pattern[bytes] | None = None       # configured names that widen the prefilter
-_SALT = b""                                   # mixed into fact keys when _EXTRA is set
 CACHED = "cached"                             # a worker's answer for "the cache has this file's facts"
 
 Outcome = FileFacts | Skipped | None          # None: the prefilter says nothing here can matter
 
 
-def _fact_key(content: bytes) -> bytes:
-    """Facts are stored by content hash, salted by the configured extra names
-    (they change which files pass the prefilter)."""
-    return content if not _SALT else content_hash(content + _SALT)
+@dataclass(frozen=True)
+class WorkerContext:
+    """What extracting a file needs besides the file, made once per run in the
+    parent. Pool workers get it at start-up (forked: inherited, not pickled,
+    however many fact keys the cache holds)."""
+
+    stored: frozenset[bytes] = frozenset()   # fact keys the cache holds: such files are not extracted
+    extra: re.Pattern[bytes] | None = None   # configured names that widen the prefilter
+    salt: bytes = b""                        # mixed into fact keys when `extra` is set
+
+    @classmethod
+    def make(cls, extra_names: frozenset[str], stored: frozenset[bytes] = frozenset()) -> WorkerContext:
+        if not extra_names:
+            return cls(stored)
+        names = b"|".join(sorted(re.escape(n).encode() for n in extra_names))
+        return cls(stored, re.compile(rb"\b(?:" + names + rb")\b"), "\0".join(sorted(extra_names)).encode())
+
+    def fact_key(self, content: bytes) -> bytes:
+        """Facts are stored by content hash, salted by the configured extra names
+        (they change which files pass the prefilter)."""
+        return content if not self.salt else content_hash(content + self.salt)
 
 
 # Per-file resource guards: a generated or hostile file is reported as skipped
@@ -124,12 +136,23 @@ def _time_budget(seconds: float):
         signal.signal(signal.SIGALRM, previous)
 
 
-def _analyse_source(src: bytes, display: str) -> Outcome:
+_PARSER = None                   # one tree-sitter parser per process, made on first use
+_WORKER = WorkerContext()        # the context a pool worker was started with (_start_worker)
+
+
+def _start_worker(context: WorkerContext, parent: int) -> None:
+    global _WORKER
+    _WORKER = context
+    gc.enable()     # a worker forked while the parent paused the GC (see paused_gc) needs its own
+    _die_with_parent(parent)
+
+
+def _analyse_source(src: bytes, display: str, context: WorkerContext) -> Outcome:
     """One file's bytes -> facts, or the reason it was skipped. Never raises."""
     global _PARSER
     if b"\0" in src[:8192]:
         return Skipped(display, "binary file (NUL bytes)")
-    if not worth_parsing(src, _EXTRA):
+    if not worth_parsing(src, context.extra):
         return None
     too_much = _guard(src, display)
     if too_much is not None:
@@ -154,7 +177,7 @@ def _analyse_source(src: bytes, display: str) -> Outcome:
 Answer = tuple[str, bytes | None, "str | tuple[bytes, bytes]"]
 
 
-def _extract_one(item: tuple[str, str]) -> Answer:
+def _extract_one(item: tuple[str, str], context: WorkerContext) -> Answer:
     """Worker: (path, display) -> Answer. The outcome travels sealed: the parent
     stores those bytes as they are and unpickles them once."""
     path, display = item
@@ -164,14 +187,14 @@ def _extract_one(item: tuple[str, str]) -> Answer:
     except OSError as e:
         return display, None, seal(Skipped(display, f"cannot read: {e.strerror or e}"))
     content = content_hash(src)
-    if _fact_key(content) in _STORED:
+    if context.fact_key(content) in context.stored:
         return display, content, CACHED
-    return display, content, seal(_analyse_source(src, display))
+    return display, content, seal(_analyse_source(src, display, context))
 
 
 def _extract_batch(items: list[tuple[str, str]]) -> list[Answer]:
-    gc.enable()     # a worker forked while the parent paused the GC (see paused_gc) needs its own
-    return [_extract_one(it) for it in items]
+    """Pool worker: a batch, with the context the worker was started with."""
+    return [_extract_one(it, _WORKER) for it in items]
 
 
 class Terminated(KeyboardInterrupt):
@@ -181,7 +204,7 @@ class Terminated(KeyboardInterrupt):
 PR_SET_PDEATHSIG = 1     # linux/prctl.h
 
 
-def _worker_init(parent: int):
+def _die_with_parent(parent: int):
     """A worker dies with its parent, whatever kills the parent (even SIGKILL),
     and leaves Ctrl-C to it: the parent cancels and stops the pool.
 
@@ -258,6 +281,7 @@ class Extraction:
     keys: dict[str, bytes]                  # display -> fact key, for every file that could be read
     outcomes: dict[str, Outcome]            # display -> outcome computed (or loaded) this run
     cache: FactsCache | None
+    context: WorkerContext = field(default_factory=WorkerContext)
     paths: dict[str, str] = field(default_factory=dict)    # display -> path to open
     reused: int = 0                         # files whose facts came from the cache, not extraction
 
@@ -297,9 +321,9 @@ class Extraction:
             except OSError as e:
                 self.outcomes[display] = Skipped(display, f"cannot read: {e.strerror or e}")
                 continue
-            outcome = _analyse_source(src, display)
+            outcome = _analyse_source(src, display, self.context)
             self.outcomes[display] = outcome
-            if _fact_key(content_hash(src)) == self.keys[display]:   # unchanged since the scan
+            if self.context.fact_key(content_hash(src)) == self.keys[display]:   # unchanged since the scan
                 fresh[self.keys[display]] = seal(outcome)
         if self.cache is not None and fresh:
             self.cache.store(fresh, [])
@@ -332,20 +356,16 @@ def extract_all(files: list[SourceFile], jobs: int, progress: Progress | None = 
     SIGTERM) cancels what is pending, stops the workers within a second and
     re-raises, and the next run starts from what was finished.
     """
-    global _STORED, _EXTRA, _SALT
-    _EXTRA = re.compile(rb"\b(?:" + b"|".join(sorted(re.escape(n).encode() for n in extra_names)) + rb")\b") \
-        if extra_names else None
-    _SALT = ("\0".join(sorted(extra_names))).encode() if extra_names else b""
     contents: dict[str, bytes] = {}
+    stored: frozenset[bytes] = frozenset()
     if cache is not None:
         known = cache.known_hashes([(f.absolute, f.identity) for f in files])
         for f in files:
             content = known.get(f.absolute)
             if content is not None:
                 contents[f.display] = content
-        _STORED = frozenset(cache.stored_hashes())
-    else:
-        _STORED = frozenset()
+        stored = frozenset(cache.stored_hashes())
+    context = WorkerContext.make(extra_names, stored)
     items = [(f.path, f.display) for f in files if f.display not in contents]
     by_display = {f.display: f for f in files}
     outcomes: dict[str, Outcome] = {}
@@ -364,13 +384,13 @@ def extract_all(files: list[SourceFile], jobs: int, progress: Progress | None = 
                 continue
             outcomes[display] = unseal(*answer)
             if content is not None:
-                fresh[_fact_key(content)] = answer
+                fresh[context.fact_key(content)] = answer
         if cache is not None and (fresh or stats):
             cache.store(fresh, stats)
 
-    _run_workers(items, jobs, progress, len(files) - len(items), len(files), take, warn)
-    keys = {d: _fact_key(c) for d, c in contents.items()}
-    return Extraction(keys, outcomes, cache, {f.display: f.path for f in files},
+    _run_workers(items, jobs, context, progress, len(files) - len(items), len(files), take, warn)
+    keys = {d: context.fact_key(c) for d, c in contents.items()}
+    return Extraction(keys, outcomes, cache, context, {f.display: f.path for f in files},
                       reused=len(set(keys) - set(outcomes)))
 
 
@@ -380,7 +400,7 @@ def worker_count(jobs: int, batches: int) -> int:
     return max(1, min(jobs or cpus, cpus, batches))
 
 
-def _run_workers(items: list[tuple[str, str]], jobs: int, progress: Progress | None,
+def _run_workers(items: list[tuple[str, str]], jobs: int, context: WorkerContext, progress: Progress | None,
                  done: int, total: int, take: Callable[[list[Answer]], None],
                  warn: Callable[[str], None] | None = None):
     """Extract `items`, handing each finished batch to `take` as it arrives."""
@@ -404,15 +424,16 @@ def _run_workers(items: list[tuple[str, str]], jobs: int, progress: Progress | N
         gc.enable()          # extraction makes ordinary garbage, unlike loading facts
         try:
             for batch in batches:
-                report([_extract_one(it) for it in batch])
+                report([_extract_one(it, context) for it in batch])
         finally:
             if not enabled:
                 gc.disable()
         return
-    ctx = multiprocessing.get_context("fork")
+    fork = multiprocessing.get_context("fork")
+    start = {"initializer": _start_worker, "initargs": (context, os.getpid())}
     while batches:
         broken: list[list[tuple[str, str]]] = []
-        pool = ProcessPoolExecutor(workers, mp_context=ctx, initializer=_worker_init, initargs=(os.getpid(),))
+        pool = ProcessPoolExecutor(workers, mp_context=fork, **start)
         try:
             pending = {pool.submit(_extract_batch, b): b for b in batches}
             while pending:
@@ -434,15 +455,15 @@ def _run_workers(items: list[tuple[str, str]], jobs: int, progress: Progress | N
         batches = []
         for batch in broken:
             if len(batch) == 1:
-                report([_isolated(batch[0], ctx)])
+                report([_isolated(batch[0], fork, start)])
             else:
                 half = len(batch) // 2
                 batches += [batch[:half], batch[half:]]
 
 
-def _isolated(item: tuple[str, str], ctx) -> Answer:
+def _isolated(item: tuple[str, str], fork, start: dict) -> Answer:
     """One file in a worker of its own: a crash costs only this file."""
-    pool = ProcessPoolExecutor(1, mp_context=ctx, initializer=_worker_init, initargs=(os.getpid(),))
+    pool = ProcessPoolExecutor(1, mp_context=fork, **start)
     try:
         answer = pool.submit(_extract_batch, [item]).result()[0]
         pool.shutdown(wait=True)
