@@ -12,7 +12,7 @@ of the loop whether it can then be taken. Each condition evaluates to:
 A loop is an open-coded retry around the call when no exit can be taken on
 persistent failure (every exit guard is F or I) and some exit depends on the
 call's result (the loop leaves on success). An exit guarded only by an
-invariant flag is a "conditional NOFAIL": it is reported, as DESIGN.md asks.
+invariant flag is a "conditional NOFAIL": it is reported.
 A V anywhere on an exit (a counter, a signal, a timeout, a shrinking order, a
 list walk) bounds the loop: loops over elements and bounded retries are quiet.
 """
@@ -20,20 +20,28 @@ from __future__ import annotations
 
 import bisect
 import re
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import tree_sitter as ts
 
 from .facts import CallSite, RetryLoop
 from .model import load_model
-from .source import decode, node_text
+from .source import SourceText, decode, node_text
 
-if TYPE_CHECKING:  # pragma: no cover
-    from .extract import _Function
-    from .source import SourceText
 
-T, F, V, I = "T", "F", "V", "I"
+class FunctionNodes(Protocol):
+    """What the loop analysis reads of a function that extract is working on."""
+
+    node: ts.Node
+    body: ts.Node
+    calls: list[tuple[ts.Node, ts.Node, ts.Node]]     # (call, function, arguments)
+    assign_nodes: list[tuple[ts.Node, ts.Node]]       # (assignment, left side)
+
+
+T, F, V, I = "T", "F", "V", "I"  # noqa: E741 -- the truth values of the docstring
 _LOOP_TYPES = frozenset({"do_statement", "while_statement", "for_statement"})
+_CONSTANT_TYPES = frozenset({"number_literal", "char_literal", "string_literal", "true", "false", "null",
+                             "sizeof_expression"})
 # names of the kernel's iterator macros (`list_for_each_entry`, `for_each_cpu`,
 # `xa_for_each`, `for_each_set_bit`, ...): a loop over elements, not a retry
 FOR_EACH_MACRO = re.compile(r"for_each|foreach|_for_\w*each|^for_\w+")
@@ -112,7 +120,8 @@ class _Result:
     def matches(self, node: ts.Node) -> bool:
         if node.type == "assignment_expression":
             right = node.child_by_field_name("right")
-            return right is not None and right.start_byte <= self.call.start_byte and self.call.end_byte <= right.end_byte
+            return right is not None and \
+                right.start_byte <= self.call.start_byte and self.call.end_byte <= right.end_byte
         if node.start_byte == self.call.start_byte and node.end_byte == self.call.end_byte:
             return True
         return self.key is not None and node.type in ("identifier", "field_expression", "subscript_expression") \
@@ -120,7 +129,7 @@ class _Result:
 
 
 class LoopAnalyser:
-    def __init__(self, f: "_Function", lines: "SourceText", labels: dict[str, ts.Node], gotos: list[ts.Node],
+    def __init__(self, f: FunctionNodes, lines: SourceText, labels: dict[str, ts.Node], gotos: list[ts.Node],
                  exits: list[ts.Node], writes: list[ts.Node], addressed: list[ts.Node]):
         """`exits`, `writes`, `addressed`: the file's exit statements, written
         lvalues and `&x` operands, sorted by start byte (one query per file)."""
@@ -139,7 +148,7 @@ class LoopAnalyser:
 
     # ---------------------------------------------------------- evaluation
 
-    def _eval(self, node: ts.Node | None, r: _Result, modified: set[str]) -> tuple[str, bool]:
+    def _eval(self, node: ts.Node | None, r: _Result, modified: set[str]) -> tuple[str, bool]:  # noqa: C901
         """Tri-valued truth of a condition under persistent failure, and whether it reads the result."""
         if node is None:
             return T, False
@@ -204,7 +213,7 @@ class LoopAnalyser:
         if node is None:
             return I, False
         text = node_text(node)
-        if node.type in ("number_literal", "char_literal", "string_literal", "true", "false", "null", "sizeof_expression"):
+        if node.type in _CONSTANT_TYPES:
             return I, False
         if r.matches(node):
             return V, True
@@ -564,7 +573,7 @@ class LoopAnalyser:
         return None
 
     def _calls_in(self, start: int, end: int):
-        for call, fn, args in self.f.calls:
+        for call, fn, _args in self.f.calls:
             if start <= call.start_byte and call.end_byte <= end:
                 yield call, fn
 
