@@ -64,6 +64,8 @@ def _tested(src: Source, cond: ts.Node | None) -> tuple[str, str] | None:
 def _body_text(src: Source, body: ts.Node, indent: str) -> str:
     """A branch's statements as lines at `indent` (its braces dropped)."""
     stmts = body.named_children if body.type == "compound_statement" else [body]
+    # a comment on the line of `{` belongs to the removed `if (..) {` line
+    stmts = [s for s in stmts if not (s.type == "comment" and s.start_point[0] == body.start_point[0])]
     if any(s.type == "declaration" for s in stmts):
         raise Refuse("unwrapped-block-declares", "the kept branch declares variables of its own")
     if not stmts:

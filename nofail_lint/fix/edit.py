@@ -7,6 +7,7 @@ rewrites of the same file, mapped for verification, and written as diffs.
 from __future__ import annotations
 
 import difflib
+import re
 from dataclasses import dataclass, field
 
 import tree_sitter as ts
@@ -162,9 +163,12 @@ def _removal(src: Source, node: ts.Node) -> tuple[int, int, str]:
 
 def drop_unused(text: str, path: str, anchor: int, names: set[str], labels: set[str]) -> str:
     """Remove locals among `names` and labels among `labels` that nothing in the
-    function at byte `anchor` uses any more. Refuses (Refuse) when a variable
-    left unused has an initialiser with side effects."""
-    for _ in range(8):
+    function at byte `anchor` uses any more (with the code after such a label
+    that only a jump could reach). Refuses (Refuse) when a variable left
+    unused has an initialiser with side effects."""
+    from .source import words
+    names, labels = set(names), set(labels)
+    for _ in range(16):
         src = Source(path, text.encode("utf-8", "surrogateescape"))
         node = src.root.descendant_for_byte_range(anchor, anchor)
         fn = function_of(node) if node is not None else None
@@ -174,10 +178,17 @@ def drop_unused(text: str, path: str, anchor: int, names: set[str], labels: set[
         edit = _unused_label(src, body, labels) or _unused_local(src, body, names)
         if edit is None:
             return text
+        removed = src.data[edit[0]:edit[1]].decode("utf-8", "surrogateescape")
+        names |= words(removed)
+        labels |= set(_GOTO.findall(removed))
         text = splice(src, [edit])
         if edit[0] < anchor:
             anchor -= len(src.data[edit[0]:edit[1]]) - len(edit[2].encode("utf-8", "surrogateescape"))
     return text
+
+
+_GOTO = re.compile(r"\bgoto\s+([A-Za-z_]\w*)\s*;")
+_JUMPS = frozenset({"return_statement", "goto_statement", "break_statement", "continue_statement"})
 
 
 def _unused_label(src: Source, body: ts.Node, labels: set[str]):
@@ -199,15 +210,33 @@ def _unused_label(src: Source, body: ts.Node, labels: set[str]):
         stack.extend(n.children)
     for name in sorted(labels):
         if name in found and name not in used:
-            stmt = found[name]
-            inner = stmt.named_children[-1] if len(stmt.named_children) > 1 else None
-            if inner is None:
-                return _removal(src, stmt)
-            lab_line_end = src.line_end(stmt.start_byte)
-            if src.starts_line(stmt) and inner.start_byte >= lab_line_end:
-                return src.line_start(stmt.start_byte), lab_line_end, ""
-            return stmt.start_byte, inner.start_byte, ""
+            return _label_removal(src, found[name])
     return None
+
+
+def _label_removal(src: Source, stmt: ts.Node) -> tuple[int, int, str]:
+    """Remove an unused label; when only a jump precedes it, also the statements
+    after it up to the next label or the end of the block (nothing reaches them)."""
+    prev = stmt.prev_named_sibling
+    while prev is not None and prev.type == "comment":
+        prev = prev.prev_named_sibling
+    if prev is not None and prev.type in _JUMPS and src.starts_line(stmt):
+        last = stmt
+        nxt = stmt.next_named_sibling
+        while nxt is not None and nxt.type != "labeled_statement":
+            last = nxt
+            nxt = nxt.next_named_sibling
+        if nxt is not None or (stmt.parent is not None and stmt.parent.type == "compound_statement"):
+            start, end = whole_lines(src, stmt.start_byte, last.end_byte)
+            if not src.data[last.end_byte:end].strip():
+                return start, end, ""
+    inner = stmt.named_children[-1] if len(stmt.named_children) > 1 else None
+    if inner is None:
+        return _removal(src, stmt)
+    lab_line_end = src.line_end(stmt.start_byte)
+    if src.starts_line(stmt) and inner.start_byte >= lab_line_end:
+        return src.line_start(stmt.start_byte), lab_line_end, ""
+    return stmt.start_byte, inner.start_byte, ""
 
 
 def _unused_local(src: Source, body: ts.Node, names: set[str]):

@@ -231,11 +231,13 @@ def rewrite(src: Source, finding: Finding, loop, gfp_index: int | None, waits: f
     if stmt_indent.startswith(indent) and src.between(src.line_start(stmt_node[0]), stmt_node[0]).strip() == "":
         new_stmt = dedent(new_stmt, stmt_indent[len(indent):])
     loop_node = shape.container
-    trailing = [c for c in comments_in(src, loop_node, []) if _after_on_line(src, c, stmt_node[1])]
-    comments = [c for c in comments_in(src, loop_node, [])
-                if c not in trailing and not _inside(src, c, stmt_node[0], stmt_node[1])]
+    found = comments_in(src, loop_node, [])
+    call_lines = {src.line_start(stmt_node[0]), src.line_start(stmt_node[1])}
+    trailing = [t for o, t in found if src.line_start(o) in call_lines and not stmt_node[0] <= o < stmt_node[1]
+                and o > stmt_node[0]]
+    comments = [t for o, t in found if t not in trailing and not stmt_node[0] <= o < stmt_node[1]]
     if rest:
-        comments.append(rest)
+        trailing.append(rest)
     lines = [indent + c.replace("\n", "\n" + indent) if "\n" not in c else indent + c for c in comments]
     stmt_line = indent + new_stmt + (" " + " ".join(trailing) if trailing else "")
     lines.append(stmt_line)
@@ -262,15 +264,6 @@ class _Shape:
     container: object                 # node (or _Region) whose comments are kept
     trailing_exit: str                # `return p;` after the new statement, or ""
     counters: set[str]
-
-
-def _inside(src: Source, comment: str, start: int, end: int) -> bool:
-    return comment in src.between(start, end)
-
-
-def _after_on_line(src: Source, comment: str, end: int) -> bool:
-    line = src.between(end, src.line_end(end))
-    return line.strip() == comment.strip()
 
 
 def _check_counters(text: str, path: str, anchor: int, counters: set[str]):

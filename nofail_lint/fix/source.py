@@ -179,8 +179,8 @@ def dedent(text: str, prefix: str) -> str:
                                    for ln in lines[1:]])
 
 
-def comments_in(src: Source, node: ts.Node, skip: list[ts.Node] = ()) -> list[str]:
-    """Texts of the comments under `node`, outside the `skip` subtrees, in order."""
+def comments_in(src: Source, node: ts.Node, skip: list[ts.Node] = ()) -> list[tuple[int, str]]:
+    """(offset, text) of the comments under `node`, outside the `skip` subtrees, in order."""
     out = []
     stack = [node]
     while stack:
@@ -191,4 +191,4 @@ def comments_in(src: Source, node: ts.Node, skip: list[ts.Node] = ()) -> list[st
             out.append((n.start_byte, src.text(n)))
             continue
         stack.extend(n.children)
-    return [t for _, t in sorted(out)]
+    return sorted(out)

@@ -48,9 +48,9 @@ class Verifier:
         self.runs += 1
         return run_rules(tables, None)
 
-    def check(self, rewrites: list[Rewrite]) -> tuple[dict[int, Refusal], bool]:
+    def check(self, rewrites: list[Rewrite]) -> tuple[dict[int, Refusal], list[Finding]]:
         """Refusals (by index into `rewrites`) found with all of them applied, and
-        whether some new finding could not be pinned on one rewrite."""
+        the new findings that could not be pinned on one rewrite."""
         after = self._findings_with(rewrites)
         by_path: dict[str, list[int]] = defaultdict(list)
         for i, rw in enumerate(rewrites):
@@ -76,7 +76,7 @@ class Verifier:
             else:
                 expected[("hunk", f.rule_id, f.location.path, self._owner(owners, f, maps, rewrites))] += 1
         refusals: dict[int, Refusal] = {}
-        unpinned = False
+        unpinned: list[Finding] = []
         for f in after:
             k = _key(f)
             owner = self._new_owner(owners.get(f.location.path, ()), f.location.line)
@@ -97,7 +97,7 @@ class Verifier:
                 refusals.setdefault(idx, Refusal(rewrites[idx].finding, "finding-remains",
                                                  f"after the rewrite: {f.message}"))
                 continue
-            unpinned = True
+            unpinned.append(f)
         return refusals, unpinned
 
     @staticmethod
@@ -134,9 +134,9 @@ class Verifier:
                     if alone:
                         bad[i] = alone[0]
                     elif lone_unpinned:
-                        bad[i] = Refusal(rw.finding, "would-create-findings-elsewhere",
-                                         "after the rewrite the analysis reports a new finding outside it "
-                                         "(for example at a caller of this function)")
+                        f = lone_unpinned[0]
+                        bad[i] = Refusal(rw.finding, f"would-create-{f.rule_id}",
+                                         f"after the rewrite, at line {f.location.line} of the patched file: {f.message}")
             if not bad and not unpinned:
                 return kept, refused
             if not bad:   # each passes alone, not together
