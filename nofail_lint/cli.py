@@ -185,7 +185,8 @@ def check(paths, fmt, output, jobs, kernel_version, select, config_file, show_su
     result.findings = findings
 
     model = load_model()
-    text = render(result, fmt, rules, model.fact_lines(), cwd, __version__, show_suppressed)
+    fixes = _fix_proposals(options, cwd, result.findings) if fmt == "sarif" else None
+    text = render(result, fmt, rules, model.fact_lines(), cwd, __version__, show_suppressed, fixes)
     if output:
         Path(output).write_text(text, encoding="utf-8")
     else:
@@ -281,6 +282,20 @@ def grep_cmd(paths, flag, count, files_only, as_json, jobs, kernel_version, conf
     if found:
         sys.exit(EXIT_CLEAN)
     sys.exit(EXIT_ERROR if analysis.skipped else EXIT_FINDINGS)
+
+
+def _fix_proposals(options: Options, cwd: Path, findings):
+    """SARIF `fixes` for the findings `fix` knows a rewrite or suggestion for
+    (a second, cached analysis: only when there is something to propose)."""
+    from .fix.plan import proposals
+    if not any(f.rule_id in ("NF002", "NF003", "NF006") for f in findings):
+        return None
+    with paused_gc():
+        analysis = analyse(options, cwd)
+        tables = analysis.tables
+        out = proposals(tables, findings, cwd, tables.model.retry_wait | tables.extra_retry_wait)
+    analysis.close()
+    return out
 
 
 @main.command("fix")

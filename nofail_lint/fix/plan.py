@@ -7,9 +7,10 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..check import run_rules
 from ..check.gfp_flow import flow_for
 from ..facts import CallSite, FunctionFacts, RetryLoop
-from ..findings import Finding
+from ..findings import Finding, FixProposal, Replacement
 from ..link import TreeTables
 from . import dead_check, retry_loop
 from .edit import Refusal, Refuse, Rewrite, apply_hunks, new_errors, overlaps
@@ -215,3 +216,19 @@ def suggestions_nf003(src: Source, f: Finding, facts: Facts) -> list[Rewrite]:
             continue
         out.append(Rewrite(f, kind, False, title, src.path, whole, splice(src, [edit])))
     return out
+
+
+def proposals(tables: TreeTables, findings: list[Finding], cwd: Path,
+              waits: frozenset[str]) -> dict[Finding, list[FixProposal]]:
+    """Every way out `fix` knows for each finding, for SARIF `fixes`: the
+    verified NF002 rewrite, both NF006 ways (drop-check verified), NF003's two
+    suggestions."""
+    before = run_rules(tables, None)
+    wanted = [f for f in findings if f.rule_id in ("NF002", "NF003", "NF006")]
+    plan = make_plan(tables, wanted, before, FixOptions({"NF002", "NF003", "NF006"}, True), cwd, waits)
+    out: dict[Finding, list[FixProposal]] = defaultdict(list)
+    for rw in plan.rewrites + sorted(plan.suggestions, key=lambda r: r.kind):
+        out[rw.finding].append(FixProposal(
+            rw.title, rw.path, tuple(Replacement(h.start + 1, h.end + 1, "".join(h.lines)) for h in rw.hunks),
+            rw.safe))
+    return dict(out)

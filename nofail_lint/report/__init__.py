@@ -16,14 +16,15 @@ FORMATS = ("text", "json", "sarif", "github")
 
 def render(result: RunResult, fmt: str, rules: dict[str, RuleDoc],
            facts: dict[str, str], root: pathlib.Path, tool_version: str,
-           show_suppressed: bool = False) -> str:
+           show_suppressed: bool = False, fixes=None) -> str:
     """Render `result` in format `fmt` (one of FORMATS).
 
     rules: from rules_catalog.load_rules(); facts: model fact id -> one line
     "summary (kernel file, function, versions)"; root: the directory finding
     paths are relative to (normally the current directory). Findings silenced
     inline (result.suppressed) are left out unless `show_suppressed`; then
-    they are marked as such (SARIF `suppressions`).
+    they are marked as such (SARIF `suppressions`). `fixes`: finding ->
+    FixProposals, written as SARIF `fixes` (other formats ignore them).
     """
     if fmt == "text":
         from . import text
@@ -33,7 +34,7 @@ def render(result: RunResult, fmt: str, rules: dict[str, RuleDoc],
         return json_report.render(result, rules, tool_version, show_suppressed)
     if fmt == "sarif":
         from . import sarif
-        return sarif.render(result, rules, facts, root, tool_version, show_suppressed)
+        return sarif.render(result, rules, facts, root, tool_version, show_suppressed, fixes)
     if fmt == "github":
         from . import github
         return github.render(result, rules, show_suppressed)
