@@ -218,6 +218,81 @@ def literal_end(text: str, i: int) -> int:
     return j + 1
 
 
+def _skip(text: str, i: int) -> int:
+    """Index just past a string/char literal or comment starting at `i`; `i` if none does."""
+    c = text[i]
+    if c in "\"'":
+        return literal_end(text, i)
+    if text.startswith("/*", i):
+        j = text.find("*/", i + 2)
+        return len(text) if j < 0 else j + 2
+    if text.startswith("//", i):
+        j = text.find("\n", i)
+        return len(text) if j < 0 else j
+    return i
+
+
+def close_paren(text: str, i: int) -> int | None:
+    """Index of the `)` matching the `(` at `i`, skipping literals and comments."""
+    depth, n = 0, len(text)
+    while i < n:
+        j = _skip(text, i)
+        if j != i:
+            i = j
+            continue
+        c = text[i]
+        if c == "(":
+            depth += 1
+        elif c == ")":
+            depth -= 1
+            if depth == 0:
+                return i
+        i += 1
+    return None
+
+
+def split_args(text: str) -> list[str] | None:
+    """Top-level comma split of a call's argument text (what its parentheses
+    hold), white space folded, literals kept whole and comments dropped;
+    None if the brackets do not balance."""
+    args, cur, depth, i, n = [], [], 0, 0, len(text)
+    while i < n:
+        j = _skip(text, i)
+        if j != i:
+            if text[i] in "\"'":
+                cur.append(text[i:j])
+            else:
+                cur.append(" ")
+            i = j
+            continue
+        c = text[i]
+        if c in "([{":
+            depth += 1
+        elif c in ")]}":
+            depth -= 1
+            if depth < 0:
+                return None
+        elif c == "," and depth == 0:
+            args.append("".join(cur))
+            cur = []
+            i += 1
+            continue
+        cur.append(c)
+        i += 1
+    if depth:
+        return None
+    args.append("".join(cur))
+    out = [" ".join(a.split()) for a in args]
+    return [] if out == [""] else out
+
+
+def call_args(text: str) -> list[str] | None:
+    """The arguments of the first parenthesised list in `text` (see split_args)."""
+    start = text.find("(")
+    close = close_paren(text, start) if start >= 0 else None
+    return None if close is None else split_args(text[start + 1:close])
+
+
 @lru_cache(maxsize=65536)
 def parse_expr(text: str) -> Expr:
     """Parse a C expression; anything unparseable becomes ("other", text)."""

@@ -15,10 +15,11 @@ from dataclasses import dataclass, field
 import tree_sitter as ts
 import tree_sitter_c as tsc
 
-from .cexpr import literal_end
+from .cexpr import close_paren, split_args
 from .facts import CallSite, FileFacts, FunctionFacts, ReturnedCall, Span
-from .loops import LoopAnalyser, is_null_test, result_key, strip
+from .loops import FOR_EACH_MACRO, LoopAnalyser, is_null_test, result_key, strip
 from .model import load_model
+from .source import SourceText, decode, node_text
 
 LANGUAGE = ts.Language(tsc.language())
 
@@ -62,7 +63,6 @@ _BARE_MACRO_LOOP = re.compile(
     rb"^([ \t]*)([A-Za-z_]\w*)(\((?:[^()]|\((?:[^()]|\((?:[^()]|\([^()]*\))*\))*\))*\))[ \t]*(?=\n[ \t]*[^\s{#\\])",
     re.MULTILINE,
 )
-_MACRO_LOOP_NAME = re.compile(rb"for_each|foreach|_for_\w*each|^for_\w+")
 _STATEMENT_END = re.compile(rb"(?:[;{}):]|\belse|\bdo)$")
 
 
@@ -73,7 +73,7 @@ def rewrite_bare_macro_loops(src: bytes) -> bytes:
     with `while`) and treats it as a per-element loop."""
     def rewrite(m: re.Match) -> bytes:
         name = m.group(2)
-        if not _MACRO_LOOP_NAME.search(name) or len(name) < 5:
+        if not FOR_EACH_MACRO.search(name.decode("ascii")) or len(name) < 5:
             return m.group(0)
         before = src[:m.start()].rstrip()
         if before.endswith(b"*/"):
@@ -131,25 +131,6 @@ _CALL_BODY = re.compile(r"^\(*\s*(?:\([\w\s*]+\)\s*)?([A-Za-z_]\w*)\s*\((.*)\)\s
 _GFP_PARAM = re.compile(r"gfp|flags|mask", re.IGNORECASE)
 
 
-def _split_args(text: str) -> list[str] | None:
-    """Top-level comma split of a call's argument text; None if unbalanced."""
-    out, depth, start = [], 0, 0
-    for i, ch in enumerate(text):
-        if ch in "([{":
-            depth += 1
-        elif ch in ")]}":
-            depth -= 1
-            if depth < 0:
-                return None
-        elif ch == "," and depth == 0:
-            out.append(text[start:i].strip())
-            start = i + 1
-    if depth:
-        return None
-    last = text[start:].strip()
-    return out + [last] if last or out else out
-
-
 _MACRO_CALL = re.compile(r"(?<![\w.])(?<!->)([A-Za-z_]\w*)\s*\(")
 _NOT_CALLS = frozenset(
     "if while for switch return sizeof typeof __typeof__ __typeof _Generic do else case "
@@ -162,24 +143,6 @@ _VA_SLOTS = 8       # `...` stands for this many trailing parameters
 _VA_ARG = re.compile(r"^(?:##\s*)?([A-Za-z_]\w*)$")
 
 
-def _close_paren(text: str, i: int) -> int | None:
-    """Index of the `)` matching the `(` at `i`, skipping string and char literals."""
-    depth, n = 0, len(text)
-    while i < n:
-        c = text[i]
-        if c in "\"'":
-            i = literal_end(text, i)
-            continue
-        if c == "(":
-            depth += 1
-        elif c == ")":
-            depth -= 1
-            if depth == 0:
-                return i
-        i += 1
-    return None
-
-
 def _macro_params(text: str) -> tuple[tuple[str, ...], str | None]:
     """Parameter names with a variadic tail expanded into `_VA_SLOTS` names,
     and the name the body uses for the tail (`__VA_ARGS__`, or `args` for `args...`)."""
@@ -190,7 +153,7 @@ def _macro_params(text: str) -> tuple[tuple[str, ...], str | None]:
     return tuple(params) + tuple(f"__nfl_va{i}" for i in range(_VA_SLOTS)), tail
 
 
-def call_macros(src: bytes, lines: "SourceLines") -> list[FunctionFacts]:
+def call_macros(src: bytes, lines: "SourceText") -> list[FunctionFacts]:
     """Function-like macros that pass a gfp parameter on, as wrapper functions.
 
     Every call in the body is looked at, so one-call bodies
@@ -207,8 +170,8 @@ def call_macros(src: bytes, lines: "SourceLines") -> list[FunctionFacts]:
             continue
         # same length as the source: comments and line continuations blanked
         body = _COMMENT.sub(lambda c: re.sub(rb"[^\n]", b" ", c.group(0)), raw).replace(b"\\\n", b" \n")
-        body = body.decode("utf-8", "replace")
-        params, tail = _macro_params(m.group(2).decode("utf-8", "replace"))
+        body = decode(body)
+        params, tail = _macro_params(decode(m.group(2)))
         fixed = [p for p in params if not p.startswith("__nfl_va")]
         gfp_params = [p for p in fixed if _GFP_PARAM.search(p)]
         base = m.start(3)
@@ -218,13 +181,12 @@ def call_macros(src: bytes, lines: "SourceLines") -> list[FunctionFacts]:
             name = call.group(1)
             if name in _NOT_CALLS:
                 continue
-            close = _close_paren(body, call.end() - 1)
+            close = close_paren(body, call.end() - 1)
             if close is None:
                 break
-            args = _split_args(body[call.end():close])
+            args = split_args(body[call.end():close])
             if args is None:
                 continue
-            args = [" ".join(a.split()) for a in args]
             forwards = False
             if tail is not None and args and (va := _VA_ARG.match(args[-1])) and va.group(1) == tail:
                 args = args[:-1] + [p for p in params if p.startswith("__nfl_va")]
@@ -238,7 +200,7 @@ def call_macros(src: bytes, lines: "SourceLines") -> list[FunctionFacts]:
                                     for a in args)):
                 continue
             row, col = lines.point(base + len(body[:call.start()].encode("utf-8")))
-            text = lines.line_bytes(row).decode("utf-8", "replace")
+            text = decode(lines.line_bytes(row))
             span = Span(row + 1, lines.char_col(row, col), row + 1, len(text) + 1)
             sites.append(CallSite(name, span, tuple(args)))
             if whole == "transparent" or (whole is None and (one := _CALL_BODY.match(stripped))
@@ -247,7 +209,7 @@ def call_macros(src: bytes, lines: "SourceLines") -> list[FunctionFacts]:
         if not sites:
             continue
         row = src.count(b"\n", 0, m.start())
-        text = lines.line_bytes(row).decode("utf-8", "replace")
+        text = decode(lines.line_bytes(row))
         header = Span(row + 1, 1, row + 1, len(text) + 1)
         returns = (ReturnedCall(whole.callee, whole.span),) if isinstance(whole, CallSite) else ()
         out.append(FunctionFacts(
@@ -271,7 +233,7 @@ def object_like_macros(src: bytes) -> list[tuple[str, str]]:
             continue
         if _INTERESTING_MACRO.search(body) or _ALIAS_BODY.match(body) or (
                 _NUMERIC_BODY.match(body) and _SIZE_NAME.search(m.group(1))):
-            out.append((m.group(1).decode("ascii"), body.decode("utf-8", "replace")))
+            out.append((m.group(1).decode("ascii"), decode(body)))
     return out
 
 
@@ -314,37 +276,6 @@ _CONDITIONAL_TYPES = frozenset({
 _RELEVANT_ARG = re.compile(r"gfp|GFP|nofail|NOFAIL|VADDR|\w*(?:start|end|START|END)\b")
 _WORD = re.compile(r"\w+")
 _GFP_T_NAMES = re.compile(r"\bgfp_t\s+(?:const\s+)?([A-Za-z_]\w*)")
-
-
-# ------------------------------------------------------------ positions
-
-class SourceLines:
-    """Byte offsets -> 1-based line and character columns; line snippets."""
-
-    def __init__(self, src: bytes):
-        self.src = src
-        self.starts = [0] + [m.end() for m in re.finditer(rb"\n", src)]
-
-    def line_bytes(self, row: int) -> bytes:
-        start = self.starts[row]
-        end = self.starts[row + 1] - 1 if row + 1 < len(self.starts) else len(self.src)
-        return self.src[start:end]
-
-    def point(self, offset: int) -> tuple[int, int]:
-        """Byte offset -> (0-based row, byte column)."""
-        row = bisect.bisect_right(self.starts, offset) - 1
-        return row, offset - self.starts[row]
-
-    def char_col(self, row: int, byte_col: int) -> int:
-        return len(self.line_bytes(row)[:byte_col].decode("utf-8", "replace")) + 1
-
-    def span(self, node: ts.Node, end_node: ts.Node | None = None) -> Span:
-        (r0, c0), (r1, c1) = node.start_point, (end_node or node).end_point
-        return Span(r0 + 1, self.char_col(r0, c0), r1 + 1, self.char_col(r1, c1))
-
-
-def node_text(node: ts.Node) -> str:
-    return node.text.decode("utf-8", "replace")
 
 
 # ------------------------------------------------------------ local values
@@ -577,7 +508,7 @@ def extract(src: bytes, path: str, parser: ts.Parser | None = None) -> FileFacts
     """All facts the later stages need from one file."""
     parser = parser or ts.Parser(LANGUAGE)
     clean = prepare_source(src)
-    lines = SourceLines(src)
+    lines = SourceText(src)
     tree = parser.parse(clean)
     found, errors = _function_facts(tree.root_node, src, lines)
     if tree.root_node.has_error:
@@ -633,7 +564,7 @@ def _kernel_style_bodies(clean: bytes) -> list[tuple[int, int, int]]:
     return out
 
 
-def _recover_lost_functions(parser: ts.Parser, clean: bytes, src: bytes, lines: SourceLines,
+def _recover_lost_functions(parser: ts.Parser, clean: bytes, src: bytes, lines: SourceText,
                             found: list[_Found]) -> list[_Found]:
     """Functions a parse error swallowed, parsed again one by one.
 
@@ -660,7 +591,7 @@ def _recover_lost_functions(parser: ts.Parser, clean: bytes, src: bytes, lines: 
     return kept
 
 
-def _function_facts(root: ts.Node, src: bytes, lines: SourceLines) -> tuple[list[_Found], int]:
+def _function_facts(root: ts.Node, src: bytes, lines: SourceText) -> tuple[list[_Found], int]:
     """Every function definition under `root` with its facts, and the number of ERROR nodes."""
     caps = ts.QueryCursor(_Q_FILE).captures(root)
     by_start = lambda n: n.start_byte  # noqa: E731
@@ -739,7 +670,7 @@ def _function_facts(root: ts.Node, src: bytes, lines: SourceLines) -> tuple[list
         for evs in f.events.values():
             evs.sort(key=lambda e: e.start)
         values = LocalValues(f.events)
-        fn_text = src[f.node.start_byte:f.body.end_byte].decode("utf-8", "replace")
+        fn_text = decode(src[f.node.start_byte:f.body.end_byte])
         gfp_names = set(_GFP_T_NAMES.findall(fn_text))
         # an argument naming a gfp_t local or parameter (whole identifiers, as `\bname\b`)
         carries = (lambda a: not gfp_names.isdisjoint(_WORD.findall(a))) if gfp_names else None
@@ -780,7 +711,7 @@ def _function_facts(root: ts.Node, src: bytes, lines: SourceLines) -> tuple[list
     return out, errors
 
 
-def _null_tests(f: _Function, call: ts.Node, conds: _Conditions, lines: SourceLines) -> tuple[Span, ...]:
+def _null_tests(f: _Function, call: ts.Node, conds: _Conditions, lines: SourceText) -> tuple[Span, ...]:
     """Conditions after `call` that test its result for NULL, until the
     variable is assigned again. Runs for every call, so the cheap text check
     comes first and the rest only when some later condition names the result."""
@@ -895,7 +826,7 @@ def _atomic_byte_ranges(f: _Function) -> list[tuple[int, int, ts.Node]]:
     return out
 
 
-def _atomic_regions(regions: list[tuple[int, int, ts.Node]], lines: SourceLines) -> tuple[tuple[str, int, int, int, int], ...]:
+def _atomic_regions(regions: list[tuple[int, int, ts.Node]], lines: SourceText) -> tuple[tuple[str, int, int, int, int], ...]:
     """The same regions as (opening call, start line, column, end line, column)."""
     out = []
     for start, end, fn in regions:
@@ -905,7 +836,7 @@ def _atomic_regions(regions: list[tuple[int, int, ts.Node]], lines: SourceLines)
     return tuple(out)
 
 
-def _returned_calls(f: _Function, returns, lines: SourceLines) -> tuple[list[ReturnedCall], int]:
+def _returned_calls(f: _Function, returns, lines: SourceText) -> tuple[list[ReturnedCall], int]:
     """Calls whose result the function returns (directly or through a local),
     and how many return statements return something else (NULL, an error...)."""
     out = []

@@ -12,6 +12,7 @@ import re
 from pathlib import Path
 
 from .findings import Finding
+from .source import source_line
 
 MARKER = re.compile(r"nofail-lint:\s*ignore\b(?:\[(?P<rules>[^\]]*)\])?")
 ALL = "*"
@@ -40,32 +41,15 @@ def directives(line: str, names: dict[str, str] | None = None) -> set[str]:
     return out
 
 
-class _Lines:
-    def __init__(self, cwd: Path):
-        self.cwd = cwd
-        self.cache: dict[str, list[str] | None] = {}
-
-    def get(self, path: str, line: int) -> str:
-        if path not in self.cache:
-            try:
-                with open(self.cwd / path, "rb") as fh:
-                    self.cache[path] = fh.read().decode("utf-8", "replace").splitlines()
-            except OSError:
-                self.cache[path] = None
-        lines = self.cache[path]
-        if lines is None or not 1 <= line <= len(lines):
-            return ""
-        return lines[line - 1]
-
-
 def split_suppressed(findings: list[Finding], cwd: Path | None = None,
                      names: dict[str, str] | None = None) -> tuple[list[Finding], list[Finding]]:
     """(kept, suppressed). names: rule name -> id, so `ignore[open-coded-retry-loop]` works."""
-    lines = _Lines(Path(os.path.abspath(cwd or Path.cwd())))
+    root = Path(os.path.abspath(cwd or Path.cwd()))
     kept, suppressed = [], []
     for f in findings:
         loc = f.location
-        silenced = directives(lines.get(loc.path, loc.line), names) | \
-            directives(lines.get(loc.path, loc.line - 1), names)
+        path = root / loc.path
+        silenced = directives(source_line(path, loc.line), names) | \
+            directives(source_line(path, loc.line - 1), names)
         (suppressed if ALL in silenced or f.rule_id in silenced else kept).append(f)
     return kept, suppressed

@@ -15,6 +15,7 @@ from functools import cached_property
 import tree_sitter as ts
 
 from ..extract import LANGUAGE, prepare_source
+from ..source import SourceText
 
 _PARSER: ts.Parser | None = None
 _WORD = re.compile(r"[A-Za-z_]\w*")
@@ -47,8 +48,12 @@ class Source:
         return parser().parse(prepare_source(self.data))
 
     @cached_property
+    def lines(self) -> SourceText:
+        return SourceText(self.data)
+
+    @property
     def line_starts(self) -> list[int]:
-        return [0] + [m.end() for m in re.finditer(rb"\n", self.data)]
+        return self.lines.starts
 
     @property
     def root(self) -> ts.Node:
@@ -61,11 +66,13 @@ class Source:
         return decode(self.data[start:end])
 
     def offset(self, line: int, column: int) -> int:
-        """1-based line and character column -> byte offset."""
-        start = self.line_starts[line - 1]
-        end = self.line_starts[line] if line < len(self.line_starts) else len(self.data)
-        chars = decode(self.data[start:end])
-        return start + len(encode(chars[:column - 1]))
+        """1-based line and character column (as the source model counts them) -> byte offset."""
+        row = line - 1
+        raw = self.lines.line_bytes(row)
+        byte_col = 0
+        while byte_col < len(raw) and self.lines.char_col(row, byte_col) < column:
+            byte_col += 1
+        return self.line_starts[row] + byte_col
 
     def line_start(self, offset: int) -> int:
         return self.data.rfind(b"\n", 0, offset) + 1
