@@ -471,27 +471,6 @@ class MaskEvaluator:
         return UNKNOWN
 
 
-def identifiers(e: Expr) -> set[str]:
-    """Every identifier an expression mentions (for range resolution)."""
-    out: set[str] = set()
-    stack = [e]
-    while stack:
-        x = stack.pop()
-        if x[0] == "id":
-            out.add(x[1])
-        elif x[0] in ("un",):
-            stack.append(x[2])
-        elif x[0] == "bin":
-            stack.extend((x[2], x[3]))
-        elif x[0] == "cond":
-            stack.extend(x[1:])
-        elif x[0] == "cast":
-            stack.append(x[1])
-        elif x[0] == "call":
-            stack.extend(x[2])
-    return out
-
-
 _INT_OPS = {
     "+": lambda a, b: a + b, "-": lambda a, b: a - b, "*": lambda a, b: a * b,
     "<<": lambda a, b: a << b if 0 <= b < 64 else None, ">>": lambda a, b: a >> b if 0 <= b < 64 else None,

@@ -167,6 +167,8 @@ def load_config(path: Path, known_rules: dict[str, object]) -> Config:
         raise ConfigError(f"{path}: cannot read: {e.strerror or e}") from None
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{path}: invalid TOML: {e}") from None
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {e.start}: {e.reason})") from None
     by_name = {getattr(doc, "name", rid): rid for rid, doc in known_rules.items()}
 
     def rule_ids(key: str) -> frozenset[str]:

@@ -39,6 +39,9 @@ class Finding:
     notes: tuple[str, ...] = ()        # extra explanation lines, printed as note:
     path: tuple[PathStep, ...] = ()    # outermost call first, kernel API last
     facts: tuple[str, ...] = ()        # ids of allocator-model facts behind it
+    # more lines whose `nofail-lint: ignore` comment (on it or the line above)
+    # silences this finding: NF002's loop head
+    anchors: tuple[int, ...] = ()
 
     def sort_key(self):
         loc = self.location
@@ -72,6 +75,19 @@ class Skipped:
     reason: str
 
 
+@dataclass(frozen=True)
+class Incomplete:
+    """Part of an input the analysis did not cover: a parse-error region whose
+    code was not analysed, or an analysis limit that cut a search short.
+    Reported (stderr, JSON, SARIF notifications), never silent."""
+
+    path: str
+    line: int              # 1-based; 0: the file as a whole
+    end_line: int
+    kind: str              # "parse-error" | "limit"
+    message: str
+
+
 @dataclass
 class RunResult:
     findings: list[Finding] = field(default_factory=list)
@@ -82,3 +98,4 @@ class RunResult:
     suppressed: list[Finding] = field(default_factory=list)   # silenced by inline comments
     excluded: int = 0                                          # files left out by the config
     from_cache: int | None = None      # files whose facts came from the cache; None: no cache
+    incomplete: list[Incomplete] = field(default_factory=list)  # regions and limits not analysed

@@ -6,14 +6,17 @@ after it is tree-wide and runs in the parent.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import dataclasses
 import gc
 import hashlib
 import multiprocessing
 import os
 import re
+import signal
+import threading
 import time
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,35 +51,121 @@ class Excluder(Protocol):
 Progress = Callable[[int, int], None]
 
 
-# Worker state, set in the parent before the pool forks (inherited, never pickled).
-_PARSER = None
-_STORED: frozenset[bytes] = frozenset()      # fact keys the cache holds: such files are not extracted
-_EXTRA: re.Pattern[bytes] | None = None       # configured names that widen the prefilter
-_SALT = b""                                   # mixed into fact keys when _EXTRA is set
 CACHED = "cached"                             # a worker's answer for "the cache has this file's facts"
 
 Outcome = FileFacts | Skipped | None          # None: the prefilter says nothing here can matter
 
 
-def _fact_key(content: bytes) -> bytes:
-    """Facts are stored by content hash, salted by the configured extra names
-    (they change which files pass the prefilter)."""
-    return content if not _SALT else content_hash(content + _SALT)
+@dataclass(frozen=True)
+class WorkerContext:
+    """What extracting a file needs besides the file, made once per run in the
+    parent. Pool workers get it at start-up (forked: inherited, not pickled,
+    however many fact keys the cache holds)."""
+
+    stored: frozenset[bytes] = frozenset()   # fact keys the cache holds: such files are not extracted
+    extra: re.Pattern[bytes] | None = None   # configured names that widen the prefilter
+    salt: bytes = b""                        # mixed into fact keys when `extra` is set
+
+    @classmethod
+    def make(cls, extra_names: frozenset[str], stored: frozenset[bytes] = frozenset()) -> WorkerContext:
+        if not extra_names:
+            return cls(stored)
+        names = b"|".join(sorted(re.escape(n).encode() for n in extra_names))
+        return cls(stored, re.compile(rb"\b(?:" + names + rb")\b"), "\0".join(sorted(extra_names)).encode())
+
+    def fact_key(self, content: bytes) -> bytes:
+        """Facts are stored by content hash, salted by the configured extra names
+        (they change which files pass the prefilter)."""
+        return content if not self.salt else content_hash(content + self.salt)
 
 
-def _analyse_source(src: bytes, display: str) -> Outcome:
+# Per-file resource guards: a generated or hostile file is reported as skipped
+# in seconds instead of taking minutes and gigabytes. The largest file of
+# Linux 6.12 that passes the prefilter is 2.1 MB and its deepest bracket
+# nesting 54 levels; parsing time grows faster than linearly with both.
+MAX_FILE_BYTES = 8 << 20
+MAX_NESTING = 500
+FILE_SECONDS = 60.0          # wall-clock budget for one file's extraction
+
+_BRACKETS = bytes.maketrans(b"{([}])", b"((()))")
+_NOT_BRACKETS = bytes(range(256)).translate(None, b"{}()[]")
+
+
+class _FileTimeout(Exception):
+    pass
+
+
+def nesting_depth(src: bytes, limit: int = MAX_NESTING) -> int:
+    """Deepest {, ( and [ nesting (strings and comments included), or `limit`
+    once it is reached. Innermost pairs are removed one level per pass, at
+    C speed; unmatched openers left over count as levels too."""
+    b = src.translate(_BRACKETS, _NOT_BRACKETS)
+    depth = 0
+    while b and depth < limit:
+        shorter = b.replace(b"()", b"")
+        if len(shorter) == len(b):
+            break
+        b, depth = shorter, depth + 1
+    return min(limit, depth + b.count(b"("))
+
+
+def _guard(src: bytes, display: str) -> Skipped | None:
+    if len(src) > MAX_FILE_BYTES:
+        return Skipped(display, f"too large to analyse: {len(src) / 1e6:.1f} MB "
+                                f"(limit {MAX_FILE_BYTES / 1e6:.1f} MB)")
+    if nesting_depth(src) >= MAX_NESTING:
+        return Skipped(display, f"too deeply nested to analyse: {MAX_NESTING} or more levels of brackets")
+    return None
+
+
+@contextlib.contextmanager
+def _time_budget(seconds: float):
+    """Raise _FileTimeout in the block after `seconds` (main thread only; elsewhere no budget)."""
+    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "setitimer"):
+        yield
+        return
+
+    def expired(signum, frame):
+        raise _FileTimeout()
+    previous = signal.signal(signal.SIGALRM, expired)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+_PARSER = None                   # one tree-sitter parser per process, made on first use
+_WORKER = WorkerContext()        # the context a pool worker was started with (_start_worker)
+
+
+def _start_worker(context: WorkerContext, parent: int) -> None:
+    global _WORKER
+    _WORKER = context
+    gc.enable()     # a worker forked while the parent paused the GC (see paused_gc) needs its own
+    _die_with_parent(parent)
+
+
+def _analyse_source(src: bytes, display: str, context: WorkerContext) -> Outcome:
     """One file's bytes -> facts, or the reason it was skipped. Never raises."""
     global _PARSER
     if b"\0" in src[:8192]:
         return Skipped(display, "binary file (NUL bytes)")
-    if not worth_parsing(src, _EXTRA):
+    if not worth_parsing(src, context.extra):
         return None
+    too_much = _guard(src, display)
+    if too_much is not None:
+        return too_much
     try:
         from .extract import LANGUAGE, extract
         import tree_sitter as ts
         if _PARSER is None:
             _PARSER = ts.Parser(LANGUAGE)
-        return extract(src, display, _PARSER)
+        with _time_budget(FILE_SECONDS):
+            return extract(src, display, _PARSER)
+    except _FileTimeout:
+        return Skipped(display, f"analysis took longer than {FILE_SECONDS:.0f} s; skipped")
     except RecursionError:
         return Skipped(display, "analysis failed: nesting too deep")
     except Exception as e:  # a bug in one file's analysis must not stop the run
@@ -88,7 +177,7 @@ def _analyse_source(src: bytes, display: str) -> Outcome:
 Answer = tuple[str, bytes | None, "str | tuple[bytes, bytes]"]
 
 
-def _extract_one(item: tuple[str, str]) -> Answer:
+def _extract_one(item: tuple[str, str], context: WorkerContext) -> Answer:
     """Worker: (path, display) -> Answer. The outcome travels sealed: the parent
     stores those bytes as they are and unpickles them once."""
     path, display = item
@@ -98,14 +187,74 @@ def _extract_one(item: tuple[str, str]) -> Answer:
     except OSError as e:
         return display, None, seal(Skipped(display, f"cannot read: {e.strerror or e}"))
     content = content_hash(src)
-    if _fact_key(content) in _STORED:
+    if context.fact_key(content) in context.stored:
         return display, content, CACHED
-    return display, content, seal(_analyse_source(src, display))
+    return display, content, seal(_analyse_source(src, display, context))
 
 
 def _extract_batch(items: list[tuple[str, str]]) -> list[Answer]:
-    gc.enable()     # a worker forked while the parent paused the GC (see paused_gc) needs its own
-    return [_extract_one(it) for it in items]
+    """Pool worker: a batch, with the context the worker was started with."""
+    return [_extract_one(it, _WORKER) for it in items]
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM during a run: handled like Ctrl-C (finished work kept), exit 143."""
+
+
+PR_SET_PDEATHSIG = 1     # linux/prctl.h
+
+
+def _die_with_parent(parent: int):
+    """A worker dies with its parent, whatever kills the parent (even SIGKILL),
+    and leaves Ctrl-C to it: the parent cancels and stops the pool.
+
+    Linux: prctl(PR_SET_PDEATHSIG, SIGKILL). Everywhere, and in case the
+    parent died before the prctl: a thread that exits when the parent pid
+    changes (the worker is re-parented)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    except (OSError, AttributeError):
+        pass
+    if os.getppid() != parent:
+        os._exit(1)
+
+    def watch():
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(1)
+    threading.Thread(target=watch, name="parent-watchdog", daemon=True).start()
+
+
+@contextlib.contextmanager
+def interruptible():
+    """SIGTERM raises Terminated in the main thread for the duration (like
+    SIGINT raises KeyboardInterrupt), so the run stops the same orderly way."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def terminate(signum, frame):
+        raise Terminated()
+    previous = signal.signal(signal.SIGTERM, terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _stop(pool: ProcessPoolExecutor):
+    """Stop a pool now: pending batches cancelled, running workers killed
+    (waiting for them took up to a batch's time, seconds)."""
+    processes = list(getattr(pool, "_processes", {}).values())   # no public way to reach them
+    for proc in processes:
+        with contextlib.suppress(OSError):
+            proc.kill()
+    pool.shutdown(wait=False, cancel_futures=True)
+    for proc in processes:
+        proc.join(1)
 
 
 @contextlib.contextmanager
@@ -132,6 +281,7 @@ class Extraction:
     keys: dict[str, bytes]                  # display -> fact key, for every file that could be read
     outcomes: dict[str, Outcome]            # display -> outcome computed (or loaded) this run
     cache: FactsCache | None
+    context: WorkerContext = field(default_factory=WorkerContext)
     paths: dict[str, str] = field(default_factory=dict)    # display -> path to open
     reused: int = 0                         # files whose facts came from the cache, not extraction
 
@@ -171,9 +321,9 @@ class Extraction:
             except OSError as e:
                 self.outcomes[display] = Skipped(display, f"cannot read: {e.strerror or e}")
                 continue
-            outcome = _analyse_source(src, display)
+            outcome = _analyse_source(src, display, self.context)
             self.outcomes[display] = outcome
-            if _fact_key(content_hash(src)) == self.keys[display]:   # unchanged since the scan
+            if self.context.fact_key(content_hash(src)) == self.keys[display]:   # unchanged since the scan
                 fresh[self.keys[display]] = seal(outcome)
         if self.cache is not None and fresh:
             self.cache.store(fresh, [])
@@ -189,7 +339,8 @@ def _rehome(outcome: Outcome, display: str) -> Outcome:
 
 
 def extract_all(files: list[SourceFile], jobs: int, progress: Progress | None = None,
-                extra_names: frozenset[str] = frozenset(), cache: FactsCache | None = None) -> Extraction:
+                extra_names: frozenset[str] = frozenset(), cache: FactsCache | None = None,
+                warn: Callable[[str], None] | None = None) -> Extraction:
     """Extract every file the cache does not already hold, in worker processes.
 
     Files whose stat identity the cache recorded are not even read. The rest
@@ -201,96 +352,127 @@ def extract_all(files: list[SourceFile], jobs: int, progress: Progress | None = 
     lost (and reported as skipped).
     `progress(done, total)` is called as results come in. `extra_names`
     (configured allocators, retry-wait helpers) widen the byte prefilter.
+    Each finished batch is stored in the cache as it arrives: Ctrl-C (or
+    SIGTERM) cancels what is pending, stops the workers within a second and
+    re-raises, and the next run starts from what was finished.
     """
-    global _STORED, _EXTRA, _SALT
-    _EXTRA = re.compile(rb"\b(?:" + b"|".join(sorted(re.escape(n).encode() for n in extra_names)) + rb")\b") \
-        if extra_names else None
-    _SALT = ("\0".join(sorted(extra_names))).encode() if extra_names else b""
     contents: dict[str, bytes] = {}
+    stored: frozenset[bytes] = frozenset()
     if cache is not None:
         known = cache.known_hashes([(f.absolute, f.identity) for f in files])
         for f in files:
             content = known.get(f.absolute)
             if content is not None:
                 contents[f.display] = content
-        _STORED = frozenset(cache.stored_hashes())
-    else:
-        _STORED = frozenset()
+        stored = frozenset(cache.stored_hashes())
+    context = WorkerContext.make(extra_names, stored)
     items = [(f.path, f.display) for f in files if f.display not in contents]
-    results = _run_workers(items, jobs, progress, len(files) - len(items), len(files))
-
+    by_display = {f.display: f for f in files}
     outcomes: dict[str, Outcome] = {}
-    fresh: dict[bytes, tuple[bytes, bytes]] = {}
-    read: dict[str, bytes] = {}            # files read this run: their stat rows are (re)recorded
-    for display, content, answer in results:
-        if content is not None:
-            read[display] = contents[display] = content
-        if isinstance(answer, str):        # CACHED
-            continue
-        outcomes[display] = unseal(*answer)
-        if content is not None:
-            fresh[_fact_key(content)] = answer
-    if cache is not None:
-        cache.store(fresh, [(f.absolute, f.identity, read[f.display])
-                            for f in files if f.display in read])
-    keys = {d: _fact_key(c) for d, c in contents.items()}
-    return Extraction(keys, outcomes, cache, {f.display: f.path for f in files},
+
+    def take(answers: list[Answer]):
+        """A finished batch: its outcomes kept, and stored in the cache at
+        once, so an interrupted run leaves its finished work for the next."""
+        fresh: dict[bytes, tuple[bytes, bytes]] = {}
+        stats = []                          # files read: their stat rows are (re)recorded
+        for display, content, answer in answers:
+            if content is not None:
+                contents[display] = content
+                f = by_display[display]
+                stats.append((f.absolute, f.identity, content))
+            if isinstance(answer, str):     # CACHED
+                continue
+            outcomes[display] = unseal(*answer)
+            if content is not None:
+                fresh[context.fact_key(content)] = answer
+        if cache is not None and (fresh or stats):
+            cache.store(fresh, stats)
+
+    _run_workers(items, jobs, context, progress, len(files) - len(items), len(files), take, warn)
+    keys = {d: context.fact_key(c) for d, c in contents.items()}
+    return Extraction(keys, outcomes, cache, context, {f.display: f.path for f in files},
                       reused=len(set(keys) - set(outcomes)))
 
 
-def _run_workers(items: list[tuple[str, str]], jobs: int, progress: Progress | None,
-                 done: int, total: int) -> list[Answer]:
-    jobs = jobs or os.cpu_count() or 1
-    results: list = []
+def worker_count(jobs: int, batches: int) -> int:
+    """Workers for `batches` batches: --jobs (0: all cores), at most one per core and per batch."""
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, min(jobs or cpus, cpus, batches))
 
-    def report():
+
+def _run_workers(items: list[tuple[str, str]], jobs: int, context: WorkerContext, progress: Progress | None,
+                 done: int, total: int, take: Callable[[list[Answer]], None],
+                 warn: Callable[[str], None] | None = None):
+    """Extract `items`, handing each finished batch to `take` as it arrives."""
+    finished = done
+
+    def report(answers: list[Answer]):
+        nonlocal finished
+        take(answers)
+        finished += len(answers)
         if progress is not None:
-            progress(done + len(results), total)
-    if jobs <= 1 or len(items) < 16:
+            progress(finished, total)
+    if not items:
+        return
+    size = max(1, min(64, len(items) // (worker_count(jobs, len(items)) * 8) or 1))
+    batches = [items[i:i + size] for i in range(0, len(items), size)]
+    workers = worker_count(jobs, len(batches))
+    if jobs and workers < jobs and warn is not None:
+        warn(f"--jobs {jobs} lowered to {workers} (at most one worker per CPU and per batch)")
+    if workers <= 1 or len(items) < 16:
         enabled = gc.isenabled()
         gc.enable()          # extraction makes ordinary garbage, unlike loading facts
         try:
-            for it in items:
-                results.append(_extract_one(it))
-                report()
+            for batch in batches:
+                report([_extract_one(it, context) for it in batch])
         finally:
             if not enabled:
                 gc.disable()
-        return results
-    size = max(1, min(64, len(items) // (jobs * 8) or 1))
-    batches = [items[i:i + size] for i in range(0, len(items), size)]
-    ctx = multiprocessing.get_context("fork")
+        return
+    fork = multiprocessing.get_context("fork")
+    start = {"initializer": _start_worker, "initargs": (context, os.getpid())}
     while batches:
         broken: list[list[tuple[str, str]]] = []
-        with ProcessPoolExecutor(jobs, mp_context=ctx) as pool:
-            futures = [pool.submit(_extract_batch, b) for b in batches]
-            for batch, fut in zip(batches, futures):
-                try:
-                    results.extend(fut.result())
-                except BrokenProcessPool:
-                    broken.append(batch)
-                else:
-                    report()
+        pool = ProcessPoolExecutor(workers, mp_context=fork, **start)
+        try:
+            pending = {pool.submit(_extract_batch, b): b for b in batches}
+            while pending:
+                ready, _ = wait(pending, return_when=FIRST_COMPLETED)
+                for fut in ready:
+                    batch = pending.pop(fut)
+                    try:
+                        answers = fut.result()
+                    except BrokenProcessPool:
+                        broken.append(batch)
+                    else:
+                        report(answers)
+        except BaseException:      # Ctrl-C, SIGTERM, a failing cache write: stop now
+            _stop(pool)
+            raise
+        pool.shutdown(wait=True)
         # a dead worker breaks every pending batch: halve them and go again;
         # a single file is finally run in a worker of its own
         batches = []
         for batch in broken:
             if len(batch) == 1:
-                results.append(_isolated(batch[0], ctx))
-                report()
+                report([_isolated(batch[0], fork, start)])
             else:
                 half = len(batch) // 2
                 batches += [batch[:half], batch[half:]]
-    return results
 
 
-def _isolated(item: tuple[str, str], ctx) -> Answer:
+def _isolated(item: tuple[str, str], fork, start: dict) -> Answer:
     """One file in a worker of its own: a crash costs only this file."""
+    pool = ProcessPoolExecutor(1, mp_context=fork, **start)
     try:
-        with ProcessPoolExecutor(1, mp_context=ctx) as pool:
-            return pool.submit(_extract_batch, [item]).result()[0]
+        answer = pool.submit(_extract_batch, [item]).result()[0]
+        pool.shutdown(wait=True)
+        return answer
     except BrokenProcessPool:
         return item[1], None, seal(Skipped(item[1], "analysis failed: the worker process died on this file"))
+    except BaseException:
+        _stop(pool)
+        raise
 
 
 @dataclass
@@ -324,7 +506,8 @@ class Analysis:
             self.extraction.cache.close()
 
 
-def analyse(options: Options, cwd: Path | None = None, progress: Progress | None = None) -> Analysis:
+def analyse(options: Options, cwd: Path | None = None, progress: Progress | None = None,
+            warn: Callable[[str], None] | None = None) -> Analysis:
     """discover -> extract (-> link, on first use of .tables); the shared front half of `run` and `grep`."""
     started = time.monotonic()
     model = load_model()
@@ -339,19 +522,22 @@ def analyse(options: Options, cwd: Path | None = None, progress: Progress | None
     version = options.kernel_version or kernel_version_of(options.paths) or model.newest_version
     cache = FactsCache.open(options.cache_dir) if options.cache_dir is not None else None
     extraction = extract_all(files, options.jobs, progress,
-                             options.extra_allocators | options.extra_retry_wait, cache)
+                             options.extra_allocators | options.extra_retry_wait, cache, warn)
     return Analysis(extraction, files, skipped, version, excluded, started, options)
 
 
-def run(options: Options, cwd: Path | None = None, progress: Progress | None = None) -> RunResult:
+def run(options: Options, cwd: Path | None = None, progress: Progress | None = None,
+        warn: Callable[[str], None] | None = None) -> RunResult:
     """The whole pipeline. With a cache, a run whose every input (file contents,
-    names, options, tool version) was seen before reuses that run's findings."""
-    with paused_gc():
-        return _run(options, cwd, progress)
+    names, options, tool version) was seen before reuses that run's findings.
+    SIGTERM stops it like Ctrl-C (Terminated, a KeyboardInterrupt)."""
+    with paused_gc(), interruptible():
+        return _run(options, cwd, progress, warn)
 
 
-def _run(options: Options, cwd: Path | None, progress: Progress | None) -> RunResult:
-    a = analyse(options, cwd, progress)
+def _run(options: Options, cwd: Path | None, progress: Progress | None,
+         warn: Callable[[str], None] | None) -> RunResult:
+    a = analyse(options, cwd, progress, warn)
     cache = a.extraction.cache
     key = a.extraction.result_key(a.version, None if options.rules is None else sorted(options.rules), sorted(options.extra_allocators),
                                   sorted(options.extra_retry_wait), a.skipped)

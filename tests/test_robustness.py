@@ -70,10 +70,10 @@ def test_a_dying_worker_costs_only_its_file(tmp_path, monkeypatch):
 
     original = pipeline._extract_one
 
-    def dies_on_one_file(item):
+    def dies_on_one_file(item, context):
         if item[1].endswith("killer.c"):
             os._exit(9)
-        return original(item)
+        return original(item, context)
 
     monkeypatch.setattr(pipeline, "_extract_one", dies_on_one_file)
     for i in range(40):

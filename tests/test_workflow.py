@@ -429,7 +429,8 @@ def test_summary_line_and_no_progress_when_stderr_is_not_a_terminal(cli, tmp_pat
     assert proc.returncode == 1
     assert "\r" not in proc.stderr and "files/s" not in proc.stderr
     assert re.fullmatch(r"nofail-lint: 20 finding\(s\) \(NF002: 20\), 1 suppressed in 22 file\(s\), "
-                        r"1 skipped, Linux 6\.12, \d+\.\ds", _summary(proc.stderr))
+                        r"1 skipped, Linux 6\.12 \(default: no kernel Makefile found; see --kernel-version\), "
+                        r"\d+\.\ds", _summary(proc.stderr))
     proc = run_cli(cli, "check", "-q", ".", cwd=tmp_path)
     assert "finding(s)" not in proc.stderr
 

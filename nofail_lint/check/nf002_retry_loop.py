@@ -63,5 +63,6 @@ def check(tables: TreeTables, rule: RuleDoc) -> list[Finding]:
                 message = (f"open-coded retry loop around {callee}(): it repeats the allocation until it "
                            f"succeeds; use __GFP_NOFAIL instead")
                 out.append(report(tables, rule, ff.path, loop.call.span, fn.name, message, notes,
-                                  model.retry_wait_facts if waiting else (), tuple(steps)))
+                                  model.retry_wait_facts if waiting else (), tuple(steps),
+                                  anchors=(loop.loop_span.line,)))
     return out

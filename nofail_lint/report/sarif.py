@@ -22,7 +22,7 @@ import urllib.parse
 import attr
 import sarif_om as om
 
-from ..findings import Finding, FixProposal, Location, RunResult, Skipped
+from ..findings import Finding, FixProposal, Incomplete, Location, RunResult, Skipped
 from .fingerprint import fingerprints
 from ..rules_catalog import RuleDoc, fact_text, markdown_to_text, indent_code
 
@@ -200,6 +200,16 @@ def _notification(s: Skipped) -> om.Notification:
     )
 
 
+def _incomplete_notification(i: Incomplete) -> om.Notification:
+    region = om.Region(start_line=i.line, end_line=max(i.end_line, i.line)) if i.line > 0 else None
+    return om.Notification(
+        level="warning",
+        message=om.Message(text=f"{i.kind}: {i.message}"),
+        locations=[om.Location(physical_location=om.PhysicalLocation(
+            artifact_location=artifact_location(i.path), region=region))],
+    )
+
+
 def build(result: RunResult, rules: dict[str, RuleDoc], facts: dict[str, str],
           root: pathlib.Path, tool_version: str, show_suppressed: bool = False,
           fixes: dict[Finding, list[FixProposal]] | None = None) -> om.SarifLog:
@@ -227,9 +237,11 @@ def build(result: RunResult, rules: dict[str, RuleDoc], facts: dict[str, str],
         information_uri=INFORMATION_URI,
         rules=descriptors,
     )
+    incomplete = sorted(result.incomplete, key=lambda i: (i.path, i.line, i.kind, i.message))
+    notifications = [_notification(s) for s in skipped] + [_incomplete_notification(i) for i in incomplete]
     invocation = om.Invocation(
         execution_successful=not skipped,
-        tool_execution_notifications=[_notification(s) for s in skipped] or None,
+        tool_execution_notifications=notifications or None,
     )
     run_properties = {"filesScanned": result.files_scanned}
     if result.kernel_version:
