@@ -693,10 +693,8 @@ def fix_cmd(paths, write, patch_dir, select, ignore, unsafe_fixes, nf006, jobs, 
         rules = load_rules()
     except RuleFileError as e:
         _fail(str(e))
-    selected, ignored = _split_rules(select), _split_rules(ignore) or set()
-    for given in (selected or set()) | ignored:
-        if given not in rules:
-            _fail(f"unknown rule(s): {given}")
+    selected = _rule_ids(select, rules, "--select")
+    ignored = _rule_ids(ignore, rules, "--ignore") or set()
     config = _config(config_file, paths, rules)
     to_fix = config.rules(selected, rules)
     to_fix = (set(rules) if to_fix is None else to_fix) - ignored
