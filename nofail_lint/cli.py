@@ -18,12 +18,14 @@ import time
 import traceback
 from collections import Counter
 from pathlib import Path
+from typing import Callable, NoReturn
 
 import click
 
 from . import __version__, baseline
 from . import cache as facts_cache
-from .cache import ENV_VAR, cache_dir as resolve_cache_dir
+from .cache import ENV_VAR
+from .cache import cache_dir as resolve_cache_dir
 from .config import Config, ConfigError, find_config, load_config
 from .check import run_rules
 from .discover import SOURCE_SUFFIXES, MissingPath, discover, display_path, kernel_version_of
@@ -196,7 +198,7 @@ def _progress_mode(progress: bool | None, quiet: bool) -> str | None:
     return "lines" if progress else None
 
 
-def _fail(message: str):
+def _fail(message: str) -> NoReturn:
     _stderr(f"nofail-lint: error: {message}")
     sys.exit(EXIT_ERROR)
 
@@ -397,7 +399,7 @@ class _CheckCommand(click.Command):
               help="No summary line or progress; parts not analysed only as a count.")
 @_cache_options
 @_debug_option
-def check(paths, fmt, output, jobs, kernel_version, select, ignore_rules, config_file, fail_on, exit_zero,
+def check(paths, fmt, output, jobs, kernel_version, select, ignore_rules, config_file, fail_on, exit_zero,  # noqa: C901
           show_suppressed, report_unused_suppressions, baseline_file, write_baseline_file, diff_rev,
           diff_staged, show_statistics, no_notes, terse, color, stdin_filename, progress, quiet,
           cache_dir, no_cache):
@@ -619,6 +621,7 @@ def grep_cmd(paths, flag, count, files_only, as_json, jobs, kernel_version, conf
     progress.clear()
     per_file = Counter(h.path for h in found)
     if as_json:
+        doc: list
         if count:
             doc = [{"path": p, "count": n} for p, n in sorted(per_file.items())]
         elif files_only:
@@ -797,6 +800,7 @@ def _model_version(version: str | None):
 def cache_cmd(cache_dir, clear_it):
     """Where the facts cache is and how big; --clear deletes it."""
     directory = resolve_cache_dir(cache_dir, False)
+    assert directory is not None     # only --no-cache gives none
     if clear_it:
         n = facts_cache.clear(directory) if directory.is_dir() else 0
         click.echo(f"{directory}: deleted {n} database(s)")
@@ -866,13 +870,13 @@ def model_verify(linux_tree, signatures, gfp_algebra):
     bad = counts["stale"]
     summary = (f"Linux {version}: {counts['ok']} ok, {counts['stale']} stale, "
                f"{counts['skipped']} skipped (not in version range) of {len(results)} facts")
-    extra = [("signatures", check_signatures)] if signatures else []
+    extra: list[tuple[str, Callable[..., list]]] = [("signatures", check_signatures)] if signatures else []
     extra += [("gfp", check_gfp)] if gfp_algebra else []
     for label, check_part in extra:
         part = check_part(m, linux_tree, version)
-        for r in part:
-            click.echo(r.line())
-        c = Counter(r.status for r in part)
+        for p in part:
+            click.echo(p.line())
+        c = Counter(p.status for p in part)
         bad += c["mismatch"] + c["missing"]
         summary += (f"; {label}: {c['ok']} ok, {c['mismatch']} mismatch, {c['missing']} missing, "
                     f"{c['skipped']} skipped")

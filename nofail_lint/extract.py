@@ -364,7 +364,8 @@ def _declarator_name(decl: ts.Node | None) -> tuple[str, ts.Node | None]:
         if decl.type == "function_declarator":
             inner = decl.child_by_field_name("declarator")
             while inner is not None and inner.type in ("pointer_declarator", "parenthesized_declarator"):
-                inner = inner.child_by_field_name("declarator") or (inner.named_children[0] if inner.named_children else None)
+                inner = inner.child_by_field_name("declarator") or \
+                    (inner.named_children[0] if inner.named_children else None)
             return (node_text(inner) if inner is not None and inner.type == "identifier" else "", decl)
         decl = decl.child_by_field_name("declarator")
     return "", None
@@ -591,7 +592,7 @@ def _recover_lost_functions(parser: ts.Parser, clean: bytes, src: bytes, lines: 
     return kept
 
 
-def _function_facts(root: ts.Node, src: bytes, lines: SourceText) -> tuple[list[_Found], int]:
+def _function_facts(root: ts.Node, src: bytes, lines: SourceText) -> tuple[list[_Found], int]:  # noqa: C901
     """Every function definition under `root` with its facts, and the number of ERROR nodes."""
     caps = ts.QueryCursor(_Q_FILE).captures(root)
     by_start = lambda n: n.start_byte  # noqa: E731
@@ -673,7 +674,7 @@ def _function_facts(root: ts.Node, src: bytes, lines: SourceText) -> tuple[list[
         fn_text = decode(src[f.node.start_byte:f.body.end_byte])
         gfp_names = set(_GFP_T_NAMES.findall(fn_text))
         # an argument naming a gfp_t local or parameter (whole identifiers, as `\bname\b`)
-        carries = (lambda a: not gfp_names.isdisjoint(_WORD.findall(a))) if gfp_names else None
+        carries = (lambda a, names=gfp_names: not names.isdisjoint(_WORD.findall(a))) if gfp_names else None
         regions = _atomic_byte_ranges(f)
         conds = _Conditions(conds_by_fn.get(id(f), ()))
         call_sites = []
@@ -719,7 +720,7 @@ def _null_tests(f: _Function, call: ts.Node, conds: _Conditions, lines: SourceTe
     if kind != "var":
         return ()
     first = bisect.bisect_left(conds.starts, call.end_byte)
-    later = [c for c, text in zip(conds.nodes[first:], conds.texts[first:])
+    later = [c for c, text in zip(conds.nodes[first:], conds.texts[first:], strict=True)
              if key in text and is_null_test(c, key)]
     if not later:
         return ()
@@ -756,7 +757,8 @@ def _bare_param(f: _Function, cond: ts.Node | None) -> tuple[int, bool] | None:
         if cond.type == "unary_expression" and cond.child_by_field_name("operator").text == b"!":
             truth = not truth
             cond = strip(cond.child_by_field_name("argument"))
-        elif cond.type == "call_expression" and node_text(cond.child_by_field_name("function")) in ("likely", "unlikely"):
+        elif cond.type == "call_expression" and \
+                node_text(cond.child_by_field_name("function")) in ("likely", "unlikely"):
             args = cond.child_by_field_name("arguments").named_children
             cond = strip(args[0]) if args else None
         else:
@@ -781,7 +783,8 @@ def _param_guards(f: _Function, call: ts.Node) -> tuple[tuple[int, bool], ...]:
             while s is not None:
                 if s.type == "if_statement" and s.child_by_field_name("alternative") is None:
                     cons = s.child_by_field_name("consequence")
-                    kids = [c for c in cons.named_children if c.type != "comment"] if cons.type == "compound_statement" else [cons]
+                    kids = [c for c in cons.named_children if c.type != "comment"] \
+                        if cons.type == "compound_statement" else [cons]
                     if kids and kids[-1].type == "return_statement":
                         g = _bare_param(f, s.child_by_field_name("condition"))
                         if g is not None:
@@ -826,7 +829,8 @@ def _atomic_byte_ranges(f: _Function) -> list[tuple[int, int, ts.Node]]:
     return out
 
 
-def _atomic_regions(regions: list[tuple[int, int, ts.Node]], lines: SourceText) -> tuple[tuple[str, int, int, int, int], ...]:
+def _atomic_regions(regions: list[tuple[int, int, ts.Node]],
+                    lines: SourceText) -> tuple[tuple[str, int, int, int, int], ...]:
     """The same regions as (opening call, start line, column, end line, column)."""
     out = []
     for start, end, fn in regions:

@@ -2,7 +2,7 @@
 
 Plain frozen dataclasses so they pickle across worker processes and compare
 exactly in tests. Paths are POSIX strings, relative to the current directory
-when the file lies under it (DESIGN.md section 5).
+when the file lies under it.
 """
 from __future__ import annotations
 
@@ -34,7 +34,7 @@ class Finding:
     rule_id: str           # "NF001"
     level: str             # "error" | "warning" | "note"
     message: str           # one line, no trailing period
-    location: Location     # the primary location (DESIGN.md section 3)
+    location: Location     # the primary location (docs/architecture.md, Rules)
     function: str = ""     # enclosing function name, "" at file scope
     notes: tuple[str, ...] = ()        # extra explanation lines, printed as note:
     path: tuple[PathStep, ...] = ()    # outermost call first, kernel API last

@@ -114,7 +114,8 @@ def split_changed(findings: list[Finding], changed: dict[str, set[int] | None],
     keep, drop = [], []
     for f in findings:
         key = os.path.realpath(cwd / f.location.path)
-        if key in changed and (changed[key] is WHOLE_FILE or f.location.line in changed[key]):
+        lines = changed.get(key, set())
+        if lines is WHOLE_FILE or f.location.line in lines:
             keep.append(f)
         else:
             drop.append(f)

@@ -49,7 +49,7 @@ class TreeTables:
         self.globals: dict[str, list[FunctionRef]] = defaultdict(list)
         # `static inline` functions of headers: visible wherever the header is included
         self.header_statics: dict[str, list[FunctionRef]] = defaultdict(list)
-        self.file_functions: dict[str, dict[str, FunctionRef]] = {}
+        self.file_functions: dict[str, dict[str, FunctionRef | None]] = {}
         self.callers: dict[str, list[tuple[FunctionRef, CallSite]]] = defaultdict(list)
         for ff in files:
             local = defaultdict(list)

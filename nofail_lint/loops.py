@@ -12,7 +12,7 @@ of the loop whether it can then be taken. Each condition evaluates to:
 A loop is an open-coded retry around the call when no exit can be taken on
 persistent failure (every exit guard is F or I) and some exit depends on the
 call's result (the loop leaves on success). An exit guarded only by an
-invariant flag is a "conditional NOFAIL": it is reported, as DESIGN.md asks.
+invariant flag is a "conditional NOFAIL": it is reported.
 A V anywhere on an exit (a counter, a signal, a timeout, a shrinking order, a
 list walk) bounds the loop: loops over elements and bounded retries are quiet.
 """
@@ -32,8 +32,10 @@ if TYPE_CHECKING:  # pragma: no cover
     from .extract import _Function
     from .source import SourceText
 
-T, F, V, I = "T", "F", "V", "I"
+T, F, V, I = "T", "F", "V", "I"  # noqa: E741 -- the truth values of the docstring
 _LOOP_TYPES = frozenset({"do_statement", "while_statement", "for_statement"})
+_CONSTANT_TYPES = frozenset({"number_literal", "char_literal", "string_literal", "true", "false", "null",
+                             "sizeof_expression"})
 # names of the kernel's iterator macros (`list_for_each_entry`, `for_each_cpu`,
 # `xa_for_each`, `for_each_set_bit`, ...): a loop over elements, not a retry
 FOR_EACH_MACRO = re.compile(r"for_each|foreach|_for_\w*each|^for_\w+")
@@ -113,7 +115,8 @@ class _Result:
     def matches(self, node: ts.Node) -> bool:
         if node.type == "assignment_expression":
             right = node.child_by_field_name("right")
-            return right is not None and right.start_byte <= self.call.start_byte and self.call.end_byte <= right.end_byte
+            return right is not None and \
+                right.start_byte <= self.call.start_byte and self.call.end_byte <= right.end_byte
         if node.start_byte == self.call.start_byte and node.end_byte == self.call.end_byte:
             return True
         return self.key is not None and node.type in ("identifier", "field_expression", "subscript_expression") \
@@ -140,7 +143,7 @@ class LoopAnalyser:
 
     # ---------------------------------------------------------- evaluation
 
-    def _eval(self, node: ts.Node | None, r: _Result, modified: set[str]) -> tuple[str, bool]:
+    def _eval(self, node: ts.Node | None, r: _Result, modified: set[str]) -> tuple[str, bool]:  # noqa: C901
         """Tri-valued truth of a condition under persistent failure, and whether it reads the result."""
         if node is None:
             return T, False
@@ -205,7 +208,7 @@ class LoopAnalyser:
         if node is None:
             return I, False
         text = node_text(node)
-        if node.type in ("number_literal", "char_literal", "string_literal", "true", "false", "null", "sizeof_expression"):
+        if node.type in _CONSTANT_TYPES:
             return I, False
         if r.matches(node):
             return V, True
@@ -565,7 +568,7 @@ class LoopAnalyser:
         return None
 
     def _calls_in(self, start: int, end: int):
-        for call, fn, args in self.f.calls:
+        for call, fn, _args in self.f.calls:
             if start <= call.start_byte and call.end_byte <= end:
                 yield call, fn
 

@@ -20,13 +20,13 @@ from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Protocol
+from typing import Callable, Protocol, cast
 
-from .check import run_rules
 from .cache import FactsCache, content_hash, seal, unseal
+from .check import run_rules
 from .discover import SourceFile, discover, kernel_version_of, worth_parsing
 from .facts import FileFacts
-from .findings import RunResult, Skipped
+from .findings import Finding, RunResult, Skipped
 from .link import TreeTables
 from .model import load_model
 
@@ -158,8 +158,9 @@ def _analyse_source(src: bytes, display: str, context: WorkerContext) -> Outcome
     if too_much is not None:
         return too_much
     try:
-        from .extract import LANGUAGE, extract
         import tree_sitter as ts
+
+        from .extract import LANGUAGE, extract
         if _PARSER is None:
             _PARSER = ts.Parser(LANGUAGE)
         with _time_budget(FILE_SECONDS):
@@ -302,7 +303,7 @@ class Extraction:
             redo = []
             for display, key in missing.items():
                 if key in stored:
-                    self.outcomes[display] = _rehome(stored[key], display)
+                    self.outcomes[display] = _rehome(cast(Outcome, stored[key]), display)
                 else:
                     redo.append(display)
             if redo:   # corrupt or vanished entries: extract again, store again
@@ -382,7 +383,7 @@ def extract_all(files: list[SourceFile], jobs: int, progress: Progress | None = 
                 stats.append((f.absolute, f.identity, content))
             if isinstance(answer, str):     # CACHED
                 continue
-            outcomes[display] = unseal(*answer)
+            outcomes[display] = cast(Outcome, unseal(*answer))
             if content is not None:
                 fresh[context.fact_key(content)] = answer
         if cache is not None and (fresh or stats):
@@ -420,20 +421,12 @@ def _run_workers(items: list[tuple[str, str]], jobs: int, context: WorkerContext
     if jobs and workers < jobs and warn is not None:
         warn(f"--jobs {jobs} lowered to {workers} (at most one worker per CPU and per batch)")
     if workers <= 1 or len(items) < 16:
-        enabled = gc.isenabled()
-        gc.enable()          # extraction makes ordinary garbage, unlike loading facts
-        try:
-            for batch in batches:
-                report([_extract_one(it, context) for it in batch])
-        finally:
-            if not enabled:
-                gc.disable()
+        _run_here(batches, context, report)
         return
-    fork = multiprocessing.get_context("fork")
-    start = {"initializer": _start_worker, "initargs": (context, os.getpid())}
+    start = _PoolStart(context, os.getpid())
     while batches:
         broken: list[list[tuple[str, str]]] = []
-        pool = ProcessPoolExecutor(workers, mp_context=fork, **start)
+        pool = start.pool(workers)
         try:
             pending = {pool.submit(_extract_batch, b): b for b in batches}
             while pending:
@@ -455,15 +448,40 @@ def _run_workers(items: list[tuple[str, str]], jobs: int, context: WorkerContext
         batches = []
         for batch in broken:
             if len(batch) == 1:
-                report([_isolated(batch[0], fork, start)])
+                report([_isolated(batch[0], start)])
             else:
                 half = len(batch) // 2
                 batches += [batch[:half], batch[half:]]
 
 
-def _isolated(item: tuple[str, str], fork, start: dict) -> Answer:
+def _run_here(batches: list[list[tuple[str, str]]], context: WorkerContext,
+              report: Callable[[list[Answer]], None]) -> None:
+    """Few files or one job: extract in this process."""
+    enabled = gc.isenabled()
+    gc.enable()          # extraction makes ordinary garbage, unlike loading facts
+    try:
+        for batch in batches:
+            report([_extract_one(it, context) for it in batch])
+    finally:
+        if not enabled:
+            gc.disable()
+
+
+@dataclass(frozen=True)
+class _PoolStart:
+    """How worker pools start: forked, each worker given the run's context."""
+
+    context: WorkerContext
+    parent: int
+
+    def pool(self, workers: int) -> ProcessPoolExecutor:
+        return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"),
+                                   initializer=_start_worker, initargs=(self.context, self.parent))
+
+
+def _isolated(item: tuple[str, str], start: _PoolStart) -> Answer:
     """One file in a worker of its own: a crash costs only this file."""
-    pool = ProcessPoolExecutor(1, mp_context=fork, **start)
+    pool = start.pool(1)
     try:
         answer = pool.submit(_extract_batch, [item]).result()[0]
         pool.shutdown(wait=True)
@@ -539,11 +557,12 @@ def _run(options: Options, cwd: Path | None, progress: Progress | None,
          warn: Callable[[str], None] | None) -> RunResult:
     a = analyse(options, cwd, progress, warn)
     cache = a.extraction.cache
-    key = a.extraction.result_key(a.version, None if options.rules is None else sorted(options.rules), sorted(options.extra_allocators),
+    rules = None if options.rules is None else sorted(options.rules)
+    key = a.extraction.result_key(a.version, rules, sorted(options.extra_allocators),
                                   sorted(options.extra_retry_wait), a.skipped)
     stored = cache.load_result(key) if cache is not None else None
     if stored is not None:
-        findings, bad = stored
+        findings, bad = cast(tuple[list[Finding], list[Skipped]], stored)
         skipped = sorted(a.skipped + bad, key=lambda s: s.path)
     else:
         before = list(a.skipped)

@@ -18,6 +18,7 @@ import os
 
 from .facts import Span
 
+
 def decode(data: bytes) -> str:
     """Source bytes as text; invalid UTF-8 becomes U+FFFD, never an error."""
     return data.decode("utf-8", "replace")

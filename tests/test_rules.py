@@ -6,8 +6,8 @@ import contextlib
 import shutil
 
 import pytest
-
 from conftest import FIXTURES, REPO
+
 from nofail_lint import check
 from nofail_lint.model import load_model
 from nofail_lint.pipeline import Options, run

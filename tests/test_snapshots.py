@@ -15,8 +15,8 @@ import os
 from pathlib import Path
 
 import pytest
-
 from conftest import EXAMPLE_TREE, FIXTURES, REPO
+
 from nofail_lint.findings import RunResult
 from nofail_lint.pipeline import Options, run
 from nofail_lint.report import render

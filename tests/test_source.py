@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from conftest import RETRY_LOOP, run_cli
+
 from nofail_lint.cexpr import call_args, split_args
 from nofail_lint.facts import Span
 from nofail_lint.source import SourceText, read_source

@@ -7,7 +7,7 @@ range API, the order of a page allocation), each either bound to a value or
 still a parameter. A model allocator is the seed (all its arguments are its
 own parameters); a call to a function that has sinks binds the callee's
 parameters to the call's arguments. The fixpoint runs over a worklist of
-callers, across files (DESIGN.md section 3.1).
+callers, across files (docs/architecture.md, Across functions).
 
 Each binding is a *site*: the call, the mask as seen there, and the path down
 to the kernel API. Rules look at sites (and at the sink one level down, to
@@ -111,7 +111,7 @@ class GfpFlow:
         api = self._api(callee)
         if api is not None:
             return [seed(api)]
-        out = []
+        out: list[Sink] = []
         for target in self.tables.resolve(ref.file.path, callee):
             out.extend(self._sinks.get(target.key, {}).values())
         return out
@@ -246,6 +246,6 @@ def flow_for(tables: TreeTables, flag: str = NOFAIL) -> GfpFlow:
     """One GfpFlow per TreeTables and flag (the rules share the NOFAIL one)."""
     key = "gfp_flow:" + flag
     flow = tables.derived.get(key)
-    if flow is None:
+    if not isinstance(flow, GfpFlow):
         flow = tables.derived[key] = GfpFlow(tables, flag)
     return flow

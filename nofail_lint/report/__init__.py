@@ -1,4 +1,4 @@
-"""Report stage: findings -> text | json | sarif | github (DESIGN.md section 5).
+"""Report stage: findings -> text | json | sarif | github (docs/architecture.md, Outputs).
 
 Every renderer returns the whole document as a str. The same input always gives
 the same bytes: findings are sorted by Finding.sort_key(), skipped inputs by

@@ -53,7 +53,8 @@ def render(result: RunResult, rules: dict[str, RuleDoc], show_suppressed: bool =
     lines = [_annotation(f, rules, s) for f, s in sorted(shown, key=lambda fs: fs[0].sort_key())]
     lines += [f"::warning file={_prop(s.path)},title=nofail-lint skipped::{_data(s.reason)}"
               for s in sorted(result.skipped, key=lambda s: (s.path, s.reason))]
-    lines += [f"::warning file={_prop(i.path)}" + (f",line={i.line},endLine={max(i.end_line, i.line)}" if i.line else "")
+    lines += [f"::warning file={_prop(i.path)}"
+              + (f",line={i.line},endLine={max(i.end_line, i.line)}" if i.line else "")
               + f",title=nofail-lint incomplete ({i.kind})::{_data(i.message)}"
               for i in sorted(result.incomplete, key=lambda i: (i.path, i.line, i.kind, i.message))]
     return "".join(line + "\n" for line in lines)

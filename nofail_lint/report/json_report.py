@@ -42,7 +42,7 @@ def render(result: RunResult, rules: dict[str, RuleDoc], tool_version: str,
     # fingerprints are numbered over the same list SARIF numbers them over
     silenced = set(result.suppressed) if show_suppressed else set()
     everything = sorted([*result.findings, *silenced], key=lambda f: f.sort_key())
-    prints = dict(zip(everything, fingerprints(everything)))
+    prints = dict(zip(everything, fingerprints(everything), strict=True))
     doc = {
         "tool": "nofail-lint",
         "version": tool_version,

@@ -23,8 +23,8 @@ import attr
 import sarif_om as om
 
 from ..findings import Finding, FixProposal, Incomplete, Location, RunResult, Skipped
+from ..rules_catalog import RuleDoc, fact_text, indent_code, markdown_to_text
 from .fingerprint import fingerprints
-from ..rules_catalog import RuleDoc, fact_text, markdown_to_text, indent_code
 
 SCHEMA_URI = "https://json.schemastore.org/sarif-2.1.0.json"
 SARIF_VERSION = "2.1.0"
@@ -225,8 +225,8 @@ def build(result: RunResult, rules: dict[str, RuleDoc], facts: dict[str, str],
             descriptors.append(_stub_descriptor(f.rule_id, f.level))
 
     results = [_result(f, index[f.rule_id], fp, f in silenced)
-               for f, fp in zip(findings, fingerprints(findings))]
-    for f, r in zip(findings, results):
+               for f, fp in zip(findings, fingerprints(findings), strict=True)]
+    for f, r in zip(findings, results, strict=True):
         if fixes and fixes.get(f):
             r.fixes = [_fix(p) for p in fixes[f]]
 
@@ -243,7 +243,7 @@ def build(result: RunResult, rules: dict[str, RuleDoc], facts: dict[str, str],
         execution_successful=not skipped,
         tool_execution_notifications=notifications or None,
     )
-    run_properties = {"filesScanned": result.files_scanned}
+    run_properties: dict[str, object] = {"filesScanned": result.files_scanned}
     if result.kernel_version:
         run_properties["kernelVersion"] = result.kernel_version
     run = om.Run(
