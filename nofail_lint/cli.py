@@ -26,8 +26,8 @@ from . import __version__, baseline
 from . import cache as facts_cache
 from .cache import ENV_VAR
 from .cache import cache_dir as resolve_cache_dir
-from .config import Config, ConfigError, find_config, load_config
 from .check import run_rules
+from .config import Config, ConfigError, find_config, load_config
 from .discover import SOURCE_SUFFIXES, MissingPath, discover, display_path, kernel_version_of
 from .findings import Finding, PathStep
 from .gitdiff import DiffError, changed_lines, split_changed, staged_lines
@@ -687,7 +687,7 @@ def fix_cmd(paths, write, patch_dir, select, ignore, unsafe_fixes, nf006, jobs, 
     some finding was refused, 2 on error.
     """
     from .fix import FixOptions, make_plan
-    from .fix.output import write_files, print_plan
+    from .fix.output import print_plan, write_files
     cwd = Path.cwd()
     paths = list(paths) or ["."]
     if write and patch_dir:

@@ -16,7 +16,6 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
 from conftest import EXAMPLE_TREE, FIXTURES, REPO, run_cli
 
 FIX_FIXTURES = FIXTURES / "fix"
@@ -130,7 +129,8 @@ def test_diff_applies_with_git_and_matches_write(cli, tmp_path):
     after = _findings(cli, root)
     fixed = proc.stdout.count("| __GFP_NOFAIL")
     assert fixed >= 8
-    count = lambda fs, rule: sum(f["rule_id"] == rule for f in fs)
+    def count(fs, rule):
+        return sum(f["rule_id"] == rule for f in fs)
     assert count(after, "NF002") == count(before, "NF002") - fixed
     for rule in ("NF003", "NF004", "NF005", "NF006", "NF007", "NF008"):
         assert count(after, rule) == count(before, rule), rule
@@ -251,6 +251,7 @@ def test_bad_input_is_skipped_not_fatal(cli, tmp_path):
 def test_sarif_results_carry_the_fixes(cli):
     """NF002: its verified rewrite; NF006 and NF003: both ways out. Valid SARIF."""
     import importlib.resources
+
     import jsonschema
     target = str((FIX_FIXTURES / "safe").relative_to(REPO))
     proc = run_cli(cli, "check", "--format", "sarif", "-q", target)

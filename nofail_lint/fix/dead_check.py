@@ -21,7 +21,7 @@ import tree_sitter as ts
 from ..findings import Finding
 from .edit import Refuse, Rewrite, drop_unused, splice, whole_lines
 from .retry_loop import null_test
-from .source import Source, ancestor, call_args, call_name, norm, strip_parens, words
+from .source import Source, ancestor, call_args, call_name, child, norm, strip_parens, words
 
 DROP_CHECK, DROP_NOFAIL = "drop-check", "drop-nofail"
 WAYS = (DROP_CHECK, DROP_NOFAIL)
@@ -44,7 +44,8 @@ def _tested(src: Source, cond: ts.Node | None) -> tuple[str, str] | None:
         if arg is not None and arg.type in ("identifier", "field_expression", "subscript_expression",
                                             "pointer_expression"):
             name = norm(src.text(arg))
-            return (null_test(src, c, name), name) if null_test(src, c, name) else None
+            pol = null_test(src, c, name)
+            return (pol, name) if pol else None
         return None
     if c.type == "binary_expression":
         op = src.text(c.child_by_field_name("operator"))
@@ -98,7 +99,7 @@ def drop_check(src: Source, finding: Finding) -> Rewrite:
             raise Refuse("not-an-if", "the NULL test is not the condition of an if statement")
         return _finish(src, finding, stmt, "", "remove a WARN/BUG on NULL")
     cond = stmt.child_by_field_name("condition")
-    if not (cond.start_byte <= off < cond.end_byte):
+    if cond is None or not (cond.start_byte <= off < cond.end_byte):
         raise Refuse("not-an-if", "the NULL test is not the condition of an if statement")
     tested = _tested(src, cond)
     if tested is None:
@@ -114,7 +115,7 @@ def drop_check(src: Source, finding: Finding) -> Rewrite:
         kept = _body_text(src, alt.named_children[-1], indent) if alt is not None else ""
         title = "remove a NULL check that cannot fire"
     else:
-        kept = _body_text(src, stmt.child_by_field_name("consequence"), indent)
+        kept = _body_text(src, child(stmt, "consequence"), indent)
         title = "unwrap a NULL check that always passes"
     return _finish(src, finding, stmt, kept, title)
 
@@ -160,7 +161,7 @@ def nofail_operand_removal(src: Source, arg: ts.Node, flag: str = NOFAIL) -> tup
             continue
         if n.type != "binary_expression" or src.text(n.child_by_field_name("operator")) != "|":
             continue
-        left, right = n.child_by_field_name("left"), n.child_by_field_name("right")
+        left, right = child(n, "left"), child(n, "right")
         if right.type == "identifier" and src.text(right) == flag:
             return left.end_byte, right.end_byte, ""
         if left.type == "identifier" and src.text(left) == flag:

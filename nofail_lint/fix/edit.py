@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import tree_sitter as ts
 
 from ..findings import Finding
-from .source import Source, error_count, function_of, identifiers
+from .source import Refuse, Source, error_count, function_of, identifiers
 
 
 @dataclass(frozen=True)
@@ -51,15 +51,6 @@ class Refusal:
         loc = self.finding.location
         return (f"{path or loc.path}:{loc.line}:{loc.column}: {self.finding.rule_id} not fixed "
                 f"({self.reason}): {self.detail}")
-
-
-class Refuse(Exception):
-    """Raised inside a rewrite: the finding has no safe rewrite, for `reason`."""
-
-    def __init__(self, reason: str, detail: str):
-        super().__init__(detail)
-        self.reason = reason
-        self.detail = detail
 
 
 def diff_hunks(old: str, new: str) -> tuple[Hunk, ...]:
@@ -152,7 +143,8 @@ def _has_call(node: ts.Node | None) -> bool:
 def _removal(src: Source, node: ts.Node) -> tuple[int, int, str]:
     """Delete `node`; when it is alone on its lines, delete the lines too, and a
     blank line it leaves right after an opening brace."""
-    if src.starts_line(node) and src.ends_line(node) and not src.data[node.end_byte:src.line_end(node.end_byte)].strip():
+    rest = src.data[node.end_byte:src.line_end(node.end_byte)]
+    if src.starts_line(node) and not rest.strip():
         start, end = whole_lines(src, node.start_byte, node.end_byte)
         before = src.data[:start].rstrip(b" \t")
         if before.endswith(b"{\n") and src.data[end:src.line_end(end)].strip() == b"":
@@ -175,6 +167,8 @@ def drop_unused(text: str, path: str, anchor: int, names: set[str], labels: set[
         if fn is None:
             return text
         body = fn.child_by_field_name("body")
+        if body is None:
+            return text
         edit = _unused_label(src, body, labels) or _unused_local(src, body, names)
         if edit is None:
             return text
@@ -195,7 +189,7 @@ def _unused_label(src: Source, body: ts.Node, labels: set[str]):
     if not labels:
         return None
     used = set()
-    found = {}
+    found: dict[str, ts.Node] = {}
     stack = [body]
     while stack:
         n = stack.pop()

@@ -11,7 +11,7 @@ from ..check import run_rules
 from ..check.gfp_flow import flow_for
 from ..facts import CallSite, FunctionFacts, RetryLoop
 from ..findings import Finding, FixProposal, Replacement
-from ..link import TreeTables
+from ..link import FunctionRef, TreeTables
 from . import dead_check, retry_loop
 from .edit import Refusal, Refuse, Rewrite, apply_hunks, new_errors, overlaps
 from .source import Source
@@ -50,7 +50,7 @@ class Facts:
     def __init__(self, tables: TreeTables):
         self.tables = tables
 
-    def _function(self, f: Finding) -> tuple[object, FunctionFacts] | None:
+    def _function(self, f: Finding) -> tuple[FunctionRef, FunctionFacts] | None:
         ref = self.tables.file_functions.get(f.location.path, {}).get(f.function)
         return (ref, ref.fn) if ref is not None else None
 
@@ -124,35 +124,15 @@ def make_plan(tables: TreeTables, findings: list[Finding], before: list[Finding]
             plan.refusals.append(Refusal(f, "unreadable", "the file cannot be read"))
             continue
         try:
-            if f.rule_id == "NF002":
-                loop = facts.retry_loop(f)
-                if loop is None:
-                    raise Refuse("not-found", "the loop's facts are not where the finding says")
-                candidates.append(retry_loop.rewrite(src, f, loop, facts.gfp_index(f, loop.call.callee), waits))
-            elif f.rule_id == "NF006":
-                ways = _nf006(src, f, facts)
-                chosen = ways.get(options.nf006)
-                other = [rw for way, rw in ways.items() if way != options.nf006 and isinstance(rw, Rewrite)]
-                plan.suggestions += other
-                if isinstance(chosen, Refuse):
-                    raise chosen
-                if not options.unsafe:
-                    plan.suggestions.append(chosen)
-                    raise Refuse("unsafe-fix", "removing the check trusts the allocator model; "
-                                 "pass --unsafe-fixes to apply it" if options.nf006 == dead_check.DROP_CHECK else
-                                 "dropping __GFP_NOFAIL lets the call fail; pass --unsafe-fixes to apply it")
-                candidates.append(chosen)
-            elif f.rule_id == "NF003":
-                plan.suggestions += suggestions_nf003(src, f, facts)
-                raise Refuse("no-automatic-fix", "NOFAIL and a 'may fail' flag: drop one of them, whichever "
-                                                 "the caller means (see the suggestions)")
-            else:
-                raise Refuse("no-rewrite", f"{f.rule_id} has no automatic rewrite")
+            rw = _rewrite(src, f, facts, options, plan, waits)
         except Refuse as r:
             plan.refusals.append(Refusal(f, r.reason, r.detail))
-    kept = []
+            continue
+        candidates.append(rw)
+    kept: list[Rewrite] = []
     for rw in candidates:
         src = sources[rw.path]
+        assert src is not None      # a rewrite exists only for a file that was read
         if not rw.hunks:
             plan.refusals.append(Refusal(rw.finding, "no-change", "the rewrite changes nothing"))
             continue
@@ -174,6 +154,34 @@ def make_plan(tables: TreeTables, findings: list[Finding], before: list[Finding]
     plan.refusals.sort(key=lambda r: r.finding.sort_key())
     plan.rewrites.sort(key=lambda r: r.finding.sort_key())
     return plan
+
+
+def _rewrite(src: Source, f: Finding, facts: Facts, options: FixOptions, plan: Plan,
+             waits: frozenset[str]) -> Rewrite:
+    """The rewrite for one finding (suggestions go to `plan`), or Refuse."""
+    if f.rule_id == "NF002":
+        loop = facts.retry_loop(f)
+        if loop is None:
+            raise Refuse("not-found", "the loop's facts are not where the finding says")
+        return retry_loop.rewrite(src, f, loop, facts.gfp_index(f, loop.call.callee), waits)
+    if f.rule_id == "NF006":
+        ways = _nf006(src, f, facts)
+        chosen = ways.get(options.nf006)
+        plan.suggestions += [rw for way, rw in ways.items() if way != options.nf006 and isinstance(rw, Rewrite)]
+        if isinstance(chosen, Refuse):
+            raise chosen
+        assert chosen is not None
+        if not options.unsafe:
+            plan.suggestions.append(chosen)
+            raise Refuse("unsafe-fix", "removing the check trusts the allocator model; "
+                         "pass --unsafe-fixes to apply it" if options.nf006 == dead_check.DROP_CHECK else
+                         "dropping __GFP_NOFAIL lets the call fail; pass --unsafe-fixes to apply it")
+        return chosen
+    if f.rule_id == "NF003":
+        plan.suggestions += suggestions_nf003(src, f, facts)
+        raise Refuse("no-automatic-fix", "NOFAIL and a 'may fail' flag: drop one of them, whichever "
+                                         "the caller means (see the suggestions)")
+    raise Refuse("no-rewrite", f"{f.rule_id} has no automatic rewrite")
 
 
 def _nf006(src: Source, f: Finding, facts: Facts) -> dict[str, Rewrite | Refuse]:

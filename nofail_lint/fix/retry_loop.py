@@ -25,8 +25,19 @@ import tree_sitter as ts
 
 from ..findings import Finding
 from .edit import Refuse, Rewrite, drop_unused, splice, whole_lines
-from .source import (Source, call_args, call_name, comments_in, dedent, function_of, identifiers,
-                     norm, strip_parens, words)
+from .source import (
+    Source,
+    call_args,
+    call_name,
+    child,
+    comments_in,
+    dedent,
+    function_of,
+    identifiers,
+    norm,
+    strip_parens,
+    words,
+)
 
 KIND = "nf002-nofail"
 NOFAIL = "__GFP_NOFAIL"
@@ -85,7 +96,7 @@ class _Body:
             return
         if t == "if_statement":
             self.condition(node.child_by_field_name("condition"))
-            self.noise(node.child_by_field_name("consequence"))
+            self.noise(child(node, "consequence"))
             alt = node.child_by_field_name("alternative")
             if alt is not None:
                 for c in alt.named_children:
@@ -96,7 +107,7 @@ class _Body:
         self.fail(node, self.src.text(node).split("\n")[0].strip())
 
     def expression(self, e: ts.Node):
-        e = strip_parens(e)
+        e = strip_parens(e) or e
         if e.type == "call_expression":
             name = call_name(self.src, e)
             if is_wait(name, self.waits) or _LOG.match(name):
@@ -117,7 +128,7 @@ class _Body:
         elif e.type == "assignment_expression":
             op = self.src.text(e.child_by_field_name("operator"))
             right = e.child_by_field_name("right")
-            if op in ("+=", "-=") and right.type == "number_literal":
+            if op in ("+=", "-=") and right is not None and right.type == "number_literal":
                 target = e.child_by_field_name("left")
         if target is not None and target.type == "identifier":
             self.counters.add(self.src.text(target))
@@ -195,7 +206,7 @@ def _success_exit(src: Source, stmt: ts.Node, lhs: str) -> str | None:
         return None
     if null_test(src, stmt.child_by_field_name("condition"), lhs) != "ok":
         return None
-    body = stmt.child_by_field_name("consequence")
+    body = child(stmt, "consequence")
     inner = [c for c in body.named_children if c.type != "comment"] if body.type == "compound_statement" else [body]
     if len(inner) != 1:
         return None
@@ -231,7 +242,7 @@ def rewrite(src: Source, finding: Finding, loop, gfp_index: int | None, waits: f
     if stmt_indent.startswith(indent) and src.between(src.line_start(stmt_node[0]), stmt_node[0]).strip() == "":
         new_stmt = dedent(new_stmt, stmt_indent[len(indent):])
     loop_node = shape.container
-    found = comments_in(src, loop_node, [])
+    found = comments_in(src, loop_node)
     call_lines = {src.line_start(stmt_node[0]), src.line_start(stmt_node[1])}
     trailing = [t for o, t in found if src.line_start(o) in call_lines and not stmt_node[0] <= o < stmt_node[1]
                 and o > stmt_node[0]]
@@ -275,7 +286,7 @@ def _check_counters(text: str, path: str, anchor: int, counters: set[str]):
     if fn is None:
         return
     for name in sorted(counters):
-        if identifiers(fn.child_by_field_name("body"), name):
+        if identifiers(child(fn, "body"), name):
             raise Refuse("counter-used-elsewhere",
                          f"'{name}' counts the retries and is used outside the loop")
 
@@ -291,21 +302,22 @@ def _loop_shape(src: Source, loop, assign: ts.Node, lhs: str, waits: frozenset[s
     types = {"do-while": "do_statement", "while": "while_statement", "for": "for_statement"}
     want = types.get(loop.loop_kind)
     while node is not None and not (node.type == want and node.start_point[0] + 1 == loop.loop_span.line):
-        node = node.parent
+        node = node.parent  # type: ignore[assignment]
     if node is None:
         raise Refuse("not-found", "the loop is not where the facts say")
-    body = node.child_by_field_name("body")
+    body = child(node, "body")
     cond = node.child_by_field_name("condition")
     classify = _Body(src, waits, node.type)
     trailing_exit = ""
     if node.type == "while_statement" and _inside_node(assign, cond):
-        if null_test_assign(src, cond, assign) != "fail":
+        if null_test_assign(src, child(node, "condition"), assign) != "fail":
             raise Refuse("not-a-null-retry", "the loop condition is not a NULL test of the allocation")
         classify.noise(body)
         stmt = (assign.start_byte, assign.end_byte, ";")
     else:
         stmt_node = _statement_of(assign)
-        if stmt_node.parent is None or stmt_node.parent.start_byte != body.start_byte or body.type != "compound_statement":
+        parent = stmt_node.parent
+        if parent is None or parent.start_byte != body.start_byte or body.type != "compound_statement":
             raise Refuse("loop-body-not-only-retry", "the allocation is not a statement of the loop body")
         infinite = (node.type == "for_statement" and all(node.child_by_field_name(f) is None
                                                          for f in ("initializer", "condition", "update"))) \
@@ -316,7 +328,7 @@ def _loop_shape(src: Source, loop, assign: ts.Node, lhs: str, waits: frozenset[s
             exits = [(c, e) for c, e in exits if e is not None]
             if len(exits) != 1:
                 raise Refuse("not-a-null-retry", "the loop has no single `if (p) break;` or `if (p) return ..;`")
-            exit_node, trailing_exit = exits[0]
+            exit_node, trailing_exit = exits[0][0], exits[0][1] or ""
             others = [c for c in others if c.start_byte != exit_node.start_byte]
         elif node.type == "do_statement":
             if null_test(src, cond, lhs) != "fail":
@@ -346,6 +358,8 @@ def null_test_assign(src: Source, cond: ts.Node, assign: ts.Node) -> str | None:
         return "fail" if arg is not None and arg.start_byte == assign.start_byte else None
     if c.type == "binary_expression" and src.text(c.child_by_field_name("operator")) == "==":
         left, right = (strip_parens(c.child_by_field_name(k)) for k in ("left", "right"))
+        if left is None or right is None:
+            return None
         if left.start_byte == assign.start_byte and norm(src.text(right)) in _NULLS:
             return "fail"
         if right.start_byte == assign.start_byte and norm(src.text(left)) in _NULLS:
@@ -366,19 +380,21 @@ def _goto_shape(src: Source, loop, assign: ts.Node, lhs: str, waits: frozenset[s
             or null_test(src, after.child_by_field_name("condition"), lhs) != "fail":
         raise Refuse("not-a-null-retry", "the allocation is not followed by `if (!p) { ..; goto "
                                          f"{name}; }}`")
-    body = after.child_by_field_name("consequence")
-    inner = body.named_children if body.type == "compound_statement" else [body]
+    body = child(after, "consequence")
+    inner: list[ts.Node] = body.named_children if body.type == "compound_statement" else [body]
     inner = [c for c in inner if c.type != "comment"]
-    if not inner or inner[-1].type != "goto_statement" or src.text(inner[-1].child_by_field_name("label")) != name:
+    if not inner or inner[-1].type != "goto_statement" or src.text(child(inner[-1], "label")) != name:
         raise Refuse("not-a-null-retry", f"the failure branch does not end with `goto {name};`")
     fn = function_of(label)
-    gotos = [g for g in _all(fn, "goto_statement") if src.text(g.child_by_field_name("label")) == name]
+    gotos = [g for g in (_all(fn, "goto_statement") if fn is not None else [])
+             if src.text(g.child_by_field_name("label")) == name]
     if len(gotos) != 1:
         raise Refuse("label-used-elsewhere", f"label '{name}' has other uses")
     classify = _Body(src, waits, "goto")
     for c in inner[:-1]:
         classify.noise(c)
-    indent = src.indent_at(stmt_node.start_byte) if src.starts_line(stmt_node) else src.indent_at(label.start_byte) + "\t"
+    indent = src.indent_at(stmt_node.start_byte) if src.starts_line(stmt_node) \
+        else src.indent_at(label.start_byte) + "\t"
     return _Shape((label.start_byte, after.end_byte), indent, (stmt_node.start_byte, stmt_node.end_byte, ""),
                   _Region(label, after), "", classify.counters)
 
@@ -393,7 +409,7 @@ class _Region:
         kids = []
         while node is not None and node.start_byte <= last.start_byte:
             kids.append(node)
-            node = node.next_sibling
+            node = node.next_sibling  # type: ignore[assignment]
         self.children = kids
         self.type = "region"
 

@@ -12,7 +12,6 @@ citations.
 from __future__ import annotations
 
 import email.utils
-import fnmatch
 import re
 import subprocess
 from collections import Counter, defaultdict
@@ -135,7 +134,7 @@ def subject_prefix(root: Path, paths: list[str]) -> str:
 def _common(dirs: list[str]) -> tuple[str, ...]:
     parts = [PurePosixPath(d).parts for d in dirs]
     out = []
-    for items in zip(*parts):
+    for items in zip(*parts, strict=False):
         if len(set(items)) != 1:
             break
         out.append(items[0])
@@ -149,8 +148,8 @@ def group_rewrites(plan: Plan, root: Path, cwd: Path) -> list[Group]:
     groups: dict[str, Group] = {}
     for rw in plan.rewrites:
         rel = repo_path(rw.path, cwd, root)
-        ranked = sorted(((e.matches(rel, root), i, e) for i, e in enumerate(entries)), key=lambda x: (-x[0], x[1]))
-        ranked = [(score, e) for score, _, e in ranked if score > 0]
+        scored = sorted(((e.matches(rel, root), i, e) for i, e in enumerate(entries)), key=lambda x: (-x[0], x[1]))
+        ranked = [(score, e) for score, _, e in scored if score > 0]
         key = ranked[0][1].title if ranked else str(PurePosixPath(rel).parent)
         g = groups.setdefault(key, Group(key))
         g.rewrites.append(rw)
@@ -267,7 +266,7 @@ def write_series(plan: Plan, out_dir: Path, root: Path, cwd: Path, tables: TreeT
         diff = "".join(unified_diff(repo_path(p, cwd, root), rws[0].old,
                                     apply_hunks(rws[0].old, [h for rw in rws for h in rw.hunks]))
                        for p, rws in sorted(by_path.items()))
-        headers = [f"From 0000000000000000000000000000000000000000 Mon Sep 17 00:00:00 2001",
+        headers = ["From 0000000000000000000000000000000000000000 Mon Sep 17 00:00:00 2001",
                    f"From: {author}", f"Date: {date}", f"Subject: [{number}] {subject}"]
         if g.to:
             headers.append("To: " + ",\n    ".join(g.to))

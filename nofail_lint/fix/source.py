@@ -59,8 +59,8 @@ class Source:
     def root(self) -> ts.Node:
         return self.tree.root_node
 
-    def text(self, node: ts.Node) -> str:
-        return decode(self.data[node.start_byte:node.end_byte])
+    def text(self, node: ts.Node | None) -> str:
+        return decode(self.data[node.start_byte:node.end_byte]) if node is not None else ""
 
     def between(self, start: int, end: int) -> str:
         return decode(self.data[start:end])
@@ -84,8 +84,8 @@ class Source:
 
     def indent_at(self, offset: int) -> str:
         start = self.line_start(offset)
-        m = re.match(rb"[ \t]*", self.data[start:offset])
-        return decode(m.group(0))
+        blanks = self.data[start:offset]
+        return decode(blanks[:len(blanks) - len(blanks.lstrip(b" \t"))])
 
     def starts_line(self, node: ts.Node) -> bool:
         return not self.data[self.line_start(node.start_byte):node.start_byte].strip()
@@ -108,6 +108,23 @@ class Source:
                 break
             node = node.parent
         return best
+
+
+class Refuse(Exception):
+    """Raised inside a rewrite: the finding has no safe rewrite, for `reason`."""
+
+    def __init__(self, reason: str, detail: str):
+        super().__init__(detail)
+        self.reason = reason
+        self.detail = detail
+
+
+def child(node: ts.Node | None, name: str) -> ts.Node:
+    """A node's field child; a missing one (the code does not parse as expected) refuses."""
+    found = node.child_by_field_name(name) if node is not None else None
+    if found is None:
+        raise Refuse("unexpected-syntax", f"no {name} where one was expected (a parse error?)")
+    return found
 
 
 def ancestor(node: ts.Node | None, types: set[str] | frozenset[str]) -> ts.Node | None:
@@ -186,7 +203,7 @@ def dedent(text: str, prefix: str) -> str:
                                    for ln in lines[1:]])
 
 
-def comments_in(src: Source, node: ts.Node, skip: list[ts.Node] = ()) -> list[tuple[int, str]]:
+def comments_in(src: Source, node, skip: tuple[ts.Node, ...] = ()) -> list[tuple[int, str]]:
     """(offset, text) of the comments under `node`, outside the `skip` subtrees, in order."""
     out = []
     stack = [node]

@@ -60,7 +60,7 @@ class Verifier:
             hunks = [(h, i) for i in idxs for h in rewrites[i].hunks]
             hunks.sort(key=lambda x: x[0].start)
             maps[path] = line_map([h for h, _ in hunks])
-            owners[path] = list(zip(new_ranges([h for h, _ in hunks]), [i for _, i in hunks]))
+            owners[path] = list(zip(new_ranges([h for h, _ in hunks]), [i for _, i in hunks], strict=True))
         targets = {id(rw.finding): i for i, rw in enumerate(rewrites)}
         target_keys = {}
         expected: Counter = Counter()
@@ -136,7 +136,8 @@ class Verifier:
                     elif lone_unpinned:
                         f = lone_unpinned[0]
                         bad[i] = Refusal(rw.finding, f"would-create-{f.rule_id}",
-                                         f"after the rewrite, at line {f.location.line} of the patched file: {f.message}")
+                                         f"after the rewrite, at line {f.location.line} of the patched file: "
+                                         f"{f.message}")
             if not bad and not unpinned:
                 return kept, refused
             if not bad:   # each passes alone, not together
