@@ -9,6 +9,7 @@ by SIGINT/SIGTERM. An unexpected error prints one line naming the inputs
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -57,11 +58,9 @@ class _Main(click.Group):
         except (click.exceptions.Exit, click.ClickException, click.Abort):
             raise
         except Terminated:
-            _stderr("nofail-lint: terminated; finished work is kept in the cache")
-            sys.exit(EXIT_SIGTERM)
+            _interrupted("terminated", EXIT_SIGTERM)
         except KeyboardInterrupt:
-            _stderr("nofail-lint: interrupted; finished work is kept in the cache")
-            sys.exit(EXIT_SIGINT)
+            _interrupted("interrupted", EXIT_SIGINT)
         except BrokenPipeError:
             _stdout_gone()
             _stderr("nofail-lint: error: cannot write the report: stdout was closed")
@@ -73,6 +72,18 @@ class _Main(click.Group):
             _stderr(f"nofail-lint: error: internal error{where}: {type(e).__name__}: {e}"
                     + ("" if _state["debug"] else " (run with --debug for the traceback)"))
             sys.exit(EXIT_ERROR)
+
+
+def _interrupted(what: str, code: int):
+    """Leave at once: what finished is already in the cache (committed per
+    batch). os._exit skips the interpreter's exit handlers, which would wait
+    for a stopped worker pool or trip over its closed pipes."""
+    _stderr(f"nofail-lint: {what}; finished work is kept in the cache")
+    with contextlib.suppress(OSError, ValueError):
+        sys.stdout.flush()
+    with contextlib.suppress(OSError, ValueError):
+        sys.stderr.flush()
+    os._exit(code)
 
 
 def _stderr(line: str):
@@ -149,9 +160,6 @@ class _Progress:
             self.started = now
         gap = 0.1 if self.mode == "tty" else self.EVERY
         if now - self.last < gap and done < total:
-            return
-        if self.mode == "lines" and self.last == 0.0 and done < total:
-            self.last = now           # the first line after EVERY seconds, not at once
             return
         self.last = now
         elapsed = max(now - self.started, 1e-6)

@@ -20,17 +20,23 @@ from __future__ import annotations
 
 import bisect
 import re
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import tree_sitter as ts
 
 from .facts import CallSite, RetryLoop
 from .model import load_model
-from .source import decode, node_text
+from .source import SourceText, decode, node_text
 
-if TYPE_CHECKING:  # pragma: no cover
-    from .extract import _Function
-    from .source import SourceText
+
+class FunctionNodes(Protocol):
+    """What the loop analysis reads of a function that extract is working on."""
+
+    node: ts.Node
+    body: ts.Node
+    calls: list[tuple[ts.Node, ts.Node, ts.Node]]     # (call, function, arguments)
+    assign_nodes: list[tuple[ts.Node, ts.Node]]       # (assignment, left side)
+
 
 T, F, V, I = "T", "F", "V", "I"  # noqa: E741 -- the truth values of the docstring
 _LOOP_TYPES = frozenset({"do_statement", "while_statement", "for_statement"})
@@ -124,7 +130,7 @@ class _Result:
 
 
 class LoopAnalyser:
-    def __init__(self, f: "_Function", lines: "SourceText", labels: dict[str, ts.Node], gotos: list[ts.Node],
+    def __init__(self, f: FunctionNodes, lines: SourceText, labels: dict[str, ts.Node], gotos: list[ts.Node],
                  exits: list[ts.Node], writes: list[ts.Node], addressed: list[ts.Node]):
         """`exits`, `writes`, `addressed`: the file's exit statements, written
         lvalues and `&x` operands, sorted by start byte (one query per file)."""
