@@ -27,6 +27,7 @@ from . import __version__, baseline
 from . import cache as facts_cache
 from .cache import ENV_VAR
 from .cache import cache_dir as resolve_cache_dir
+from .check import run_rules
 from .config import Config, ConfigError, find_config, load_config
 from .discover import SOURCE_SUFFIXES, MissingPath, discover, display_path, kernel_version_of
 from .findings import Finding, PathStep
@@ -496,9 +497,10 @@ def check(paths, fmt, output, jobs, kernel_version, select, ignore_rules, config
     statistics = stats_report.statistics(findings, {r.id: r.name for r in rules.values()}) \
         if show_statistics else None
     model = load_model()
+    fixes = _fix_proposals(options, cwd, result.findings) if fmt == "sarif" else None
     text = render(result, fmt, rules, model.fact_lines(), cwd, __version__, show_suppressed,
                   notes=not no_notes, terse=terse, color=_use_color(color, output),
-                  statistics=statistics if fmt == "json" else None)
+                  statistics=statistics if fmt == "json" else None, fixes=fixes)
     if show_statistics and fmt == "text":
         text += ("\n" if text else "") + stats_report.render(findings, {r.id: r.name for r in rules.values()})
     _write_report(text, output)
@@ -649,6 +651,103 @@ def grep_cmd(paths, flag, count, files_only, as_json, jobs, kernel_version, conf
     if found:
         sys.exit(EXIT_CLEAN)
     sys.exit(EXIT_ERROR if analysis.skipped else EXIT_FINDINGS)
+
+
+def _fix_proposals(options: Options, cwd: Path, findings):
+    """SARIF `fixes` for the findings `fix` knows a rewrite or suggestion for
+    (a second, cached analysis: only when there is something to propose)."""
+    from .fix.plan import proposals
+    if not any(f.rule_id in ("NF002", "NF003", "NF006") for f in findings):
+        return None
+    with paused_gc():
+        analysis = analyse(options, cwd)
+        tables = analysis.tables
+        out = proposals(tables, findings, cwd, tables.model.retry_wait | tables.extra_retry_wait)
+    analysis.close()
+    return out
+
+
+@main.command("fix")
+@click.argument("paths", nargs=-1, type=click.Path(path_type=str))
+@click.option("--write", is_flag=True, help="Apply the fixes in place instead of printing a diff.")
+@click.option("--format-patch", "patch_dir", metavar="DIR", type=click.Path(file_okay=False, path_type=str),
+              default=None, help="Write a patch series (one patch per MAINTAINERS entry) into DIR.")
+@click.option("--select", metavar="RULES", default=None, help="Comma-separated rule ids to fix.")
+@click.option("--ignore", metavar="RULES", default=None, help="Comma-separated rule ids not to fix.")
+@click.option("--unsafe-fixes", is_flag=True,
+              help="Also apply unsafe fixes (NF006: they trust the allocator model or change behaviour).")
+@click.option("--nf006", type=click.Choice(("drop-check", "drop-nofail")), default="drop-check",
+              show_default=True, help="Way out of a dead NULL check: remove the check, or drop __GFP_NOFAIL.")
+@click.option("-j", "--jobs", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Worker processes for parsing; 0 means all cores.")
+@click.option("--kernel-version", metavar="X.Y", default=None,
+              help="Target kernel version; default: read from the tree's top-level Makefile.")
+@_CONFIG_OPT
+@click.option("-q", "--quiet", is_flag=True, help="No summary line or progress on stderr.")
+@_cache_options
+def fix_cmd(paths, write, patch_dir, select, ignore, unsafe_fixes, nf006, jobs, kernel_version, config_file,
+            quiet, cache_dir, no_cache):
+    """Rewrite findings that have a safe fix; print a unified diff (default).
+
+    The diff's paths are relative to the repository root (`git apply` takes
+    it). Findings without a verified rewrite are listed on stderr with the
+    reason. Exit 0 when nothing is left to fix, 1 when a diff was printed or
+    some finding was refused, 2 on error.
+    """
+    from .fix import FixOptions, make_plan
+    from .fix.output import print_plan, write_files
+    cwd = Path.cwd()
+    paths = list(paths) or ["."]
+    if write and patch_dir:
+        _fail("--write and --format-patch are mutually exclusive")
+    try:
+        rules = load_rules()
+    except RuleFileError as e:
+        _fail(str(e))
+    selected = _rule_ids(select, rules, "--select")
+    ignored = _rule_ids(ignore, rules, "--ignore") or set()
+    config = _config(config_file, paths, rules)
+    to_fix = config.rules(selected, rules)
+    to_fix = (set(rules) if to_fix is None else to_fix) - ignored
+    options = _options(paths, jobs, kernel_version, None, config, (cache_dir, no_cache))
+    progress = _Progress(_progress_mode(None, quiet))
+    try:
+        with paused_gc():
+            analysis = analyse(options, cwd, progress)
+            tables = analysis.tables
+            before = run_rules(tables, None)
+            findings, _suppressed = Suppressions(cwd, {r.name: r.id for r in rules.values()}).split(before)
+            waits = tables.model.retry_wait | tables.extra_retry_wait
+            plan = make_plan(tables, findings, before, FixOptions(to_fix, unsafe_fixes, nf006), cwd, waits)
+    except MissingPath as e:
+        progress.clear()
+        _fail(f"no such file or directory: {e}")
+    analysis.close()
+    progress.clear()
+    from .fix.patch import repo_root
+    root = repo_root(paths, cwd)
+    if patch_dir:
+        from .fix.series import SeriesError, write_series
+        try:
+            written = write_series(plan, Path(patch_dir), root, cwd, tables)
+        except SeriesError as e:
+            _fail(str(e))
+        for p in written:
+            click.echo(str(p))
+    elif write:
+        write_files(plan, cwd)
+    else:
+        click.echo(print_plan(plan, root, cwd), nl=False)
+    from .fix.output import refusal_lines, summary
+    for line in refusal_lines(plan, root, cwd):
+        click.echo(line, err=True)
+    for s in analysis.skipped:
+        click.echo(f"nofail-lint: skipped {s.path}: {s.reason}", err=True)
+    if not quiet:
+        click.echo(summary(plan, write or bool(patch_dir)), err=True)
+    if plan.refusals or (plan.rewrites and not (write or patch_dir)):
+        sys.exit(EXIT_FINDINGS)
+    sys.exit(EXIT_ERROR if analysis.skipped else EXIT_CLEAN)
 
 
 def _valid_version(v: str) -> bool:

@@ -525,8 +525,43 @@ def extract(src: bytes, path: str, parser: ts.Parser | None = None) -> FileFacts
         elif first:     # only the first definition of a name is found by a call (link.resolve)
             plain.append(fn.name)
     out.extend(call_macros(src, lines))
+    lost = _lost_regions(tree.root_node, clean, found) if tree.root_node.has_error else ()
     return FileFacts(path=path, macros=tuple(object_like_macros(src)), functions=tuple(out),
-                     parse_errors=errors, plain_functions=tuple(plain))
+                     parse_errors=errors, plain_functions=tuple(plain), lost_regions=lost)
+
+
+# an identifier that names what the rules look at (discover.PREFILTER_WORDS), called
+_RELEVANT_CALL = re.compile(rb"\b\w*(?:alloc|gfp|GFP|nofail|NOFAIL|retry_wait|get_free_page|mempool)\w*\s*\(")
+
+
+def _lost_regions(root: ts.Node, clean: bytes, found: list[_Found]) -> tuple[tuple[int, int], ...]:
+    """Parse errors that cost analysis: the outermost ERROR nodes, minus the
+    functions analysed anyway (parsed inside them or recovered one by one),
+    whose remaining code (comments blanked) still calls something the rules
+    look at. Errors inside a function that was analysed are ordinary
+    tree-sitter recovery from kernel macros (most files have some) and are
+    not reported."""
+    errors = []
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        if node.type == "ERROR":
+            errors.append(node)
+        elif node.has_error:
+            stack.extend(node.children)
+    spans = [(f.start, f.end) for f in found]
+    out = []
+    for err in sorted(errors, key=lambda n: n.start_byte):
+        a, b = err.start_byte, err.end_byte
+        text = bytearray(clean[a:b])
+        for s, t in spans:
+            lo, hi = max(s, a), min(t, b)
+            if lo < hi:
+                text[lo - a:hi - a] = b" " * (hi - lo)
+        rest = _COMMENT.sub(lambda c: re.sub(rb"[^\n]", b" ", c.group(0)), bytes(text))
+        if _RELEVANT_CALL.search(rest):
+            out.append((err.start_point[0] + 1, err.end_point[0] + 1))
+    return tuple(out)
 
 
 @dataclass
@@ -680,7 +715,7 @@ def _function_facts(root: ts.Node, src: bytes, lines: SourceText) -> tuple[list[
         call_sites = []
         for call, fn, args in f.calls:
             arg_texts = tuple(node_text(a) for a in args.named_children if a.type != "comment")
-            tests = _null_tests(f, call, conds, lines)
+            tests = _null_tests(f, call, conds, lines, labels_by_fn.get(id(f), {}))
             # kept when an argument can carry a mask or a bound, or when a
             # wrapper's own NOFAIL would matter here: its result is tested for
             # NULL (NF006), or it runs in a non-sleepable region (NF008)
@@ -712,10 +747,13 @@ def _function_facts(root: ts.Node, src: bytes, lines: SourceText) -> tuple[list[
     return out, errors
 
 
-def _null_tests(f: _Function, call: ts.Node, conds: _Conditions, lines: SourceText) -> tuple[Span, ...]:
+def _null_tests(f: _Function, call: ts.Node, conds: _Conditions, lines: SourceText,
+                labels: dict[str, ts.Node]) -> tuple[Span, ...]:
     """Conditions after `call` that test its result for NULL, until the
-    variable is assigned again. Runs for every call, so the cheap text check
-    comes first and the rest only when some later condition names the result."""
+    variable is assigned again or a label (a goto from before the call may
+    reach the test with the old value: `out: if (p) kfree(p);`). Runs for
+    every call, so the cheap text check comes first and the rest only when
+    some later condition names the result."""
     kind, key = result_key(call)
     if kind != "var" or key is None:
         return ()
@@ -728,6 +766,9 @@ def _null_tests(f: _Function, call: ts.Node, conds: _Conditions, lines: SourceTe
     for assign, lhs in f.assign_nodes:
         if assign.start_byte > call.end_byte and node_text(lhs) == key:
             stop = min(stop, assign.start_byte)
+    for label in labels.values():
+        if label.start_byte > call.end_byte:
+            stop = min(stop, label.start_byte)
     # only tests the allocation dominates: a test outside an `if` that guards
     # the call may see the variable's earlier value
     guards = _cond_ranges(call, f.body)

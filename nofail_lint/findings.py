@@ -49,6 +49,25 @@ class Finding:
 
 
 @dataclass(frozen=True)
+class Replacement:
+    """Lines [start_line, end_line) of a file (1-based) replaced by `text`."""
+
+    start_line: int
+    end_line: int
+    text: str
+
+
+@dataclass(frozen=True)
+class FixProposal:
+    """A rewrite that would resolve a finding (SARIF `fixes`), from `nofail-lint fix`."""
+
+    description: str
+    path: str
+    replacements: tuple[Replacement, ...]
+    safe: bool
+
+
+@dataclass(frozen=True)
 class Skipped:
     """An input that could not be analysed (fully); reported, never silent."""
 

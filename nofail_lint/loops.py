@@ -46,6 +46,7 @@ _CONSTANT_TYPES = frozenset({"number_literal", "char_literal", "string_literal",
 # `xa_for_each`, `for_each_set_bit`, ...): a loop over elements, not a retry
 FOR_EACH_MACRO = re.compile(r"for_each|foreach|_for_\w*each|^for_\w+")
 _TRANSPARENT_CALLS = frozenset({"likely", "unlikely", "READ_ONCE", "data_race", "__builtin_expect"})
+_WARN_TESTS = frozenset({"WARN_ON", "WARN_ON_ONCE"})
 _ERRPTR_TESTS = frozenset({"IS_ERR", "IS_ERR_OR_NULL", "IS_ERR_VALUE"})
 _PTR_ERR = frozenset({b"PTR_ERR", b"PTR_ERR_OR_ZERO"})
 _CONTAINER_OF = re.compile(r"^(?:container_of\w*|\w*_entry)$")
@@ -764,9 +765,11 @@ def result_key(call: ts.Node) -> tuple[str, str | None]:
     return "direct", None
 
 
-def is_null_test(cond: ts.Node | None, key: str) -> bool:
+def is_null_test(cond: ts.Node | None, key: str, whole: bool = True) -> bool:
     """Does `cond` test `key` for NULL: `!p`, `p == NULL`, `unlikely(!p)`,
-    `IS_ERR_OR_NULL(p)`, or one of those inside `||` / `&&`?"""
+    `WARN_ON(!p)`, `IS_ERR_OR_NULL(p)`, or one of those inside `||` / `&&`?
+    As the whole condition, `p` and `p != NULL` test it too (the other branch
+    is the NULL case)."""
     cond = strip(cond)
     if cond is None:
         return False
@@ -778,8 +781,8 @@ def is_null_test(cond: ts.Node | None, key: str) -> bool:
         op = node_text(cond.child_by_field_name("operator"))
         left, right = strip(cond.child_by_field_name("left")), strip(cond.child_by_field_name("right"))
         if op in ("||", "&&"):
-            return is_null_test(left, key) or is_null_test(right, key)
-        if op == "==" and left is not None and right is not None:
+            return is_null_test(left, key, False) or is_null_test(right, key, False)
+        if (op == "==" or op == "!=" and whole) and left is not None and right is not None:
             texts = {_norm(node_text(left)), _norm(node_text(right))}
             return key in texts and bool(texts & _ZERO)
         return False
@@ -789,9 +792,13 @@ def is_null_test(cond: ts.Node | None, key: str) -> bool:
         name = node_text(fn) if fn is not None else ""
         first = args.named_children[0] if args is not None and args.named_children else None
         if name in _TRANSPARENT_CALLS:
-            return is_null_test(first, key)
+            return is_null_test(first, key, whole)
+        if name in _WARN_TESTS:
+            return is_null_test(first, key, False)
         if name == "IS_ERR_OR_NULL" and first is not None:
             return _norm(node_text(strip(first))) == key
+    if whole and t in ("identifier", "field_expression"):
+        return _norm(node_text(cond)) == key
     return False
 
 

@@ -24,9 +24,10 @@ from typing import Callable, Protocol, cast
 
 from .cache import FactsCache, content_hash, seal, unseal
 from .check import run_rules
+from .check.gfp_flow import LIMITS
 from .discover import SourceFile, discover, kernel_version_of, worth_parsing
 from .facts import FileFacts
-from .findings import Finding, RunResult, Skipped
+from .findings import Finding, Incomplete, RunResult, Skipped
 from .link import TreeTables
 from .model import load_model
 
@@ -562,15 +563,29 @@ def _run(options: Options, cwd: Path | None, progress: Progress | None,
                                   sorted(options.extra_retry_wait), a.skipped)
     stored = cache.load_result(key) if cache is not None else None
     if stored is not None:
-        findings, bad = cast(tuple[list[Finding], list[Skipped]], stored)
+        findings, bad, incomplete = cast(tuple[list[Finding], list[Skipped], list[Incomplete]], stored)
         skipped = sorted(a.skipped + bad, key=lambda s: s.path)
     else:
         before = list(a.skipped)
         findings = run_rules(a.tables, options.rules)
+        incomplete = not_analysed(a.tables)
         skipped = a.skipped
         if cache is not None:
-            cache.store_result(key, (findings, [s for s in skipped if s not in before]))
+            cache.store_result(key, (findings, [s for s in skipped if s not in before], incomplete))
     a.close()
     return RunResult(findings=findings, skipped=skipped, files_scanned=len(a.files),
                      seconds=time.monotonic() - a.started, kernel_version=a.version,
-                     excluded=a.excluded, from_cache=a.extraction.reused if cache is not None else None)
+                     excluded=a.excluded, from_cache=a.extraction.reused if cache is not None else None,
+                     incomplete=incomplete)
+
+
+def not_analysed(tables: TreeTables) -> list[Incomplete]:
+    """What the analysis could not cover: parse-error regions that hide
+    allocation calls (FileFacts.lost_regions), and every place an analysis
+    limit cut the gfp flow short."""
+    out = [Incomplete(ff.path, first, last, "parse-error",
+                      "code the parser could not read holds allocation calls that were not analysed; "
+                      "findings there may be missing")
+           for ff in tables.files for first, last in ff.lost_regions]
+    out += tables.derived.get(LIMITS, {}).values()
+    return sorted(out, key=lambda i: (i.path, i.line, i.kind, i.message))

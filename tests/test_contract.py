@@ -353,3 +353,88 @@ def test_sarif_still_valid_with_new_options(cli, tmp_path):
     shaped = run_cli(cli, "check", "--format", "sarif", "--terse", "--no-notes", "fixtures/nf002",
                      cwd=REPO).stdout
     assert plain == shaped
+
+
+# ------------------------------------------------------------------ incomplete analysis
+
+# a function whose two #ifdef branches each open a brace: the parser loses
+# the whole function, and with it an NF004 allocation
+LOST_FUNCTION = """\
+#include <linux/slab.h>
+
+int
+demo_link(struct demo *d)
+{
+\tvoid *page;
+
+#ifdef CONFIG_DEMO_LEGACY
+\tif (d->legacy) {
+#else
+\tif (d->modern) {
+#endif
+\t\tpage = kmalloc(64, GFP_ATOMIC | __GFP_NOFAIL);
+\t}
+\treturn 0;
+}
+"""
+
+
+def _deep_wrappers(levels: int) -> str:
+    out = ["void *w0(size_t n, gfp_t gfp)\n{\n\treturn kmalloc(n, gfp);\n}\n"]
+    out += [f"void *w{i}(size_t n, gfp_t gfp)\n{{\n\treturn w{i - 1}(n, gfp);\n}}\n" for i in range(1, levels)]
+    out.append(f"void *top(void)\n{{\n\treturn w{levels - 1}(8, GFP_ATOMIC | __GFP_NOFAIL);\n}}\n")
+    return "\n".join(out)
+
+
+def _many_paths(n: int) -> str:
+    flags = ["__GFP_ZERO", "__GFP_NOWARN", "__GFP_COMP", "__GFP_ACCOUNT", "__GFP_HIGH", "__GFP_MEMALLOC",
+             "__GFP_NOMEMALLOC", "__GFP_HARDWALL", "__GFP_THISNODE", "__GFP_RECLAIMABLE"]
+    pairs = [(a, b) for i, a in enumerate(flags) for b in flags[i + 1:]][:n]
+    body = "".join(f"\tif (i == {k})\n\t\treturn kmalloc(n, gfp | {a} | {b});\n" for k, (a, b) in enumerate(pairs))
+    return (f"void *many(size_t n, gfp_t gfp, int i)\n{{\n{body}\treturn NULL;\n}}\n\n"
+            "void *user(void)\n{\n\treturn many(8, GFP_KERNEL, 1);\n}\n")
+
+
+def test_parse_error_that_loses_code_is_reported_and_exits_2(cli, tmp_path):
+    _tree(tmp_path, **{"lost.c": LOST_FUNCTION})
+    proc = run_cli(cli, "check", ".", cwd=tmp_path)
+    assert proc.returncode == 2, "nothing found, but not everything was analysed"
+    assert "warning: not analysed: lost.c:3-16: code the parser could not read holds allocation calls" \
+        in proc.stderr, proc.stderr
+    assert "1 part(s) not analysed" in proc.stderr
+    doc = json.loads(run_cli(cli, "check", "--format", "json", ".", cwd=tmp_path).stdout)
+    assert [(i["path"], i["line"], i["end_line"], i["kind"]) for i in doc["incomplete"]] == \
+        [("lost.c", 3, 16, "parse-error")]
+    sarif = json.loads(run_cli(cli, "check", "--format", "sarif", ".", cwd=tmp_path).stdout)
+    notes = sarif["runs"][0]["invocations"][0]["toolExecutionNotifications"]
+    assert len(notes) == 1 and notes[0]["message"]["text"].startswith("parse-error: ")
+    region = notes[0]["locations"][0]["physicalLocation"]["region"]
+    assert (region["startLine"], region["endLine"]) == (3, 16)
+    github = run_cli(cli, "check", "--format", "github", ".", cwd=tmp_path).stdout
+    assert github.startswith("::warning file=lost.c,line=3,endLine=16,title=nofail-lint incomplete (parse-error)::")
+    quiet = run_cli(cli, "check", "-q", ".", cwd=tmp_path)
+    assert quiet.returncode == 2
+    assert quiet.stderr.strip() == ("nofail-lint: warning: 1 part(s) of the input not analysed "
+                                    "(listed without -q, and in JSON/SARIF)")
+
+
+def test_ordinary_parse_errors_inside_analysed_functions_stay_quiet(cli, tmp_path):
+    """Most kernel files have some ERROR node from macros; only lost code counts."""
+    _tree(tmp_path, **{"macro.c": "#include <linux/slab.h>\n\nvoid *demo(size_t n)\n{\n"
+                                  "\tDECLARE_THING(x) y;\n\treturn kmalloc(n, GFP_KERNEL);\n}\n"})
+    proc = run_cli(cli, "check", "--format", "json", ".", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["incomplete"] == []
+
+
+def test_gfp_flow_limits_are_reported(cli, tmp_path):
+    _tree(tmp_path, **{"deep.c": _deep_wrappers(13), "many.c": _many_paths(40)})
+    proc = run_cli(cli, "check", "--format", "json", ".", cwd=tmp_path)
+    assert proc.returncode == 2, proc.stderr
+    found = {(i["path"], i["kind"]): i["message"] for i in json.loads(proc.stdout)["incomplete"]}
+    assert "more than 10 wrapper levels" in found[("deep.c", "limit")]
+    assert "more than 32 distinct gfp paths" in found[("many.c", "limit")]
+    assert proc.stderr.count("warning: not analysed:") == 2
+    shallow = run_cli(cli, "check", "--format", "json", "--no-cache", "-", cwd=tmp_path,
+                      input=_deep_wrappers(5))
+    assert shallow.returncode == 1 and json.loads(shallow.stdout)["incomplete"] == []

@@ -17,7 +17,7 @@ FORMATS = ("text", "json", "sarif", "github")
 def render(result: RunResult, fmt: str, rules: dict[str, RuleDoc],
            facts: dict[str, str], root: pathlib.Path, tool_version: str,
            show_suppressed: bool = False, *, notes: bool = True, terse: bool = False,
-           color: bool = False, statistics: dict | None = None) -> str:
+           color: bool = False, statistics: dict | None = None, fixes=None) -> str:
     """Render `result` in format `fmt` (one of FORMATS).
 
     rules: from rules_catalog.load_rules(); facts: model fact id -> one line
@@ -26,7 +26,8 @@ def render(result: RunResult, fmt: str, rules: dict[str, RuleDoc],
     inline (result.suppressed) are left out unless `show_suppressed`; then
     they are marked as such (SARIF `suppressions`). `notes`, `terse` and
     `color` shape the text format; `statistics` (report.statistics) goes
-    into the JSON document.
+    into the JSON document. `fixes`: finding -> FixProposals, written as
+    SARIF `fixes` (other formats ignore them).
     """
     if fmt == "text":
         from . import text
@@ -36,7 +37,7 @@ def render(result: RunResult, fmt: str, rules: dict[str, RuleDoc],
         return json_report.render(result, rules, tool_version, show_suppressed, statistics)
     if fmt == "sarif":
         from . import sarif
-        return sarif.render(result, rules, facts, root, tool_version, show_suppressed)
+        return sarif.render(result, rules, facts, root, tool_version, show_suppressed, fixes)
     if fmt == "github":
         from . import github
         return github.render(result, rules, show_suppressed)

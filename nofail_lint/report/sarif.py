@@ -22,7 +22,7 @@ import urllib.parse
 import attr
 import sarif_om as om
 
-from ..findings import Finding, Incomplete, Location, RunResult, Skipped
+from ..findings import Finding, FixProposal, Incomplete, Location, RunResult, Skipped
 from ..rules_catalog import RuleDoc, fact_text, indent_code, markdown_to_text
 from .fingerprint import fingerprints
 
@@ -177,6 +177,20 @@ def _result(f: Finding, rule_index: int, fingerprint: str, suppressed: bool = Fa
     return result
 
 
+def _fix(p: FixProposal) -> om.Fix:
+    """A proposed rewrite: whole lines replaced (column 1 of the first line up
+    to column 1 of the line after the last)."""
+    return om.Fix(
+        description=om.Message(text=p.description + ("" if p.safe else " (unsafe fix)")),
+        artifact_changes=[om.ArtifactChange(
+            artifact_location=artifact_location(p.path),
+            replacements=[om.Replacement(
+                deleted_region=om.Region(start_line=r.start_line, start_column=1,
+                                         end_line=r.end_line, end_column=1),
+                inserted_content=om.ArtifactContent(text=r.text) if r.text else None)
+                for r in p.replacements])])
+
+
 def _notification(s: Skipped) -> om.Notification:
     return om.Notification(
         level="warning",
@@ -197,7 +211,8 @@ def _incomplete_notification(i: Incomplete) -> om.Notification:
 
 
 def build(result: RunResult, rules: dict[str, RuleDoc], facts: dict[str, str],
-          root: pathlib.Path, tool_version: str, show_suppressed: bool = False) -> om.SarifLog:
+          root: pathlib.Path, tool_version: str, show_suppressed: bool = False,
+          fixes: dict[Finding, list[FixProposal]] | None = None) -> om.SarifLog:
     silenced = set(result.suppressed) if show_suppressed else set()
     findings = sorted([*result.findings, *silenced], key=lambda f: f.sort_key())
     skipped = sorted(result.skipped, key=lambda s: (s.path, s.reason))
@@ -211,6 +226,9 @@ def build(result: RunResult, rules: dict[str, RuleDoc], facts: dict[str, str],
 
     results = [_result(f, index[f.rule_id], fp, f in silenced)
                for f, fp in zip(findings, fingerprints(findings), strict=True)]
+    for f, r in zip(findings, results, strict=True):
+        if fixes and fixes.get(f):
+            r.fixes = [_fix(p) for p in fixes[f]]
 
     driver = om.ToolComponent(
         name=TOOL_NAME,
@@ -240,8 +258,9 @@ def build(result: RunResult, rules: dict[str, RuleDoc], facts: dict[str, str],
 
 
 def render(result: RunResult, rules: dict[str, RuleDoc], facts: dict[str, str],
-           root: pathlib.Path, tool_version: str, show_suppressed: bool = False) -> str:
-    doc = to_json(build(result, rules, facts, root, tool_version, show_suppressed))
+           root: pathlib.Path, tool_version: str, show_suppressed: bool = False,
+           fixes: dict[Finding, list[FixProposal]] | None = None) -> str:
+    doc = to_json(build(result, rules, facts, root, tool_version, show_suppressed, fixes))
     # Conventional order: $schema and version first.
     ordered = {"$schema": doc.pop("$schema"), "version": doc.pop("version"), **doc}
     return json.dumps(ordered, indent=2) + "\n"
