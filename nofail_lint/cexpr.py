@@ -50,6 +50,7 @@ def _tokenize(text: str) -> list[tuple[str, str]]:
             raise ValueError(f"cannot tokenize at {text[pos:pos + 20]!r}")
         pos = m.end()
         kind = m.lastgroup
+        assert kind is not None      # every alternative of _TOKEN is a named group
         out.append((kind, m.group(kind)))
     return out
 
@@ -310,7 +311,7 @@ def parse_expr(text: str) -> Expr:
 # ---------------------------------------------------------------- masks
 
 MAX_ALTERNATIVES = 16
-_NONE = frozenset({frozenset()})
+_NONE: frozenset[frozenset[str]] = frozenset({frozenset()})
 
 
 @dataclass(frozen=True)
@@ -462,10 +463,9 @@ class MaskEvaluator:
             return UNKNOWN
         self._active.add(name)
         try:
-            result = None
-            for body in bodies:
-                m = self.eval(parse_expr(body))
-                result = m if result is None else mask_union(result, m)
+            result = self.eval(parse_expr(bodies[0]))
+            for body in bodies[1:]:
+                result = mask_union(result, self.eval(parse_expr(body)))
         finally:
             self._active.discard(name)
         if not self._bound:

@@ -172,13 +172,13 @@ def call_macros(src: bytes, lines: "SourceText") -> list[FunctionFacts]:
         if len(raw) > 4000 or b"(" not in raw:
             continue
         # same length as the source: comments and line continuations blanked
-        body = _COMMENT.sub(lambda c: re.sub(rb"[^\n]", b" ", c.group(0)), raw).replace(b"\\\n", b" \n")
-        body = decode(body)
+        body = decode(_COMMENT.sub(lambda c: re.sub(rb"[^\n]", b" ", c.group(0)), raw).replace(b"\\\n", b" \n"))
         params, tail = _macro_params(decode(m.group(2)))
         fixed = [p for p in params if not p.startswith("__nfl_va")]
         gfp_params = [p for p in fixed if _GFP_PARAM.search(p)]
         base = m.start(3)
-        sites, whole = [], None
+        sites: list[CallSite] = []
+        whole: CallSite | str | None = None      # the call the macro's value is, or "transparent"
         stripped = body.strip()
         for call in _MACRO_CALL.finditer(body):
             name = call.group(1)
@@ -434,7 +434,8 @@ def _declarator_name(decl: ts.Node | None) -> tuple[str, ts.Node | None]:
         if decl.type == "function_declarator":
             inner = decl.child_by_field_name("declarator")
             while inner is not None and inner.type in ("pointer_declarator", "parenthesized_declarator"):
-                inner = inner.child_by_field_name("declarator") or (inner.named_children[0] if inner.named_children else None)
+                inner = inner.child_by_field_name("declarator") or \
+                    (inner.named_children[0] if inner.named_children else None)
             return (node_text(inner) if inner is not None and inner.type == "identifier" else "", decl)
         decl = decl.child_by_field_name("declarator")
     return "", None
@@ -595,9 +596,44 @@ def extract(src: bytes, path: str, parser: ts.Parser | None = None) -> FileFacts
         elif first:     # only the first definition of a name is found by a call (link.resolve)
             plain.append(fn.name)
     out.extend(call_macros(src, lines))
+    lost = _lost_regions(tree.root_node, clean, found) if tree.root_node.has_error else ()
     return FileFacts(path=path, macros=tuple(object_like_macros(src)), functions=tuple(out),
-                     parse_errors=errors, plain_functions=tuple(plain), mask_macros=tuple(mask_macros(src)),
-                     field_masks=tuple(dict.fromkeys(field_masks)))
+                     parse_errors=errors, plain_functions=tuple(plain), lost_regions=lost,
+                     mask_macros=tuple(mask_macros(src)), field_masks=tuple(dict.fromkeys(field_masks)))
+
+
+# an identifier that names what the rules look at (discover.PREFILTER_WORDS), called
+_RELEVANT_CALL = re.compile(rb"\b\w*(?:alloc|gfp|GFP|nofail|NOFAIL|retry_wait|get_free_page|mempool)\w*\s*\(")
+
+
+def _lost_regions(root: ts.Node, clean: bytes, found: list[_Found]) -> tuple[tuple[int, int], ...]:
+    """Parse errors that cost analysis: the outermost ERROR nodes, minus the
+    functions analysed anyway (parsed inside them or recovered one by one),
+    whose remaining code (comments blanked) still calls something the rules
+    look at. Errors inside a function that was analysed are ordinary
+    tree-sitter recovery from kernel macros (most files have some) and are
+    not reported."""
+    errors = []
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        if node.type == "ERROR":
+            errors.append(node)
+        elif node.has_error:
+            stack.extend(node.children)
+    spans = [(f.start, f.end) for f in found]
+    out = []
+    for err in sorted(errors, key=lambda n: n.start_byte):
+        a, b = err.start_byte, err.end_byte
+        text = bytearray(clean[a:b])
+        for s, t in spans:
+            lo, hi = max(s, a), min(t, b)
+            if lo < hi:
+                text[lo - a:hi - a] = b" " * (hi - lo)
+        rest = _COMMENT.sub(lambda c: re.sub(rb"[^\n]", b" ", c.group(0)), bytes(text))
+        if _RELEVANT_CALL.search(rest):
+            out.append((err.start_point[0] + 1, err.end_point[0] + 1))
+    return tuple(out)
 
 
 @dataclass
@@ -664,7 +700,7 @@ def _recover_lost_functions(parser: ts.Parser, clean: bytes, src: bytes, lines: 
     return kept
 
 
-def _function_facts(root: ts.Node, src: bytes, lines: SourceText) -> tuple[list[_Found], int, list]:
+def _function_facts(root: ts.Node, src: bytes, lines: SourceText) -> tuple[list[_Found], int, list]:  # noqa: C901
     """Every function definition under `root` with its facts, the number of
     ERROR nodes, and the masks assigned to struct fields."""
     caps = ts.QueryCursor(_Q_FILE).captures(root)
@@ -675,9 +711,10 @@ def _function_facts(root: ts.Node, src: bytes, lines: SourceText) -> tuple[list[
     for n in caps.get("fn", ()):
         decl = n.child_by_field_name("declarator")
         name, fdecl = _declarator_name(decl)
-        if name:
+        body = n.child_by_field_name("body")
+        if name and body is not None and decl is not None:
             params = _param_names(fdecl) if fdecl is not None else ()
-            functions.append(_Function(n, n.child_by_field_name("body"), name, params, _is_static(n), decl))
+            functions.append(_Function(n, body, name, params, _is_static(n), decl))
     functions.extend(_macro_headed_functions(root))
     functions.sort(key=lambda f: f.node.start_byte)
     owner = _function_index(functions)
@@ -693,7 +730,7 @@ def _function_facts(root: ts.Node, src: bytes, lines: SourceText) -> tuple[list[
             continue
         if node.type == "init_declarator":
             lhs = node.child_by_field_name("declarator")
-            if lhs.type == "pointer_declarator":
+            if lhs is not None and lhs.type == "pointer_declarator":
                 lhs = lhs.child_by_field_name("declarator")
             op, rhs = "=", node.child_by_field_name("value")
         else:
@@ -723,8 +760,7 @@ def _function_facts(root: ts.Node, src: bytes, lines: SourceText) -> tuple[list[
     for n in caps.get("label", ()):
         f = owner(n)
         if f is not None:
-            name = n.child_by_field_name("label")
-            labels_by_fn.setdefault(id(f), {})[node_text(name)] = n
+            labels_by_fn.setdefault(id(f), {})[node_text(n.child_by_field_name("label"))] = n
     gotos_by_fn: dict[int, list[ts.Node]] = {}
     for n in caps.get("goto", ()):
         f = owner(n)
@@ -757,7 +793,7 @@ def _function_facts(root: ts.Node, src: bytes, lines: SourceText) -> tuple[list[
         fn_text = decode(src[f.node.start_byte:f.body.end_byte])
         gfp_names = set(_GFP_T_NAMES.findall(fn_text))
         # an argument naming a gfp_t local or parameter (whole identifiers, as `\bname\b`)
-        carries = (lambda a: not gfp_names.isdisjoint(_WORD.findall(a))) if gfp_names else None
+        carries = (lambda a, names=gfp_names: not names.isdisjoint(_WORD.findall(a))) if gfp_names else None
         regions = _atomic_byte_ranges(f)
         types: dict[str, str | None] = {}
         for node in fassigns_by_fn.get(id(f), ()):
@@ -773,11 +809,10 @@ def _function_facts(root: ts.Node, src: bytes, lines: SourceText) -> tuple[list[
                 value = field_reads(values.substitute(text, node.start_byte), fn_text, types)
                 field_masks.append((kind, node_text(lhs.child_by_field_name("field")), op, value))
         conds = _Conditions(conds_by_fn.get(id(f), ()))
-        jumps = _Jumps(labels_by_fn.get(id(f), {}), gotos_by_fn.get(id(f), ()))
         call_sites = []
         for call, fn, args in f.calls:
             arg_texts = tuple(node_text(a) for a in args.named_children if a.type != "comment")
-            tests = _null_tests(f, call, conds, lines, jumps)
+            tests = _null_tests(f, call, conds, lines, labels_by_fn.get(id(f), {}))
             # kept when an argument can carry a mask or a bound, or when a
             # wrapper's own NOFAIL would matter here: its result is tested for
             # NULL (NF006), or it runs in a non-sleepable region (NF008)
@@ -855,35 +890,19 @@ def _asserted_conditions(calls) -> list[ts.Node]:
     return out
 
 
-class _Jumps:
-    """A function's labels and gotos, to tell whether a later point can be
-    reached without passing an earlier one."""
-
-    def __init__(self, labels: dict[str, ts.Node], gotos):
-        self.labels = sorted((n.start_byte, name) for name, n in labels.items())
-        self.goto_starts: dict[str, list[int]] = {}
-        for g in gotos:
-            self.goto_starts.setdefault(node_text(g.child_by_field_name("label")), []).append(g.start_byte)
-
-    def entered_from_before(self, start: int, end: int) -> bool:
-        """Is there a label in (start, end) that a goto before `start` jumps to?"""
-        for at, name in self.labels:
-            if start < at < end and any(g < start for g in self.goto_starts.get(name, ())):
-                return True
-        return False
-
-
 def _null_tests(f: _Function, call: ts.Node, conds: _Conditions, lines: SourceText,
-                jumps: _Jumps | None = None) -> tuple[Span, ...]:
+                labels: dict[str, ts.Node]) -> tuple[Span, ...]:
     """Conditions that test the call's result for NULL: the one the call sits
     in (`if (!(p = alloc(...)))`) and later ones, until the variable is
-    assigned again. Runs for every call, so the cheap text check comes first
-    and the rest only when some condition names the result."""
+    assigned again or a label (a goto from before the call may reach the test
+    with the old value: `out: if (p) kfree(p);`). Runs for every call, so the
+    cheap text check comes first and the rest only when some condition names
+    the result."""
     kind, key = result_key(call)
-    if kind != "var":
+    if kind != "var" or key is None:
         return ()
     first = bisect.bisect_left(conds.starts, call.end_byte)
-    later = [c for c, text in zip(conds.nodes[first:], conds.texts[first:])
+    later = [c for c, text in zip(conds.nodes[first:], conds.texts[first:], strict=True)
              if key in text and is_null_test(c, key)]
     around = _enclosing_condition(call, f.body)
     if around is not None and is_null_test(around, key):
@@ -896,19 +915,19 @@ def _null_tests(f: _Function, call: ts.Node, conds: _Conditions, lines: SourceTe
     for assign in others:
         if assign.start_byte > call.end_byte:
             stop = min(stop, assign.start_byte)
+    for label in labels.values():
+        if label.start_byte > call.end_byte:
+            stop = min(stop, label.start_byte)
     # only tests the allocation dominates: a test outside an `if` that guards
     # the call may see the variable's earlier value, unless that `if` runs
     # exactly when the earlier value was NULL (the fallback
     # `if (!p) p = alloc(... | __GFP_NOFAIL);`): then no path reaches the
     # test with NULL either
     guards = [(s, e) for s, e, fallback in _guard_ranges(call, f.body, key) if not fallback]
-    # nor tests after a label that a goto from before the call reaches
-    # (`if (p) kfree(p);` at the error exit: `p` may still be NULL there)
     # nor tests in a loop that assigns the variable elsewhere: the next
     # iteration can reach the test with that other value
     return tuple(lines.span(c) for c in later
                  if c.start_byte < stop and all(s <= c.start_byte < e for s, e in guards)
-                 and not (jumps and jumps.entered_from_before(call.start_byte, c.start_byte))
                  and not _reassigned_in_loop(c, f.body, others))
 
 
@@ -996,11 +1015,13 @@ def _bare_param(f: _Function, cond: ts.Node | None) -> tuple[int, bool] | None:
     truth = True
     cond = strip(cond)
     while cond is not None:
-        if cond.type == "unary_expression" and cond.child_by_field_name("operator").text == b"!":
+        if cond.type == "unary_expression" and node_text(cond.child_by_field_name("operator")) == "!":
             truth = not truth
             cond = strip(cond.child_by_field_name("argument"))
-        elif cond.type == "call_expression" and node_text(cond.child_by_field_name("function")) in ("likely", "unlikely"):
-            args = cond.child_by_field_name("arguments").named_children
+        elif cond.type == "call_expression" and \
+                node_text(cond.child_by_field_name("function")) in ("likely", "unlikely"):
+            arguments = cond.child_by_field_name("arguments")
+            args = arguments.named_children if arguments is not None else []
             cond = strip(args[0]) if args else None
         else:
             break
@@ -1024,7 +1045,8 @@ def _param_guards(f: _Function, call: ts.Node) -> tuple[tuple[int, bool], ...]:
             while s is not None:
                 if s.type == "if_statement" and s.child_by_field_name("alternative") is None:
                     cons = s.child_by_field_name("consequence")
-                    kids = [c for c in cons.named_children if c.type != "comment"] if cons.type == "compound_statement" else [cons]
+                    kids = [] if cons is None else [c for c in cons.named_children if c.type != "comment"] \
+                        if cons.type == "compound_statement" else [cons]
                     if kids and kids[-1].type == "return_statement":
                         g = _bare_param(f, s.child_by_field_name("condition"))
                         if g is not None:
@@ -1101,7 +1123,8 @@ def _trylock_success_start(call: ts.Node, body: ts.Node) -> int | None:
     return p.end_byte
 
 
-def _atomic_regions(regions: list[tuple[int, int, ts.Node]], lines: SourceText) -> tuple[tuple[str, int, int, int, int], ...]:
+def _atomic_regions(regions: list[tuple[int, int, ts.Node]],
+                    lines: SourceText) -> tuple[tuple[str, int, int, int, int], ...]:
     """The same regions as (opening call, start line, column, end line, column)."""
     out = []
     for start, end, fn in regions:

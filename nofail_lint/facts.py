@@ -83,6 +83,9 @@ class FileFacts(NamedTuple):
     # call, loop or lock region): only their names matter, because a call
     # from this file to one of them does not reach a global of the same name
     plain_functions: tuple[str, ...] = ()
+    # (first line, last line) of parse-error regions outside every analysed
+    # function that contain allocation-like calls: code the analysis lost
+    lost_regions: tuple[tuple[int, int], ...] = ()
     # function-like #defines of a mask: (name, parameters, body), e.g.
     # `#define NO_SLEEP(g) ((g) & ~__GFP_DIRECT_RECLAIM)`
     mask_macros: tuple[tuple[str, tuple[str, ...], str], ...] = ()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
+from typing import Any
 
 from .cexpr import Mask, MaskEvaluator, const_value, mask_union, parse_expr
 from .facts import CallSite, FileFacts, FunctionFacts, RetryLoop, ReturnedCall
@@ -83,7 +84,7 @@ class TreeTables:
         self.model = model
         self.kernel_version = kernel_version
         self.algebra = model.algebra(kernel_version)
-        self.derived: dict[str, object] = {}     # per-run results rules share (e.g. the gfp flow)
+        self.derived: dict[str, Any] = {}     # per-run results rules share (e.g. the gfp flow)
         self.extra_allocators = extra_allocators
         self.extra_retry_wait = extra_retry_wait     # configured retry-wait helpers (NF002)
         self.macros: dict[str, list[str]] = defaultdict(list)
@@ -96,7 +97,7 @@ class TreeTables:
         self.globals: dict[str, list[FunctionRef]] = defaultdict(list)
         # `static inline` functions of headers: visible wherever the header is included
         self.header_statics: dict[str, list[FunctionRef]] = defaultdict(list)
-        self.file_functions: dict[str, dict[str, FunctionRef]] = {}
+        self.file_functions: dict[str, dict[str, FunctionRef | None]] = {}
         self.callers: dict[str, list[tuple[FunctionRef, CallSite]]] = defaultdict(list)
         for ff in files:
             local = defaultdict(list)

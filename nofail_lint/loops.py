@@ -12,7 +12,7 @@ of the loop whether it can then be taken. Each condition evaluates to:
 A loop is an open-coded retry around the call when no exit can be taken on
 persistent failure (every exit guard is F or I) and some exit depends on the
 call's result (the loop leaves on success). An exit guarded only by an
-invariant flag is a "conditional NOFAIL": it is reported, as DESIGN.md asks.
+invariant flag is a "conditional NOFAIL": it is reported.
 A V anywhere on an exit (a counter, a signal, a timeout, a shrinking order, a
 list walk) bounds the loop: loops over elements and bounded retries are quiet.
 """
@@ -20,20 +20,28 @@ from __future__ import annotations
 
 import bisect
 import re
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import tree_sitter as ts
 
 from .facts import CallSite, RetryLoop
 from .model import load_model
-from .source import decode, node_text
+from .source import SourceText, decode, node_text
 
-if TYPE_CHECKING:  # pragma: no cover
-    from .extract import _Function
-    from .source import SourceText
 
-T, F, V, I = "T", "F", "V", "I"
+class FunctionNodes(Protocol):
+    """What the loop analysis reads of a function that extract is working on."""
+
+    node: ts.Node
+    body: ts.Node
+    calls: list[tuple[ts.Node, ts.Node, ts.Node]]     # (call, function, arguments)
+    assign_nodes: list[tuple[ts.Node, ts.Node]]       # (assignment, left side)
+
+
+T, F, V, I = "T", "F", "V", "I"  # noqa: E741 -- the truth values of the docstring
 _LOOP_TYPES = frozenset({"do_statement", "while_statement", "for_statement"})
+_CONSTANT_TYPES = frozenset({"number_literal", "char_literal", "string_literal", "true", "false", "null",
+                             "sizeof_expression"})
 # names of the kernel's iterator macros (`list_for_each_entry`, `for_each_cpu`,
 # `xa_for_each`, `for_each_set_bit`, ...): a loop over elements, not a retry
 FOR_EACH_MACRO = re.compile(r"for_each|foreach|_for_\w*each|^for_\w+")
@@ -113,10 +121,13 @@ class _Result:
         self.errno = errno
         self.count = count      # a bulk allocator's count of items: failing means no progress
 
-    def matches(self, node: ts.Node) -> bool:
+    def matches(self, node: ts.Node | None) -> bool:
+        if node is None:
+            return False
         if node.type == "assignment_expression":
             right = node.child_by_field_name("right")
-            return right is not None and right.start_byte <= self.call.start_byte and self.call.end_byte <= right.end_byte
+            return right is not None and \
+                right.start_byte <= self.call.start_byte and self.call.end_byte <= right.end_byte
         if node.start_byte == self.call.start_byte and node.end_byte == self.call.end_byte:
             return True
         return self.key is not None and node.type in ("identifier", "field_expression", "subscript_expression") \
@@ -124,7 +135,7 @@ class _Result:
 
 
 class LoopAnalyser:
-    def __init__(self, f: "_Function", lines: "SourceText", labels: dict[str, ts.Node], gotos: list[ts.Node],
+    def __init__(self, f: FunctionNodes, lines: SourceText, labels: dict[str, ts.Node], gotos: list[ts.Node],
                  exits: list[ts.Node], writes: list[ts.Node], addressed: list[ts.Node]):
         """`exits`, `writes`, `addressed`: the file's exit statements, written
         lvalues and `&x` operands, sorted by start byte (one query per file)."""
@@ -143,7 +154,7 @@ class LoopAnalyser:
 
     # ---------------------------------------------------------- evaluation
 
-    def _eval(self, node: ts.Node | None, r: _Result, modified: set[str]) -> tuple[str, bool]:
+    def _eval(self, node: ts.Node | None, r: _Result, modified: set[str]) -> tuple[str, bool]:  # noqa: C901
         """Tri-valued truth of a condition under persistent failure, and whether it reads the result."""
         if node is None:
             return T, False
@@ -160,9 +171,8 @@ class LoopAnalyser:
             # true, a count that made no progress may be anything
             return (V if r.count else T if r.errno else F), True
         if t == "unary_expression":
-            op = node.child_by_field_name("operator")
             v, d = self._eval(node.child_by_field_name("argument"), r, modified)
-            if op is not None and op.text == b"!":
+            if node_text(node.child_by_field_name("operator")) == "!":
                 return _not(v), d
             return v, d
         if t == "binary_expression":
@@ -200,7 +210,7 @@ class LoopAnalyser:
         if t in ("false", "null"):
             return F, False
         if t == "number_literal":
-            return (F if node.text.strip(b"uUlL") in (b"0", b"0x0") else T), False
+            return (F if node_text(node).strip("uUlL") in ("0", "0x0") else T), False
         return self._eval_value(node, r, modified)
 
     def _eval_value(self, node: ts.Node | None, r: _Result, modified: set[str]) -> tuple[str, bool]:
@@ -208,7 +218,7 @@ class LoopAnalyser:
         if node is None:
             return I, False
         text = node_text(node)
-        if node.type in ("number_literal", "char_literal", "string_literal", "true", "false", "null", "sizeof_expression"):
+        if node.type in _CONSTANT_TYPES:
             return I, False
         if r.matches(node):
             return V, True
@@ -330,7 +340,7 @@ class LoopAnalyser:
         """
         base = {k for k, _ in mods if k != r.key}
         self._success_only = set()
-        self._leaves_cache: dict[int, bool] = {}
+        self._leaves_cache = {}
         varying = set()
         for k, n in mods:
             if k == r.key or k in varying:
@@ -358,8 +368,8 @@ class LoopAnalyser:
                 stack.extend(n.named_children)
         return out
 
-    def _exit_conditions(self, exits: list[ts.Node], stop: ts.Node) -> list[ts.Node]:
-        out = []
+    def _exit_conditions(self, exits: list[ts.Node], stop: ts.Node) -> list[ts.Node | None]:
+        out: list[ts.Node | None] = []
         for e in exits:
             p = e.parent
             while p is not None and p != stop:
@@ -578,7 +588,7 @@ class LoopAnalyser:
         return None
 
     def _calls_in(self, start: int, end: int):
-        for call, fn, args in self.f.calls:
+        for call, fn, _args in self.f.calls:
             if start <= call.start_byte and call.end_byte <= end:
                 yield call, fn
 
@@ -588,7 +598,8 @@ class LoopAnalyser:
     def _retry(self, call: ts.Node, fn: ts.Node, kind: str, anchor: ts.Node, start: int, end: int,
                conditional: bool, exit_conds: list[ts.Node | None] = ()) -> RetryLoop:
         args = call.child_by_field_name("arguments")
-        arg_texts = tuple(node_text(a) for a in args.named_children if a.type != "comment")
+        arg_texts = tuple(node_text(a) for a in (args.named_children if args is not None else ())
+                          if a.type != "comment")
         site = CallSite(node_text(fn), self.lines.span(fn, call), arg_texts)
         return RetryLoop(site, kind, self.lines.span(anchor), conditional, self._callees_in(start, end),
                          self._flag_exits(exit_conds) if conditional else (),
@@ -748,7 +759,7 @@ def _compared(node: ts.Node) -> bool:
     while p is not None and p.type == "parenthesized_expression":
         p = p.parent
     return p is not None and p.type == "binary_expression" and \
-        p.child_by_field_name("operator").text in (b"==", b"!=")
+        node_text(p.child_by_field_name("operator")) in ("==", "!=")
 
 
 def _written(key: str, modified: set[str]) -> bool:
@@ -774,7 +785,7 @@ def result_key(call: ts.Node) -> tuple[str, str | None]:
     while p is not None and p.type in ("parenthesized_expression", "cast_expression"):
         child, p = p, p.parent
     if p is not None and p.type == "assignment_expression" and p.child_by_field_name("right") == child:
-        if p.child_by_field_name("operator").text != b"=":
+        if node_text(p.child_by_field_name("operator")) != "=":
             return "unused", None
         return "var", _norm(node_text(p.child_by_field_name("left")))
     if p is not None and p.type == "init_declarator" and p.child_by_field_name("value") == child:
@@ -794,25 +805,25 @@ def result_key(call: ts.Node) -> tuple[str, str | None]:
 NULL_TEST_CALLS = frozenset({"WARN_ON", "WARN_ON_ONCE", "WARN", "WARN_ONCE", "BUG_ON"})
 
 
-def is_null_test(cond: ts.Node | None, key: str) -> bool:
-    """Does `cond` test `key` for NULL: `!p`, `p == NULL`, `p != NULL`, the
-    positive test `p`, `unlikely(!p)`, `WARN_ON(!p)`, `IS_ERR_OR_NULL(p)`,
-    or one of those inside `||` / `&&`?"""
+def is_null_test(cond: ts.Node | None, key: str, whole: bool = True) -> bool:
+    """Does `cond` test `key` for NULL: `!p`, `p == NULL`, `unlikely(!p)`,
+    `WARN_ON(!p)`, `IS_ERR_OR_NULL(p)`, the assignment inside the test
+    (`!(p = alloc(...))`), or one of those inside `||` / `&&`? As the whole
+    condition, `p` and `p != NULL` test it too (the other branch is the NULL
+    case)."""
     cond = _tested_value(cond)
     if cond is None:
         return False
     t = cond.type
-    if t in ("identifier", "field_expression", "subscript_expression", "pointer_expression"):
-        return _norm(node_text(cond)) == key
-    if t == "unary_expression" and cond.child_by_field_name("operator").text == b"!":
+    if t == "unary_expression" and node_text(cond.child_by_field_name("operator")) == "!":
         arg = _tested_value(cond.child_by_field_name("argument"))
         return arg is not None and _norm(node_text(arg)) == key
     if t == "binary_expression":
-        op = cond.child_by_field_name("operator").text
+        op = node_text(cond.child_by_field_name("operator"))
         left, right = _tested_value(cond.child_by_field_name("left")), _tested_value(cond.child_by_field_name("right"))
-        if op in (b"||", b"&&"):
-            return is_null_test(left, key) or is_null_test(right, key)
-        if op in (b"==", b"!=") and left is not None and right is not None:
+        if op in ("||", "&&"):
+            return is_null_test(left, key, False) or is_null_test(right, key, False)
+        if (op == "==" or op == "!=" and whole) and left is not None and right is not None:
             texts = {_norm(node_text(left)), _norm(node_text(right))}
             return key in texts and bool(texts & _ZERO)
         return False
@@ -821,10 +832,14 @@ def is_null_test(cond: ts.Node | None, key: str) -> bool:
         args = cond.child_by_field_name("arguments")
         name = node_text(fn) if fn is not None else ""
         first = args.named_children[0] if args is not None and args.named_children else None
-        if name in _TRANSPARENT_CALLS or name in NULL_TEST_CALLS:
-            return is_null_test(first, key)
+        if name in _TRANSPARENT_CALLS:
+            return is_null_test(first, key, whole)
+        if name in NULL_TEST_CALLS:
+            return is_null_test(first, key, False)
         if name == "IS_ERR_OR_NULL" and first is not None:
             return _norm(node_text(strip(first))) == key
+    if whole and t in ("identifier", "field_expression"):
+        return _norm(node_text(cond)) == key
     return False
 
 

@@ -6,24 +6,28 @@ after it is tree-wide and runs in the parent.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import dataclasses
 import gc
 import hashlib
 import multiprocessing
 import os
 import re
+import signal
+import threading
 import time
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Protocol
+from typing import Callable, Protocol, cast
 
-from .check import run_rules
 from .cache import FactsCache, content_hash, seal, unseal
+from .check import run_rules
+from .check.gfp_flow import LIMITS
 from .discover import SourceFile, discover, kernel_version_of, worth_parsing
 from .facts import FileFacts
-from .findings import RunResult, Skipped
+from .findings import Finding, Incomplete, RunResult, Skipped
 from .link import TreeTables
 from .model import load_model
 
@@ -76,14 +80,72 @@ class WorkerContext:
         return content if not self.salt else content_hash(content + self.salt)
 
 
+# Per-file resource guards: a generated or hostile file is reported as skipped
+# in seconds instead of taking minutes and gigabytes. The largest file of
+# Linux 6.12 that passes the prefilter is 2.1 MB and its deepest bracket
+# nesting 54 levels; parsing time grows faster than linearly with both.
+MAX_FILE_BYTES = 8 << 20
+MAX_NESTING = 500
+FILE_SECONDS = 60.0          # wall-clock budget for one file's extraction
+
+_BRACKETS = bytes.maketrans(b"{([}])", b"((()))")
+_NOT_BRACKETS = bytes(range(256)).translate(None, b"{}()[]")
+
+
+class _FileTimeout(Exception):
+    pass
+
+
+def nesting_depth(src: bytes, limit: int = MAX_NESTING) -> int:
+    """Deepest {, ( and [ nesting (strings and comments included), or `limit`
+    once it is reached. Innermost pairs are removed one level per pass, at
+    C speed; unmatched openers left over count as levels too."""
+    b = src.translate(_BRACKETS, _NOT_BRACKETS)
+    depth = 0
+    while b and depth < limit:
+        shorter = b.replace(b"()", b"")
+        if len(shorter) == len(b):
+            break
+        b, depth = shorter, depth + 1
+    return min(limit, depth + b.count(b"("))
+
+
+def _guard(src: bytes, display: str) -> Skipped | None:
+    if len(src) > MAX_FILE_BYTES:
+        return Skipped(display, f"too large to analyse: {len(src) / 1e6:.1f} MB "
+                                f"(limit {MAX_FILE_BYTES / 1e6:.1f} MB)")
+    if nesting_depth(src) >= MAX_NESTING:
+        return Skipped(display, f"too deeply nested to analyse: {MAX_NESTING} or more levels of brackets")
+    return None
+
+
+@contextlib.contextmanager
+def _time_budget(seconds: float):
+    """Raise _FileTimeout in the block after `seconds` (main thread only; elsewhere no budget)."""
+    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "setitimer"):
+        yield
+        return
+
+    def expired(signum, frame):
+        raise _FileTimeout()
+    previous = signal.signal(signal.SIGALRM, expired)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
 _PARSER = None                   # one tree-sitter parser per process, made on first use
 _WORKER = WorkerContext()        # the context a pool worker was started with (_start_worker)
 
 
-def _start_worker(context: WorkerContext) -> None:
+def _start_worker(context: WorkerContext, parent: int) -> None:
     global _WORKER
     _WORKER = context
     gc.enable()     # a worker forked while the parent paused the GC (see paused_gc) needs its own
+    _die_with_parent(parent)
 
 
 def _analyse_source(src: bytes, display: str, context: WorkerContext) -> Outcome:
@@ -93,12 +155,19 @@ def _analyse_source(src: bytes, display: str, context: WorkerContext) -> Outcome
         return Skipped(display, "binary file (NUL bytes)")
     if not worth_parsing(src, context.extra):
         return None
+    too_much = _guard(src, display)
+    if too_much is not None:
+        return too_much
     try:
-        from .extract import LANGUAGE, extract
         import tree_sitter as ts
+
+        from .extract import LANGUAGE, extract
         if _PARSER is None:
             _PARSER = ts.Parser(LANGUAGE)
-        return extract(src, display, _PARSER)
+        with _time_budget(FILE_SECONDS):
+            return extract(src, display, _PARSER)
+    except _FileTimeout:
+        return Skipped(display, f"analysis took longer than {FILE_SECONDS:.0f} s; skipped")
     except RecursionError:
         return Skipped(display, "analysis failed: nesting too deep")
     except Exception as e:  # a bug in one file's analysis must not stop the run
@@ -128,6 +197,66 @@ def _extract_one(item: tuple[str, str], context: WorkerContext) -> Answer:
 def _extract_batch(items: list[tuple[str, str]]) -> list[Answer]:
     """Pool worker: a batch, with the context the worker was started with."""
     return [_extract_one(it, _WORKER) for it in items]
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM during a run: handled like Ctrl-C (finished work kept), exit 143."""
+
+
+PR_SET_PDEATHSIG = 1     # linux/prctl.h
+
+
+def _die_with_parent(parent: int):
+    """A worker dies with its parent, whatever kills the parent (even SIGKILL),
+    and leaves Ctrl-C to it: the parent cancels and stops the pool.
+
+    Linux: prctl(PR_SET_PDEATHSIG, SIGKILL). Everywhere, and in case the
+    parent died before the prctl: a thread that exits when the parent pid
+    changes (the worker is re-parented)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    except (OSError, AttributeError):
+        pass
+    if os.getppid() != parent:
+        os._exit(1)
+
+    def watch():
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(1)
+    threading.Thread(target=watch, name="parent-watchdog", daemon=True).start()
+
+
+@contextlib.contextmanager
+def interruptible():
+    """SIGTERM raises Terminated in the main thread for the duration (like
+    SIGINT raises KeyboardInterrupt), so the run stops the same orderly way."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def terminate(signum, frame):
+        raise Terminated()
+    previous = signal.signal(signal.SIGTERM, terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _stop(pool: ProcessPoolExecutor):
+    """Stop a pool now: pending batches cancelled, running workers killed
+    (waiting for them took up to a batch's time, seconds)."""
+    processes = list(getattr(pool, "_processes", {}).values())   # no public way to reach them
+    for proc in processes:
+        with contextlib.suppress(OSError):
+            proc.kill()
+    pool.shutdown(wait=False, cancel_futures=True)
+    for proc in processes:
+        proc.join(1)
 
 
 @contextlib.contextmanager
@@ -175,7 +304,7 @@ class Extraction:
             redo = []
             for display, key in missing.items():
                 if key in stored:
-                    self.outcomes[display] = _rehome(stored[key], display)
+                    self.outcomes[display] = _rehome(cast(Outcome, stored[key]), display)
                 else:
                     redo.append(display)
             if redo:   # corrupt or vanished entries: extract again, store again
@@ -212,7 +341,8 @@ def _rehome(outcome: Outcome, display: str) -> Outcome:
 
 
 def extract_all(files: list[SourceFile], jobs: int, progress: Progress | None = None,
-                extra_names: frozenset[str] = frozenset(), cache: FactsCache | None = None) -> Extraction:
+                extra_names: frozenset[str] = frozenset(), cache: FactsCache | None = None,
+                warn: Callable[[str], None] | None = None) -> Extraction:
     """Extract every file the cache does not already hold, in worker processes.
 
     Files whose stat identity the cache recorded are not even read. The rest
@@ -224,6 +354,9 @@ def extract_all(files: list[SourceFile], jobs: int, progress: Progress | None = 
     lost (and reported as skipped).
     `progress(done, total)` is called as results come in. `extra_names`
     (configured allocators, retry-wait helpers) widen the byte prefilter.
+    Each finished batch is stored in the cache as it arrives: Ctrl-C (or
+    SIGTERM) cancels what is pending, stops the workers within a second and
+    re-raises, and the next run starts from what was finished.
     """
     contents: dict[str, bytes] = {}
     stored: frozenset[bytes] = frozenset()
@@ -236,80 +369,129 @@ def extract_all(files: list[SourceFile], jobs: int, progress: Progress | None = 
         stored = frozenset(cache.stored_hashes())
     context = WorkerContext.make(extra_names, stored)
     items = [(f.path, f.display) for f in files if f.display not in contents]
-    results = _run_workers(items, jobs, context, progress, len(files) - len(items), len(files))
-
+    by_display = {f.display: f for f in files}
     outcomes: dict[str, Outcome] = {}
-    fresh: dict[bytes, tuple[bytes, bytes]] = {}
-    read: dict[str, bytes] = {}            # files read this run: their stat rows are (re)recorded
-    for display, content, answer in results:
-        if content is not None:
-            read[display] = contents[display] = content
-        if isinstance(answer, str):        # CACHED
-            continue
-        outcomes[display] = unseal(*answer)
-        if content is not None:
-            fresh[context.fact_key(content)] = answer
-    if cache is not None:
-        cache.store(fresh, [(f.absolute, f.identity, read[f.display])
-                            for f in files if f.display in read])
+
+    def take(answers: list[Answer]):
+        """A finished batch: its outcomes kept, and stored in the cache at
+        once, so an interrupted run leaves its finished work for the next."""
+        fresh: dict[bytes, tuple[bytes, bytes]] = {}
+        stats = []                          # files read: their stat rows are (re)recorded
+        for display, content, answer in answers:
+            if content is not None:
+                contents[display] = content
+                f = by_display[display]
+                stats.append((f.absolute, f.identity, content))
+            if isinstance(answer, str):     # CACHED
+                continue
+            outcomes[display] = cast(Outcome, unseal(*answer))
+            if content is not None:
+                fresh[context.fact_key(content)] = answer
+        if cache is not None and (fresh or stats):
+            cache.store(fresh, stats)
+
+    _run_workers(items, jobs, context, progress, len(files) - len(items), len(files), take, warn)
     keys = {d: context.fact_key(c) for d, c in contents.items()}
     return Extraction(keys, outcomes, cache, context, {f.display: f.path for f in files},
                       reused=len(set(keys) - set(outcomes)))
 
 
-def _run_workers(items: list[tuple[str, str]], jobs: int, context: WorkerContext, progress: Progress | None,
-                 done: int, total: int) -> list[Answer]:
-    jobs = jobs or os.cpu_count() or 1
-    results: list = []
+def worker_count(jobs: int, batches: int) -> int:
+    """Workers for `batches` batches: --jobs (0: all cores), at most one per core and per batch."""
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, min(jobs or cpus, cpus, batches))
 
-    def report():
+
+def _run_workers(items: list[tuple[str, str]], jobs: int, context: WorkerContext, progress: Progress | None,
+                 done: int, total: int, take: Callable[[list[Answer]], None],
+                 warn: Callable[[str], None] | None = None):
+    """Extract `items`, handing each finished batch to `take` as it arrives."""
+    finished = done
+
+    def report(answers: list[Answer]):
+        nonlocal finished
+        take(answers)
+        finished += len(answers)
         if progress is not None:
-            progress(done + len(results), total)
-    if jobs <= 1 or len(items) < 16:
-        enabled = gc.isenabled()
-        gc.enable()          # extraction makes ordinary garbage, unlike loading facts
-        try:
-            for it in items:
-                results.append(_extract_one(it, context))
-                report()
-        finally:
-            if not enabled:
-                gc.disable()
-        return results
-    size = max(1, min(64, len(items) // (jobs * 8) or 1))
+            progress(finished, total)
+    if not items:
+        return
+    size = max(1, min(64, len(items) // (worker_count(jobs, len(items)) * 8) or 1))
     batches = [items[i:i + size] for i in range(0, len(items), size)]
-    fork = multiprocessing.get_context("fork")
+    workers = worker_count(jobs, len(batches))
+    if jobs and workers < jobs and warn is not None:
+        warn(f"--jobs {jobs} lowered to {workers} (at most one worker per CPU and per batch)")
+    if workers <= 1 or len(items) < 16:
+        _run_here(batches, context, report)
+        return
+    start = _PoolStart(context, os.getpid())
     while batches:
         broken: list[list[tuple[str, str]]] = []
-        with ProcessPoolExecutor(jobs, mp_context=fork, initializer=_start_worker, initargs=(context,)) as pool:
-            futures = [pool.submit(_extract_batch, b) for b in batches]
-            for batch, fut in zip(batches, futures):
-                try:
-                    results.extend(fut.result())
-                except BrokenProcessPool:
-                    broken.append(batch)
-                else:
-                    report()
+        pool = start.pool(workers)
+        try:
+            pending = {pool.submit(_extract_batch, b): b for b in batches}
+            while pending:
+                ready, _ = wait(pending, return_when=FIRST_COMPLETED)
+                for fut in ready:
+                    batch = pending.pop(fut)
+                    try:
+                        answers = fut.result()
+                    except BrokenProcessPool:
+                        broken.append(batch)
+                    else:
+                        report(answers)
+        except BaseException:      # Ctrl-C, SIGTERM, a failing cache write: stop now
+            _stop(pool)
+            raise
+        pool.shutdown(wait=True)
         # a dead worker breaks every pending batch: halve them and go again;
         # a single file is finally run in a worker of its own
         batches = []
         for batch in broken:
             if len(batch) == 1:
-                results.append(_isolated(batch[0], fork, context))
-                report()
+                report([_isolated(batch[0], start)])
             else:
                 half = len(batch) // 2
                 batches += [batch[:half], batch[half:]]
-    return results
 
 
-def _isolated(item: tuple[str, str], fork, context: WorkerContext) -> Answer:
-    """One file in a worker of its own: a crash costs only this file."""
+def _run_here(batches: list[list[tuple[str, str]]], context: WorkerContext,
+              report: Callable[[list[Answer]], None]) -> None:
+    """Few files or one job: extract in this process."""
+    enabled = gc.isenabled()
+    gc.enable()          # extraction makes ordinary garbage, unlike loading facts
     try:
-        with ProcessPoolExecutor(1, mp_context=fork, initializer=_start_worker, initargs=(context,)) as pool:
-            return pool.submit(_extract_batch, [item]).result()[0]
+        for batch in batches:
+            report([_extract_one(it, context) for it in batch])
+    finally:
+        if not enabled:
+            gc.disable()
+
+
+@dataclass(frozen=True)
+class _PoolStart:
+    """How worker pools start: forked, each worker given the run's context."""
+
+    context: WorkerContext
+    parent: int
+
+    def pool(self, workers: int) -> ProcessPoolExecutor:
+        return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"),
+                                   initializer=_start_worker, initargs=(self.context, self.parent))
+
+
+def _isolated(item: tuple[str, str], start: _PoolStart) -> Answer:
+    """One file in a worker of its own: a crash costs only this file."""
+    pool = start.pool(1)
+    try:
+        answer = pool.submit(_extract_batch, [item]).result()[0]
+        pool.shutdown(wait=True)
+        return answer
     except BrokenProcessPool:
         return item[1], None, seal(Skipped(item[1], "analysis failed: the worker process died on this file"))
+    except BaseException:
+        _stop(pool)
+        raise
 
 
 @dataclass
@@ -343,7 +525,8 @@ class Analysis:
             self.extraction.cache.close()
 
 
-def analyse(options: Options, cwd: Path | None = None, progress: Progress | None = None) -> Analysis:
+def analyse(options: Options, cwd: Path | None = None, progress: Progress | None = None,
+            warn: Callable[[str], None] | None = None) -> Analysis:
     """discover -> extract (-> link, on first use of .tables); the shared front half of `run` and `grep`."""
     started = time.monotonic()
     model = load_model()
@@ -358,33 +541,51 @@ def analyse(options: Options, cwd: Path | None = None, progress: Progress | None
     version = options.kernel_version or kernel_version_of(options.paths) or model.newest_version
     cache = FactsCache.open(options.cache_dir) if options.cache_dir is not None else None
     extraction = extract_all(files, options.jobs, progress,
-                             options.extra_allocators | options.extra_retry_wait, cache)
+                             options.extra_allocators | options.extra_retry_wait, cache, warn)
     return Analysis(extraction, files, skipped, version, excluded, started, options)
 
 
-def run(options: Options, cwd: Path | None = None, progress: Progress | None = None) -> RunResult:
+def run(options: Options, cwd: Path | None = None, progress: Progress | None = None,
+        warn: Callable[[str], None] | None = None) -> RunResult:
     """The whole pipeline. With a cache, a run whose every input (file contents,
-    names, options, tool version) was seen before reuses that run's findings."""
-    with paused_gc():
-        return _run(options, cwd, progress)
+    names, options, tool version) was seen before reuses that run's findings.
+    SIGTERM stops it like Ctrl-C (Terminated, a KeyboardInterrupt)."""
+    with paused_gc(), interruptible():
+        return _run(options, cwd, progress, warn)
 
 
-def _run(options: Options, cwd: Path | None, progress: Progress | None) -> RunResult:
-    a = analyse(options, cwd, progress)
+def _run(options: Options, cwd: Path | None, progress: Progress | None,
+         warn: Callable[[str], None] | None) -> RunResult:
+    a = analyse(options, cwd, progress, warn)
     cache = a.extraction.cache
-    key = a.extraction.result_key(a.version, None if options.rules is None else sorted(options.rules), sorted(options.extra_allocators),
+    rules = None if options.rules is None else sorted(options.rules)
+    key = a.extraction.result_key(a.version, rules, sorted(options.extra_allocators),
                                   sorted(options.extra_retry_wait), a.skipped)
     stored = cache.load_result(key) if cache is not None else None
     if stored is not None:
-        findings, bad = stored
+        findings, bad, incomplete = cast(tuple[list[Finding], list[Skipped], list[Incomplete]], stored)
         skipped = sorted(a.skipped + bad, key=lambda s: s.path)
     else:
         before = list(a.skipped)
         findings = run_rules(a.tables, options.rules)
+        incomplete = not_analysed(a.tables)
         skipped = a.skipped
         if cache is not None:
-            cache.store_result(key, (findings, [s for s in skipped if s not in before]))
+            cache.store_result(key, (findings, [s for s in skipped if s not in before], incomplete))
     a.close()
     return RunResult(findings=findings, skipped=skipped, files_scanned=len(a.files),
                      seconds=time.monotonic() - a.started, kernel_version=a.version,
-                     excluded=a.excluded, from_cache=a.extraction.reused if cache is not None else None)
+                     excluded=a.excluded, from_cache=a.extraction.reused if cache is not None else None,
+                     incomplete=incomplete)
+
+
+def not_analysed(tables: TreeTables) -> list[Incomplete]:
+    """What the analysis could not cover: parse-error regions that hide
+    allocation calls (FileFacts.lost_regions), and every place an analysis
+    limit cut the gfp flow short."""
+    out = [Incomplete(ff.path, first, last, "parse-error",
+                      "code the parser could not read holds allocation calls that were not analysed; "
+                      "findings there may be missing")
+           for ff in tables.files for first, last in ff.lost_regions]
+    out += tables.derived.get(LIMITS, {}).values()
+    return sorted(out, key=lambda i: (i.path, i.line, i.kind, i.message))

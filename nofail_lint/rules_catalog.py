@@ -1,4 +1,4 @@
-"""Rule documentation: the `rules/*.toml` files (DESIGN.md section 2).
+"""The rule catalog: the `rules/*.toml` files (docs/architecture.md, Rules).
 
 In an installed wheel the files live in the package as `nofail_lint/_rules/`
 (pyproject.toml force-include). In a source checkout, including an editable
@@ -87,7 +87,7 @@ def _parse(path: pathlib.Path) -> RuleDoc:
             data = tomllib.load(fh)
     except (OSError, tomllib.TOMLDecodeError) as exc:
         raise RuleFileError(f"{path}: {exc}") from exc
-    values: dict[str, object] = {}
+    values: dict[str, str] = {}
     for key in _STRING_KEYS:
         value = data.get(key)
         if not isinstance(value, str) or not value.strip():
@@ -104,7 +104,7 @@ def _parse(path: pathlib.Path) -> RuleDoc:
         raise RuleFileError(f"{path}: id {values['id']!r} must be NFnnn and match the file name")
     if values["level"] not in _LEVELS:
         raise RuleFileError(f"{path}: level must be one of {', '.join(_LEVELS)}")
-    return RuleDoc(facts=facts, cites=cites, **values)  # type: ignore[arg-type]
+    return RuleDoc(facts=facts, cites=cites, **values)
 
 
 def markdown_to_text(markdown: str, width: int = _WIDTH, indent: str = "") -> str:

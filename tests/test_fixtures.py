@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from conftest import EXAMPLE_TREE, FIXTURES, REPO, TODO_EXPECT, expect_marker, expectations, reported
+
 from nofail_lint.rules_catalog import load_rules
 
 

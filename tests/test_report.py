@@ -163,6 +163,11 @@ def test_json_fields(rules):
     assert doc["files_scanned"] == 3
     assert doc["skipped"] == [{"path": "drivers/baz/blob.c", "reason": "not valid UTF-8"}]
     first, second = doc["findings"]
+    sarif_results = sarif_of(make_result(), rules)["runs"][0]["results"]
+    assert [f["fingerprint"] for f in doc["findings"]] == \
+        [r["partialFingerprints"]["primaryLocationLineHash"] for r in sarif_results]
+    first = dict(first)
+    assert first.pop("fingerprint")
     assert first == {
         "rule_id": "NF001",
         "rule_name": "nofail-vmalloc-range",

@@ -3,11 +3,12 @@ its fixture folder shows it. Everything else is derived from the catalog."""
 from __future__ import annotations
 
 import contextlib
+import re
 import shutil
 
 import pytest
-
 from conftest import FIXTURES, REPO
+
 from nofail_lint import check
 from nofail_lint.model import load_model
 from nofail_lint.pipeline import Options, run
@@ -71,3 +72,9 @@ def test_rule_example_is_reported_by_its_rule(rule_id, tmp_path):
     with contextlib.chdir(tmp_path):
         result = run(Options(["example.c"], jobs=1), tmp_path)
     assert rule_id in {f.rule_id for f in result.findings}, rule.example
+
+
+def test_readme_rule_table_matches_the_catalog():
+    """The README's table is prose for readers; its id, name and level must be the rule files'."""
+    rows = re.findall(r"^\| (NF\d{3}) \| ([\w-]+) \| (\w+) \|", (REPO / "README.md").read_text(), re.MULTILINE)
+    assert {(r.id, r.name, r.level) for r in load_rules().values()} == set(rows)

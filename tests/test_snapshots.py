@@ -15,8 +15,8 @@ import os
 from pathlib import Path
 
 import pytest
-
 from conftest import EXAMPLE_TREE, FIXTURES, REPO
+
 from nofail_lint.findings import RunResult
 from nofail_lint.pipeline import Options, run
 from nofail_lint.report import render
@@ -27,6 +27,7 @@ SNAPSHOTS = Path(__file__).resolve().parent / "snapshots"
 UPDATE = os.environ.get("NOFAIL_LINT_UPDATE_SNAPSHOTS") == "1"
 OLD_TREE = FIXTURES / "nf007" / "old-tree"
 RULE_FOLDERS = [rule_id.lower() for rule_id in load_rules()]
+FOLDERS = RULE_FOLDERS + ["fix"]      # fixtures/fix: the inputs of `nofail-lint fix` (tests/test_fix.py)
 
 
 def _check(target: Path, cwd: Path) -> RunResult:
@@ -73,7 +74,7 @@ def _in_folder(folder: str):
     return lambda path: path.startswith(prefix) and not (folder == "nf007" and path.startswith(old))
 
 
-@pytest.mark.parametrize("folder", RULE_FOLDERS)
+@pytest.mark.parametrize("folder", FOLDERS)
 def test_rule_folder_report_matches_snapshot(corpus, folder):
     text = _text(corpus, _in_folder(folder))
     assert text, f"fixtures/{folder} reports nothing"
@@ -82,7 +83,7 @@ def test_rule_folder_report_matches_snapshot(corpus, folder):
 
 def test_every_finding_of_the_corpus_is_in_a_snapshot(corpus):
     folders = {Path(f.location.path).parts[1] for f in corpus.findings + corpus.suppressed}
-    assert folders <= set(RULE_FOLDERS)
+    assert folders <= set(FOLDERS)
 
 
 def test_old_kernel_tree_report_matches_snapshot():

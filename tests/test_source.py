@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from conftest import RETRY_LOOP, run_cli
+
 from nofail_lint.cexpr import call_args, split_args
 from nofail_lint.facts import Span
 from nofail_lint.source import SourceText, read_source
@@ -83,8 +83,8 @@ def test_form_feed_does_not_shift_suppression_lines(cli, tmp_path):
     lines = RETRY_LOOP.split("\n")
     on_the_line = lines[:]
     on_the_line[CALL_LINE - 1] += " /* nofail-lint: ignore[NF002] */"
-    two_above = lines[:]
-    two_above[CALL_LINE - 3] += " /* nofail-lint: ignore[NF002] */"
+    two_above = lines[:]     # two lines above the loop head (`do {`): silences nothing
+    two_above[CALL_LINE - 4] += " /* nofail-lint: ignore[NF002] */"
     (tmp_path / "on_line.c").write_text("\f\n" + "\n".join(on_the_line))
     (tmp_path / "two_above.c").write_text("\f\n" + "\n".join(two_above))
     findings, suppressed = _check_json(cli, tmp_path)

@@ -21,17 +21,18 @@ def short(text: str, limit: int = 60) -> str:
 
 
 def report(tables: TreeTables, rule: RuleDoc, path: str, span: Span, function: str, message: str,
-           notes=(), facts=(), steps: tuple[PathStep, ...] = ()) -> Finding:
+           notes=(), facts=(), steps: tuple[PathStep, ...] = (), anchors: tuple[int, ...] = ()) -> Finding:
     """A finding of `rule` (id and level from its rule file) at `span` of `path`.
 
     The notes end with one line per cited model fact that holds for the target
-    kernel: the rule's `cites`, then `facts` particular to this finding."""
+    kernel: the rule's `cites`, then `facts` particular to this finding.
+    `anchors`: more lines whose suppression comment applies (Finding.anchors)."""
     cited = tables.model.facts_for(dict.fromkeys((*rule.cites, *facts)), tables.kernel_version)
     fact_notes = tuple(f"allocator model [{fact.id}]: {fact.summary} ({fact.citation()})" for fact in cited)
     return Finding(
         rule_id=rule.id, level=rule.level, message=message, location=location(path, span),
         function=function, notes=tuple(notes) + fact_notes, path=steps,
-        facts=tuple(fact.id for fact in cited))
+        facts=tuple(fact.id for fact in cited), anchors=anchors)
 
 
 def flow_report(tables: TreeTables, rule: RuleDoc, step, sink, message: str, notes=(), facts=(),

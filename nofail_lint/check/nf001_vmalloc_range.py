@@ -3,7 +3,7 @@ start/end other than VMALLOC_START/VMALLOC_END.
 
 On top of the gfp flow (gfp_flow.py): a site whose mask surely carries NOFAIL
 and whose start/end are bound to something other than the API's default range
-is a finding at the call where NOFAIL entered (DESIGN.md sections 3, 3.1).
+is a finding at the call where NOFAIL entered (docs/architecture.md, Across functions).
 """
 from __future__ import annotations
 
@@ -24,9 +24,9 @@ def _is_default(sink: Sink) -> bool:
     return d is not None and sink.role("start") == ("default", d[0]) and sink.role("end") == ("default", d[1])
 
 
-def _finding(tables: TreeTables, rule: RuleDoc, sink: Sink) -> Finding:
+def _finding(tables: TreeTables, rule: RuleDoc, sink: Sink, start_bound: tuple, end_bound: tuple) -> Finding:
     api = sink.api
-    start, end = _bound_text(sink.role("start")), _bound_text(sink.role("end"))
+    start, end = _bound_text(start_bound), _bound_text(end_bound)
     via = sink.steps[-1].call.callee if sink.steps else api.name
     message = (f"__GFP_NOFAIL reaches {via}() with the non-default vmalloc range "
                f"{short(start, 40)}..{short(end, 40)}: it retries forever once that window is full")
@@ -51,5 +51,5 @@ def check(tables: TreeTables, rule: RuleDoc) -> list[Finding]:
         o = sink.nofail_origin
         key = (o.path, o.call.span.line, o.call.span.column)
         if key not in findings:
-            findings[key] = _finding(tables, rule, sink)
+            findings[key] = _finding(tables, rule, sink, start, end)
     return list(findings.values())

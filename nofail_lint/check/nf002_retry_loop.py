@@ -95,4 +95,5 @@ def _finding(tables: TreeTables, rule: RuleDoc, ff, fn, loop, chain, waiting, en
     message = (f"open-coded retry loop around {callee}(): it repeats the allocation until it "
                f"succeeds; {advice}")
     return report(tables, rule, ff.path, loop.call.span, fn.name, message, notes,
-                  model.retry_wait_facts if waiting else (), tuple(steps))
+                  model.retry_wait_facts if waiting else (), tuple(steps),
+                  anchors=(loop.loop_span.line,))

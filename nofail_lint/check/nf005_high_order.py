@@ -10,7 +10,6 @@ from ..rules_catalog import RuleDoc
 from .common import findings_where_true
 
 
-
 def _high_order(sink) -> bool:
     order = sink.role("order")
     return (sink.api.family == "page" and sink.mask.may_include(NOFAIL)

@@ -11,7 +11,6 @@ from .common import flow_report
 from .gfp_flow import flow_for
 
 
-
 def _region(fn, span):
     here = (span.line, span.column)
     for opener, l0, c0, l1, c1 in fn.atomic:
