@@ -924,16 +924,18 @@ def _null_tests(f: _Function, call: ts.Node, conds: _Conditions, lines: SourceTe
     # `if (!p) p = alloc(... | __GFP_NOFAIL);`): then no path reaches the
     # test with NULL either
     guards = [(s, e) for s, e, fallback in _guard_ranges(call, f.body, key) if not fallback]
-    # nor tests in a loop that assigns the variable elsewhere: the next
-    # iteration can reach the test with that other value
+    # nor tests in a loop that the call is outside of and that assigns the
+    # variable elsewhere: the next iteration reaches the test with that value
     return tuple(lines.span(c) for c in later
                  if c.start_byte < stop and all(s <= c.start_byte < e for s, e in guards)
-                 and not _reassigned_in_loop(c, f.body, others))
+                 and not _reassigned_in_loop(c, call, f.body, others))
 
 
-def _reassigned_in_loop(node: ts.Node, stop: ts.Node, assigns: list[ts.Node]) -> bool:
+def _reassigned_in_loop(node: ts.Node, call: ts.Node, stop: ts.Node, assigns: list[ts.Node]) -> bool:
     p = node.parent
     while p is not None and p != stop:
+        if p.start_byte <= call.start_byte < p.end_byte:
+            return False     # the loops around both: the call runs again before the test
         if is_loop(p) and any(p.start_byte <= a.start_byte < p.end_byte for a in assigns):
             return True
         p = p.parent
