@@ -84,12 +84,21 @@ def _config(config_file: str | None, paths: list[str], rules) -> Config:
 
 
 def _options(paths: list[str], jobs: int, kernel_version: str | None, rules: set[str] | None,
-             config: Config, cache: tuple[str | None, bool]) -> Options:
+             config: Config, cache: tuple[str | None, bool], context: str = "tree") -> Options:
     if kernel_version is not None and not _valid_version(kernel_version):
         _fail(f"--kernel-version wants X.Y, got {kernel_version!r}")
     return Options(paths, jobs=jobs, kernel_version=kernel_version or config.kernel_version, rules=rules,
                    extra_allocators=config.extra_allocators, extra_retry_wait=config.extra_retry_wait,
-                   exclude=config.excludes(), cache_dir=resolve_cache_dir(*cache))
+                   exclude=config.excludes(), cache_dir=resolve_cache_dir(*cache), context=context)
+
+
+def _context_option(command):
+    """--context, shared by check and grep."""
+    return click.option(
+        "--context", type=click.Choice(["tree", "none"]), default="tree", show_default=True,
+        help="tree: in a kernel tree (found upward by its Makefile's VERSION/PATCHLEVEL), resolve "
+             "wrappers and macros from the whole tree, and report only on PATHS; none: analyse "
+             "PATHS alone.")(command)
 
 
 def _cache_options(command):
@@ -128,8 +137,9 @@ _CONFIG_OPT = click.option("--config", "config_file", type=click.Path(dir_okay=F
               help="Report only findings on lines added or changed since git revision REV.")
 @click.option("-q", "--quiet", is_flag=True, help="No summary line or progress on stderr.")
 @_cache_options
+@_context_option
 def check(paths, fmt, output, jobs, kernel_version, select, config_file, show_suppressed,
-          baseline_file, write_baseline_file, diff_rev, quiet, cache_dir, no_cache):
+          baseline_file, write_baseline_file, diff_rev, quiet, cache_dir, no_cache, context):
     """Check C files and trees (recursive .c/.h; default: current directory)."""
     cwd = Path.cwd()
     paths = list(paths) or ["."]
@@ -143,7 +153,8 @@ def check(paths, fmt, output, jobs, kernel_version, select, config_file, show_su
         if unknown:
             _fail(f"unknown rule(s): {', '.join(sorted(unknown))}")
     config = _config(config_file, paths, rules)
-    options = _options(paths, jobs, kernel_version, config.rules(selected, rules), config, (cache_dir, no_cache))
+    options = _options(paths, jobs, kernel_version, config.rules(selected, rules), config, (cache_dir, no_cache),
+                       context)
     known = changed = None       # read before the (long) run, so a bad file or rev fails fast
     if baseline_file:
         try:
@@ -199,7 +210,7 @@ def check(paths, fmt, output, jobs, kernel_version, select, config_file, show_su
         cached = f" ({result.from_cache} from cache)" if result.from_cache else ""
         click.echo(f"nofail-lint: {len(result.findings)} finding(s){f' ({detail})' if detail else ''}, "
                    f"{len(result.suppressed)} suppressed{hidden}"
-                   f" in {result.files_scanned} file(s){cached}, {len(result.skipped)} skipped{excluded},"
+                   f" in {result.files_scanned} file(s){cached}{result.context}, {len(result.skipped)} skipped{excluded},"
                    f" Linux {result.kernel_version}, {result.seconds:.1f}s", err=True)
     if result.findings:
         sys.exit(EXIT_FINDINGS)
@@ -220,8 +231,9 @@ def check(paths, fmt, output, jobs, kernel_version, select, config_file, show_su
 @_CONFIG_OPT
 @click.option("-q", "--quiet", is_flag=True, help="No progress on stderr.")
 @_cache_options
+@_context_option
 def grep_cmd(paths, flag, count, files_only, as_json, jobs, kernel_version, config_file, quiet,
-             cache_dir, no_cache):
+             cache_dir, no_cache, context):
     """List allocation sites whose effective gfp mask may include FLAG.
 
     One line per call where the flag enters the mask -- written directly, via a
@@ -240,7 +252,7 @@ def grep_cmd(paths, flag, count, files_only, as_json, jobs, kernel_version, conf
     except RuleFileError as e:
         _fail(str(e))
     config = _config(config_file, paths, rules)
-    options = _options(paths, jobs, kernel_version, set(), config, (cache_dir, no_cache))
+    options = _options(paths, jobs, kernel_version, set(), config, (cache_dir, no_cache), context)
     model = load_model()
     version = options.kernel_version or kernel_version_of(paths) or model.newest_version
     atoms = model.algebra(version).atoms
@@ -251,7 +263,7 @@ def grep_cmd(paths, flag, count, files_only, as_json, jobs, kernel_version, conf
     try:
         with paused_gc():
             analysis = analyse(options, cwd, progress)
-            found = hits(analysis.tables, wanted, cwd)
+            found = [h for h in hits(analysis.tables, wanted, cwd) if analysis.reports_on(h.path)]
     except MissingPath as e:
         progress.clear()
         _fail(f"no such file or directory: {e}")

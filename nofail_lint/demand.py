@@ -23,6 +23,7 @@ from .facts import FileFacts, FunctionFacts
 from .scan import ScanRow
 
 _IDENTIFIER = re.compile(r"[A-Za-z_]\w*")
+_ALIAS = re.compile(r"^\(?\s*[A-Za-z_]\w*\s*\)?$")
 # words of C that can never name a definition
 _C_WORDS = frozenset(
     "if else for while do switch case default return goto break continue sizeof typeof "
@@ -44,35 +45,45 @@ class DefinitionIndex:
                 self.macros[name].append(display)
 
     def files_defining(self, name: str, as_function: bool) -> list[str]:
+        """Files that may define `name` as an object-like macro, and (as_function) as a function."""
         found = self.macros.get(name, [])
         if as_function:
             found = found + self.functions.get(name, [])
         return found
 
 
-def _names_in(value: object, out: set[str]):
-    """Every identifier in the strings of a fact (NamedTuples and tuples, recursively)."""
+def _names_in(value: object, field: str, callees: set[str], others: set[str]):
+    """Walk a fact (NamedTuples and tuples, recursively): strings in a field
+    named `callee*` are called names; identifiers in any other string (argument
+    texts) are names a mask or a bound may expand as a macro."""
     if isinstance(value, str):
-        out.update(_IDENTIFIER.findall(value))
+        if field.startswith("callee"):
+            callees.add(value)
+        else:
+            others.update(_IDENTIFIER.findall(value))
     elif isinstance(value, tuple):
-        for item in value:
-            _names_in(item, out)
+        fields = getattr(value, "_fields", None)
+        if fields is not None:
+            for name, item in zip(fields, value):
+                _names_in(item, name, callees, others)
+        else:
+            for item in value:
+                _names_in(item, field, callees, others)
 
 
-def referenced_names(fn: FunctionFacts) -> set[str]:
-    """Names a function's facts mention: callees, returned callees, loop
-    calls and every identifier in argument texts (possible macros)."""
-    out: set[str] = set()
-    _names_in(fn.calls, out)
-    _names_in(fn.returns, out)
-    _names_in(fn.retry_loops, out)
-    _names_in(fn.atomic, out)
-    for field in fn._fields[9:]:          # facts added after `other_returns`, whatever they are
-        _names_in(getattr(fn, field), out)
-    return out - _C_WORDS
+def referenced_names(fn: FunctionFacts) -> tuple[set[str], set[str]]:
+    """(called names, other identifiers) in a function's facts, its own name,
+    parameters and span left out."""
+    callees: set[str] = set()
+    others: set[str] = set()
+    for name, value in zip(fn._fields, fn):
+        if name not in ("name", "is_static", "params", "span"):
+            _names_in(value, name, callees, others)
+    return callees - _C_WORDS, others - _C_WORDS - set(fn.params)
 
 
-Extractor = Callable[[list[str]], dict[str, object]]
+# extract(files, full): {file: outcome}; full=False needs only the file's macros
+Extractor = Callable[[list[str], bool], dict[str, object]]
 
 
 def close_over(targets: Iterable[str], index: DefinitionIndex, extract: Extractor,
@@ -80,12 +91,15 @@ def close_over(targets: Iterable[str], index: DefinitionIndex, extract: Extracto
     """Extract the targets, then every file that may define a name their
     reached functions (and reached macros) mention, until nothing new is reached.
 
-    `extract(displays)` returns {display: outcome} (FileFacts, Skipped or
-    None). Returns every outcome extracted."""
+    `extract(displays, full)` returns {display: outcome} (FileFacts, Skipped
+    or None); a file needed only for its object-like macros is read for those
+    alone (full=False), and extracted fully once a function of it is needed.
+    Returns every outcome."""
     outcomes: dict[str, object] = {}
     reached: set[tuple[str, str]] = set()          # (file, function or macro name)
-    looked_up: set[str] = set()
-    names: set[str] = set()                        # mentioned, not yet looked up
+    looked_up: set[tuple[str, bool]] = set()
+    callees: set[str] = set()                      # called names
+    names: set[str] = set()                        # other identifiers (possible macros)
 
     def reach(display: str, wanted: set[str] | None):
         """Follow the functions (all, or those named in `wanted`) and macros of one file."""
@@ -99,31 +113,49 @@ def close_over(targets: Iterable[str], index: DefinitionIndex, extract: Extracto
             if (display, fn.name) in reached:
                 continue
             reached.add((display, fn.name))
-            mentioned = referenced_names(fn)
+            called, mentioned = referenced_names(fn)
+            callees.update(called)
             names.update(mentioned)
             # a call resolves to its own file's definition first (link.resolve)
-            todo.extend(f for f in ff.functions if f.name in mentioned and f.name in local)
+            todo.extend(f for f in ff.functions if f.name in called and f.name in local)
         for name, body in ff.macros:
             if (wanted is None or name in wanted) and (display, "#" + name) not in reached:
                 reached.add((display, "#" + name))
-                names.update(set(_IDENTIFIER.findall(body)) - _C_WORDS)
+                mentioned = set(_IDENTIFIER.findall(body)) - _C_WORDS
+                names.update(mentioned)
+                if _ALIAS.match(body):          # `#define my_alloc kmalloc` may name a function
+                    callees.update(mentioned)
 
-    first = extract(sorted(set(targets)))
+    full: set[str] = set(targets)
+    first = extract(sorted(full), True)
     outcomes.update(first)
     for display in first:
         reach(display, None)
-    while names - looked_up:
-        fresh = names - looked_up
+    while True:
+        fresh = {(n, True) for n in callees} | {(n, False) for n in names}
+        fresh -= looked_up
+        callees.clear()
+        names.clear()
+        if not fresh:
+            break
         looked_up |= fresh
         need: dict[str, set[str]] = defaultdict(set)
-        for name in fresh:
+        need_full: set[str] = set()
+        for name, called in fresh:
             if is_atom(name):
                 continue
-            for display in index.files_defining(name, as_function=not is_model_allocator(name)):
+            as_function = called and not is_model_allocator(name)
+            for display in index.files_defining(name, as_function):
                 need[display].add(name)
-        new_files = sorted(d for d in need if d not in outcomes)
-        if new_files:
-            outcomes.update(extract(new_files))
+            if as_function:
+                need_full.update(index.functions.get(name, ()))
+        upgrade = sorted(need_full - full)
+        if upgrade:
+            full.update(upgrade)
+            outcomes.update(extract(upgrade, True))
+        macros_only = sorted(d for d in need if d not in outcomes)
+        if macros_only:
+            outcomes.update(extract(macros_only, False))
         for display in sorted(need):
             reach(display, need[display])
     return outcomes

@@ -21,7 +21,9 @@ from typing import Callable, Protocol
 
 from .check import run_rules
 from .cache import FactsCache, content_hash, seal, unseal
+from .demand import DefinitionIndex, close_over
 from .discover import SourceFile, discover, kernel_version_of, worth_parsing
+from .scan import ScanRow, kernel_root, scan_source
 from .facts import FileFacts
 from .findings import RunResult, Skipped
 from .link import TreeTables
@@ -38,6 +40,7 @@ class Options:
     extra_retry_wait: frozenset[str] = field(default_factory=frozenset)
     exclude: Excluder | None = None      # files left out of the run (config.Excludes)
     cache_dir: Path | None = None        # facts cache (cache.py); None: no cache
+    context: str = "tree"                # "tree": resolve definitions in the whole kernel tree; "none": only the paths
 
 
 class Excluder(Protocol):
@@ -54,6 +57,7 @@ _STORED: frozenset[bytes] = frozenset()      # fact keys the cache holds: such f
 _EXTRA: re.Pattern[bytes] | None = None       # configured names that widen the prefilter
 _SALT = b""                                   # mixed into fact keys when _EXTRA is set
 CACHED = "cached"                             # a worker's answer for "the cache has this file's facts"
+NOTHING_SCANNED = ScanRow(False, frozenset(), frozenset())
 
 Outcome = FileFacts | Skipped | None          # None: the prefilter says nothing here can matter
 
@@ -108,6 +112,25 @@ def _extract_batch(items: list[tuple[str, str]]) -> list[Answer]:
     return [_extract_one(it) for it in items]
 
 
+def _scan_one(item: tuple[str, str]) -> tuple[str, bytes | None, "str | ScanRow"]:
+    """Worker: (path, display) -> (display, content hash, CACHED or the file's ScanRow)."""
+    path, display = item
+    try:
+        with open(path, "rb") as fh:
+            src = fh.read()
+    except OSError:
+        return display, None, NOTHING_SCANNED
+    content = content_hash(src)
+    if _fact_key(content) in _STORED:
+        return display, content, CACHED
+    return display, content, scan_source(src, _EXTRA)
+
+
+def _scan_batch(items: list[tuple[str, str]]) -> list:
+    gc.enable()
+    return [_scan_one(it) for it in items]
+
+
 @contextlib.contextmanager
 def paused_gc():
     """The cyclic GC off while a tree's facts are loaded, linked and checked.
@@ -145,7 +168,8 @@ class Extraction:
             h.update(display.encode() + b"\0unreadable")
         return h.digest()
 
-    def facts(self) -> tuple[list[FileFacts], list[Skipped]]:
+    def load(self) -> dict[str, Outcome]:
+        """Every file's outcome, loading those the cache holds."""
         missing = {d: k for d, k in self.keys.items() if d not in self.outcomes}
         if missing:
             stored = self.cache.load_facts(missing.values()) if self.cache is not None else {}
@@ -157,6 +181,17 @@ class Extraction:
                     redo.append(display)
             if redo:   # corrupt or vanished entries: extract again, store again
                 self._recompute(redo)
+        return self.outcomes
+
+    def merge(self, other: "Extraction"):
+        """Take in another extraction of other files (a demand round)."""
+        self.keys.update(other.keys)
+        self.outcomes.update(other.outcomes)
+        self.paths.update(other.paths)
+        self.reused += other.reused
+
+    def facts(self) -> tuple[list[FileFacts], list[Skipped]]:
+        self.load()
         facts = sorted((r for r in self.outcomes.values() if isinstance(r, FileFacts)), key=lambda f: f.path)
         skipped = sorted((r for r in self.outcomes.values() if isinstance(r, Skipped)), key=lambda s: s.path)
         return facts, skipped
@@ -202,10 +237,8 @@ def extract_all(files: list[SourceFile], jobs: int, progress: Progress | None = 
     `progress(done, total)` is called as results come in. `extra_names`
     (configured allocators, retry-wait helpers) widen the byte prefilter.
     """
-    global _STORED, _EXTRA, _SALT
-    _EXTRA = re.compile(rb"\b(?:" + b"|".join(sorted(re.escape(n).encode() for n in extra_names)) + rb")\b") \
-        if extra_names else None
-    _SALT = ("\0".join(sorted(extra_names))).encode() if extra_names else b""
+    global _STORED
+    _set_prefilter(extra_names)
     contents: dict[str, bytes] = {}
     if cache is not None:
         known = cache.known_hashes([(f.absolute, f.identity) for f in files])
@@ -238,8 +271,121 @@ def extract_all(files: list[SourceFile], jobs: int, progress: Progress | None = 
                       reused=len(set(keys) - set(outcomes)))
 
 
+def _set_prefilter(extra_names: frozenset[str]):
+    """Configured names widen the byte prefilter and salt every cache key."""
+    global _EXTRA, _SALT
+    _EXTRA = re.compile(rb"\b(?:" + b"|".join(sorted(re.escape(n).encode() for n in extra_names)) + rb")\b") \
+        if extra_names else None
+    _SALT = ("\0".join(sorted(extra_names))).encode() if extra_names else b""
+
+
+def scan_all(files: list[SourceFile], jobs: int, extra_names: frozenset[str],
+             cache: FactsCache | None) -> tuple[dict[str, ScanRow], dict[str, bytes]]:
+    """Every file's ScanRow and content key (scan.py): unchanged files straight
+    from the cache by their stat identity, the rest read in worker processes."""
+    global _STORED
+    _set_prefilter(extra_names)
+    contents: dict[str, bytes] = {}
+    if cache is not None:
+        known = cache.known_hashes([(f.absolute, f.identity) for f in files])
+        contents = {f.display: known[f.absolute] for f in files if f.absolute in known}
+        stored_rows = cache.load_scans({_fact_key(c) for c in contents.values()})
+        _STORED = frozenset(stored_rows)
+    else:
+        stored_rows, _STORED = {}, frozenset()
+    rows: dict[str, ScanRow] = {}
+    for display, content in contents.items():
+        row = stored_rows.get(_fact_key(content))
+        if row is not None:
+            rows[display] = row
+    items = [(f.path, f.display) for f in files if f.display not in rows]
+    fresh: dict[bytes, ScanRow] = {}
+    read: dict[str, bytes] = {}
+    for display, content, answer in _run_workers(items, jobs, None, 0, len(items), _scan_batch, _scan_one):
+        if content is None:
+            rows[display] = NOTHING_SCANNED
+            continue
+        read[display] = contents[display] = content
+        if isinstance(answer, str):            # CACHED: stored under this content already
+            answer = stored_rows.get(_fact_key(content)) or _rescan(display, files)
+        else:
+            fresh[_fact_key(content)] = answer
+        rows[display] = answer
+    if cache is not None and (fresh or read):
+        cache.store_scans(fresh, [(f.absolute, f.identity, read[f.display]) for f in files if f.display in read])
+    return rows, {d: _fact_key(c) for d, c in contents.items()}
+
+
+def _rescan(display: str, files: list[SourceFile]) -> ScanRow:
+    """A row the cache named but did not give back (pruned meanwhile): scan again here."""
+    path = next(f.path for f in files if f.display == display)
+    try:
+        with open(path, "rb") as fh:
+            return scan_source(fh.read(), _EXTRA)
+    except OSError:
+        return NOTHING_SCANNED
+
+
+def extract_on_demand(targets: list[SourceFile], root: Path, cwd: Path | None, jobs: int,
+                      progress: Progress | None, extra_names: frozenset[str],
+                      cache: FactsCache | None, version: str) -> tuple[Extraction, int]:
+    """A partial run in a kernel tree: extract the targets, then only the files
+    of the tree that may define what they reach (demand.py). Returns the
+    extraction and the number of context files the tree has."""
+    context, _unlisted = discover([str(root)], cwd)
+    by_absolute = {f.absolute: f for f in targets}
+    context = [by_absolute.pop(f.absolute, f) for f in context] + list(by_absolute.values())
+    by_display = {f.display: f for f in context}
+    rows, _keys = scan_all(context, jobs, extra_names, cache)
+    index = DefinitionIndex(rows)
+    model = load_model()
+    atoms = model.algebra(version).atoms
+    combined = Extraction({}, {}, cache, {})
+    first = [True]
+
+    def extract(displays: list[str], full: bool) -> dict[str, Outcome]:
+        wanted = [by_display[d] for d in displays if d in by_display]
+        if not full:
+            part = _macros_only(wanted)
+        elif first[0]:
+            first[0] = False
+            part = extract_all(wanted, jobs, progress, extra_names, cache)
+        else:
+            part = extract_all(wanted, jobs, None, extra_names, cache)
+        combined.merge(part)
+        return part.load()
+
+    close_over([f.display for f in targets], index, extract,
+               lambda n: model.allocator(n) is not None or n in extra_names, atoms.__contains__)
+    return combined, len(context)
+
+
+def _macros_only(files: list[SourceFile]) -> Extraction:
+    """Files a partial run needs only for their object-like macros: the same
+    `macros` extraction would give, without parsing (no functions)."""
+    from .extract import object_like_macros
+    keys: dict[str, bytes] = {}
+    outcomes: dict[str, Outcome] = {}
+    for f in files:
+        try:
+            with open(f.path, "rb") as fh:
+                src = fh.read()
+        except OSError as e:
+            outcomes[f.display] = Skipped(f.display, f"cannot read: {e.strerror or e}")
+            continue
+        keys[f.display] = _fact_key(content_hash(src)) + b"/macros"
+        if b"\0" in src[:8192]:
+            outcomes[f.display] = Skipped(f.display, "binary file (NUL bytes)")
+        elif not worth_parsing(src, _EXTRA):
+            outcomes[f.display] = None
+        else:
+            outcomes[f.display] = FileFacts(f.display, tuple(object_like_macros(src)), ())
+    return Extraction(keys, outcomes, None, {f.display: f.path for f in files})
+
+
 def _run_workers(items: list[tuple[str, str]], jobs: int, progress: Progress | None,
-                 done: int, total: int) -> list[Answer]:
+                 done: int, total: int, batch_fn: Callable = _extract_batch,
+                 one_fn: Callable = _extract_one) -> list:
     jobs = jobs or os.cpu_count() or 1
     results: list = []
 
@@ -251,7 +397,7 @@ def _run_workers(items: list[tuple[str, str]], jobs: int, progress: Progress | N
         gc.enable()          # extraction makes ordinary garbage, unlike loading facts
         try:
             for it in items:
-                results.append(_extract_one(it))
+                results.append(one_fn(it))
                 report()
         finally:
             if not enabled:
@@ -263,7 +409,7 @@ def _run_workers(items: list[tuple[str, str]], jobs: int, progress: Progress | N
     while batches:
         broken: list[list[tuple[str, str]]] = []
         with ProcessPoolExecutor(jobs, mp_context=ctx) as pool:
-            futures = [pool.submit(_extract_batch, b) for b in batches]
+            futures = [pool.submit(batch_fn, b) for b in batches]
             for batch, fut in zip(batches, futures):
                 try:
                     results.extend(fut.result())
@@ -276,7 +422,7 @@ def _run_workers(items: list[tuple[str, str]], jobs: int, progress: Progress | N
         batches = []
         for batch in broken:
             if len(batch) == 1:
-                results.append(_isolated(batch[0], ctx))
+                results.append(_isolated(batch[0], ctx, batch_fn))
                 report()
             else:
                 half = len(batch) // 2
@@ -284,12 +430,14 @@ def _run_workers(items: list[tuple[str, str]], jobs: int, progress: Progress | N
     return results
 
 
-def _isolated(item: tuple[str, str], ctx) -> Answer:
+def _isolated(item: tuple[str, str], ctx, batch_fn: Callable = _extract_batch):
     """One file in a worker of its own: a crash costs only this file."""
     try:
         with ProcessPoolExecutor(1, mp_context=ctx) as pool:
-            return pool.submit(_extract_batch, [item]).result()[0]
+            return pool.submit(batch_fn, [item]).result()[0]
     except BrokenProcessPool:
+        if batch_fn is _scan_batch:
+            return item[1], None, NOTHING_SCANNED
         return item[1], None, seal(Skipped(item[1], "analysis failed: the worker process died on this file"))
 
 
@@ -308,7 +456,20 @@ class Analysis:
     excluded: int
     started: float                 # time.monotonic() at the start
     options: Options
+    targets: frozenset[str] | None = None    # a partial run in a kernel tree: report only on these files
+    context_files: int = 0                   # ... and the files of the tree it drew definitions from
+    root: Path | None = None
     _tables: TreeTables | None = None
+
+    def context_note(self) -> str:
+        """For the summary line: what a partial run drew from the rest of the tree."""
+        if self.targets is None:
+            return ""
+        extra = len(set(self.extraction.keys) - self.targets)
+        return f", with {extra} of the {self.context_files} file(s) of {self.root} as context"
+
+    def reports_on(self, path: str) -> bool:
+        return self.targets is None or path in self.targets
 
     @property
     def tables(self) -> TreeTables:
@@ -338,8 +499,13 @@ def analyse(options: Options, cwd: Path | None = None, progress: Progress | None
         skipped = [s for s in skipped if not options.exclude.matches(base / s.path)]
     version = options.kernel_version or kernel_version_of(options.paths) or model.newest_version
     cache = FactsCache.open(options.cache_dir) if options.cache_dir is not None else None
-    extraction = extract_all(files, options.jobs, progress,
-                             options.extra_allocators | options.extra_retry_wait, cache)
+    extra = options.extra_allocators | options.extra_retry_wait
+    root = kernel_root(options.paths) if options.context == "tree" else None
+    if root is not None and not any(os.path.abspath(p) == str(root) for p in options.paths):
+        extraction, context_files = extract_on_demand(files, root, cwd, options.jobs, progress, extra, cache, version)
+        return Analysis(extraction, files, skipped, version, excluded, started, options,
+                        frozenset(f.display for f in files), context_files, root)
+    extraction = extract_all(files, options.jobs, progress, extra, cache)
     return Analysis(extraction, files, skipped, version, excluded, started, options)
 
 
@@ -354,18 +520,20 @@ def _run(options: Options, cwd: Path | None, progress: Progress | None) -> RunRe
     a = analyse(options, cwd, progress)
     cache = a.extraction.cache
     key = a.extraction.result_key(a.version, None if options.rules is None else sorted(options.rules), sorted(options.extra_allocators),
-                                  sorted(options.extra_retry_wait), a.skipped)
+                                  sorted(options.extra_retry_wait), a.skipped,
+                                  None if a.targets is None else sorted(a.targets))
     stored = cache.load_result(key) if cache is not None else None
     if stored is not None:
         findings, bad = stored
         skipped = sorted(a.skipped + bad, key=lambda s: s.path)
     else:
         before = list(a.skipped)
-        findings = run_rules(a.tables, options.rules)
+        findings = [f for f in run_rules(a.tables, options.rules) if a.reports_on(f.location.path)]
         skipped = a.skipped
         if cache is not None:
             cache.store_result(key, (findings, [s for s in skipped if s not in before]))
     a.close()
     return RunResult(findings=findings, skipped=skipped, files_scanned=len(a.files),
                      seconds=time.monotonic() - a.started, kernel_version=a.version,
-                     excluded=a.excluded, from_cache=a.extraction.reused if cache is not None else None)
+                     excluded=a.excluded, from_cache=a.extraction.reused if cache is not None else None,
+                     context=a.context_note())

@@ -8,7 +8,9 @@ processes) and its rows are cached by content, like the facts.
 
 A row is a *superset* of what extraction would find defined in the file, so
 that the demand stage (demand.py) never misses a definition:
-- every `#define NAME` (object-like and function-like macros);
+- every function-like `#define NAME(` (a possible wrapper, extract.call_macros);
+- every object-like `#define NAME` whose body could be kept by
+  extract.object_like_macros (a continued body is always kept);
 - on every line that starts at column 0 with an identifier (kernel style puts
   a function's name, or the line holding it, there), each identifier directly
   followed by `(`, and the first identifier inside the first `(` (macro-headed
@@ -30,13 +32,17 @@ class ScanRow(NamedTuple):
     """What one file may define, if it is worth parsing at all."""
 
     parsed: bool                     # passes the prefilter (extraction would look at it)
-    functions: frozenset[str]        # names it may define as functions
-    macros: frozenset[str]           # names it #defines
+    functions: frozenset[str]        # names it may define as functions or function-like macros
+    macros: frozenset[str]           # object-like macros it may define that a mask or bound can use
 
 
 NOTHING = ScanRow(False, frozenset(), frozenset())
 
-_DEFINE_NAME = re.compile(rb"\n[ \t]*#[ \t]*define[ \t]+([A-Za-z_]\w*)")
+_DEFINE = re.compile(rb"\n[ \t]*#[ \t]*define[ \t]+([A-Za-z_]\w*)(\(?)([^\n]*)")
+# the bodies extract.object_like_macros keeps: masks, ranges, aliases, sizes and orders
+_USEFUL_BODY = re.compile(rb"GFP|NOFAIL|VMALLOC|nofail|/[*/]|^\s*\(?\s*[A-Za-z_]\w*\s*\)?\s*$|\\\s*$")
+_NUMERIC_BODY = re.compile(rb"^\s*\(?\s*(?:0[xX][0-9a-fA-F]+|\d+)")
+_SIZE_NAME = re.compile(rb"ORDER|SIZE|SHIFT|PAGES|_SZ")
 _COLUMN0_CALL_LINE = re.compile(rb"\n([A-Za-z_][^\n(]*\([^\n]*)")
 _CALLED_NAME = re.compile(rb"([A-Za-z_]\w*)[ \t]*\(")
 _FIRST_ARGUMENT = re.compile(rb"\([ \t]*([A-Za-z_]\w*)")
@@ -49,8 +55,13 @@ def scan_source(src: bytes, extra: re.Pattern[bytes] | None = None) -> ScanRow:
     if b"\0" in src[:8192] or not worth_parsing(src, extra):
         return NOTHING
     text = b"\n" + src
-    macros = frozenset(n.decode("ascii") for n in _DEFINE_NAME.findall(text))
     functions: set[bytes] = set()
+    macros: set[bytes] = set()
+    for name, paren, body in _DEFINE.findall(text):
+        if paren:
+            functions.add(name)
+        elif _USEFUL_BODY.search(body) or (_SIZE_NAME.search(name) and _NUMERIC_BODY.match(body)):
+            macros.add(name)
     for m in _COLUMN0_CALL_LINE.finditer(text):
         line = m.group(1)
         if line.startswith(b"extern") or _PROTOTYPE_END.search(line):
@@ -62,7 +73,8 @@ def scan_source(src: bytes, extra: re.Pattern[bytes] | None = None) -> ScanRow:
             head = _CALLED_NAME.match(line)
             if head is not None and _SYSCALL_LIKE.match(head.group(1)):
                 functions.add(b"sys_" + first.group(1))
-    return ScanRow(True, frozenset(n.decode("ascii") for n in functions), macros)
+    return ScanRow(True, frozenset(n.decode("ascii") for n in functions),
+                   frozenset(n.decode("ascii") for n in macros))
 
 
 def kernel_root(paths: list[str]) -> Path | None:
