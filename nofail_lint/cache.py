@@ -97,6 +97,7 @@ CREATE TABLE IF NOT EXISTS stats (path TEXT PRIMARY KEY, size INTEGER, mtime_ns 
 CREATE TABLE IF NOT EXISTS facts (hash BLOB PRIMARY KEY, digest BLOB, data BLOB);
 CREATE TABLE IF NOT EXISTS results (key BLOB PRIMARY KEY, digest BLOB, data BLOB);
 CREATE TABLE IF NOT EXISTS scans (hash BLOB PRIMARY KEY, digest BLOB, data BLOB);
+CREATE TABLE IF NOT EXISTS runs (scope BLOB PRIMARY KEY, digest BLOB, data BLOB);
 """
 
 
@@ -219,6 +220,26 @@ class FactsCache:
         self._write(lambda db: (
             db.executemany("INSERT OR REPLACE INTO scans VALUES (?, ?, ?)", sealed),
             db.executemany("INSERT OR REPLACE INTO stats VALUES (?, ?, ?, ?, ?)", stat_rows)))
+
+    def load_run(self, scope: bytes) -> object | None:
+        """The last run record (incremental.RunRecord) of this scope: same paths and options."""
+        rows = self._query("SELECT digest, data FROM runs WHERE scope = ?", (scope,))
+        if not rows:
+            return None
+        try:
+            return unseal(*rows[0])
+        except _Corrupt:
+            self.corrupt_entries += 1
+            return None
+
+    def store_run(self, scope: bytes, record: object):
+        row = (scope, *seal(record))
+
+        def write(db):
+            db.execute("INSERT OR REPLACE INTO runs VALUES (?, ?, ?)", row)
+            db.execute("DELETE FROM runs WHERE rowid NOT IN "
+                       f"(SELECT rowid FROM runs ORDER BY rowid DESC LIMIT {KEEP_RESULTS})")
+        self._write(write)
 
     def load_result(self, key: bytes) -> object | None:
         rows = self._query("SELECT digest, data FROM results WHERE key = ?", (key,))

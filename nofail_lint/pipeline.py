@@ -17,7 +17,7 @@ from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Protocol
+from typing import Callable, Iterable, Protocol
 
 from .check import run_rules
 from .cache import FactsCache, content_hash, seal, unseal
@@ -26,6 +26,7 @@ from .discover import SourceFile, discover, kernel_version_of, worth_parsing
 from .scan import ScanRow, kernel_root, scan_source
 from .facts import FileFacts
 from .findings import RunResult, Skipped
+from .incremental import FactsIndex, RunRecord, affected_files, build_record, defines_of, updated
 from .link import TreeTables
 from .model import load_model
 
@@ -168,9 +169,10 @@ class Extraction:
             h.update(display.encode() + b"\0unreadable")
         return h.digest()
 
-    def load(self) -> dict[str, Outcome]:
-        """Every file's outcome, loading those the cache holds."""
-        missing = {d: k for d, k in self.keys.items() if d not in self.outcomes}
+    def load(self, displays: "Iterable[str] | None" = None) -> dict[str, Outcome]:
+        """Every file's outcome (or those of `displays`), loading those the cache holds."""
+        wanted = self.keys if displays is None else {d: self.keys[d] for d in displays if d in self.keys}
+        missing = {d: k for d, k in wanted.items() if d not in self.outcomes}
         if missing:
             stored = self.cache.load_facts(missing.values()) if self.cache is not None else {}
             redo = []
@@ -181,7 +183,9 @@ class Extraction:
                     redo.append(display)
             if redo:   # corrupt or vanished entries: extract again, store again
                 self._recompute(redo)
-        return self.outcomes
+        if displays is None:
+            return self.outcomes
+        return {d: self.outcomes[d] for d in displays if d in self.outcomes}
 
     def merge(self, other: "Extraction"):
         """Take in another extraction of other files (a demand round)."""
@@ -459,12 +463,13 @@ class Analysis:
     targets: frozenset[str] | None = None    # a partial run in a kernel tree: report only on these files
     context_files: int = 0                   # ... and the files of the tree it drew definitions from
     root: Path | None = None
+    note: str = ""                           # for the summary line (an incremental re-check)
     _tables: TreeTables | None = None
 
     def context_note(self) -> str:
         """For the summary line: what a partial run drew from the rest of the tree."""
         if self.targets is None:
-            return ""
+            return self.note
         extra = len(set(self.extraction.keys) - self.targets)
         return f", with {extra} of the {self.context_files} file(s) of {self.root} as context"
 
@@ -519,21 +524,74 @@ def run(options: Options, cwd: Path | None = None, progress: Progress | None = N
 def _run(options: Options, cwd: Path | None, progress: Progress | None) -> RunResult:
     a = analyse(options, cwd, progress)
     cache = a.extraction.cache
-    key = a.extraction.result_key(a.version, None if options.rules is None else sorted(options.rules), sorted(options.extra_allocators),
-                                  sorted(options.extra_retry_wait), a.skipped,
-                                  None if a.targets is None else sorted(a.targets))
+    parts = (a.version, None if options.rules is None else sorted(options.rules), sorted(options.extra_allocators),
+             sorted(options.extra_retry_wait), a.skipped, None if a.targets is None else sorted(a.targets))
+    key = a.extraction.result_key(*parts)
     stored = cache.load_result(key) if cache is not None else None
     if stored is not None:
         findings, bad = stored
         skipped = sorted(a.skipped + bad, key=lambda s: s.path)
     else:
         before = list(a.skipped)
-        findings = [f for f in run_rules(a.tables, options.rules) if a.reports_on(f.location.path)]
-        skipped = a.skipped
+        scope = _scope_key(a, parts)
+        record = cache.load_run(scope) if cache is not None and a.targets is None else None
+        rechecked = _recheck(a, record) if isinstance(record, RunRecord) else None
+        if rechecked is not None:
+            findings, record, count = rechecked
+            a.note = f", {count} re-checked"
+            skipped = sorted(a.skipped + list(record.skipped.values()), key=lambda s: s.path)
+        else:
+            findings = [f for f in run_rules(a.tables, options.rules) if a.reports_on(f.location.path)]
+            skipped = a.skipped
+            if cache is not None and a.targets is None:
+                record = build_record(a.extraction.keys, a.tables.files, findings,
+                                      [s for s in skipped if s not in before])
         if cache is not None:
             cache.store_result(key, (findings, [s for s in skipped if s not in before]))
+            if a.targets is None and record is not None:
+                cache.store_run(scope, record)
     a.close()
     return RunResult(findings=findings, skipped=skipped, files_scanned=len(a.files),
                      seconds=time.monotonic() - a.started, kernel_version=a.version,
                      excluded=a.excluded, from_cache=a.extraction.reused if cache is not None else None,
                      context=a.context_note())
+
+
+def _scope_key(a: Analysis, parts: tuple) -> bytes:
+    """Names a run's scope: its paths and options, not the files' contents."""
+    h = hashlib.blake2b(digest_size=16)
+    h.update(repr((sorted(os.path.abspath(p) for p in a.options.paths), parts)).encode())
+    return h.digest()
+
+
+def _recheck(a: Analysis, record: RunRecord) -> tuple[list, RunRecord, int] | None:
+    """A whole run after a few files changed: re-check only the files they can
+    affect (incremental.py), keep the recorded findings of the rest. None when
+    too much changed (the caller runs everything)."""
+    ex = a.extraction
+    current = set(ex.keys)
+    changed = {d for d in current if record.keys.get(d) != ex.keys[d]} | (set(record.keys) - current)
+    changed |= {d for d in ex.outcomes if d not in ex.keys}         # unreadable now
+    if len(changed) > 200:
+        return None
+    new = ex.load(sorted(changed & current))
+    for d in changed - current:
+        new.setdefault(d, ex.outcomes.get(d))
+    model = load_model()
+    o = a.options
+    is_allocator = lambda n: model.allocator(n) is not None or n in o.extra_allocators   # noqa: E731
+    atoms = model.algebra(a.version).atoms
+    new_defines = {d: defines_of(f) for d, f in new.items() if isinstance(f, FileFacts)}
+    recheck = affected_files(record, changed, new_defines, is_allocator, atoms.__contains__)
+    if recheck is None:
+        return None
+    recheck &= current
+    defines = {d: x for d, x in record.defines.items() if d not in changed and d in current}
+    defines.update(new_defines)
+    outcomes = close_over(sorted(recheck), FactsIndex(defines), lambda ds, full: ex.load(ds),
+                          is_allocator, atoms.__contains__)
+    facts = sorted((f for f in outcomes.values() if isinstance(f, FileFacts)), key=lambda f: f.path)
+    tables = TreeTables(facts, model, a.version, o.extra_allocators, o.extra_retry_wait)
+    part = [f for f in run_rules(tables, o.rules) if f.location.path in recheck]
+    record = updated(record, ex.keys, new, part, recheck)
+    return record.findings, record, len(recheck)

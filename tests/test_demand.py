@@ -34,7 +34,8 @@ def fixture_tree(tmp_path_factory) -> Path:
 def _findings(cli: str, root: Path, *args: str) -> list[tuple]:
     proc = run_cli(cli, "check", "--format", "json", "--no-cache", *args, cwd=root)
     assert proc.returncode in (0, 1), proc.stderr
-    return sorted((f["path"], f["line"], f["column"], f["rule_id"], f["message"], tuple(f.get("notes", ())))
+    # every field of every finding: location, message, notes, the path down to the API, facts
+    return sorted((f["path"], f["line"], f["column"], f["rule_id"], json.dumps(f, sort_keys=True))
                   for f in json.loads(proc.stdout)["findings"])
 
 
