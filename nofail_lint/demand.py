@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Protocol
 
 from .facts import FileFacts, FunctionFacts
 from .scan import ScanRow
@@ -31,25 +31,35 @@ _C_WORDS = frozenset(
     "char void bool true false NULL".split())
 
 
+class Definitions(Protocol):
+    functions: frozenset[str]
+    macros: frozenset[str]
+
+
 class DefinitionIndex:
-    """name -> files that may define it (as a function or a macro), from scan rows."""
+    """Which files may define which names, from per-file rows (scan.ScanRow, or
+    incremental.Defines for exact definitions). Lookups go by batch: one pass
+    of set intersections over the rows, no inverted index to build."""
 
-    def __init__(self, rows: dict[str, ScanRow]):
-        self.functions: dict[str, list[str]] = defaultdict(list)
-        self.macros: dict[str, list[str]] = defaultdict(list)
-        for display in sorted(rows):
-            row = rows[display]
-            for name in row.functions:
-                self.functions[name].append(display)
-            for name in row.macros:
-                self.macros[name].append(display)
+    def __init__(self, rows: dict[str, Definitions]):
+        self.rows = [(display, rows[display]) for display in sorted(rows)
+                     if rows[display].functions or rows[display].macros]
 
-    def files_defining(self, name: str, as_function: bool) -> list[str]:
-        """Files that may define `name` as an object-like macro, and (as_function) as a function."""
-        found = self.macros.get(name, [])
-        if as_function:
-            found = found + self.functions.get(name, [])
-        return found
+    def lookup(self, functions: set[str], macros: set[str]) -> tuple[dict[str, set[str]], set[str]]:
+        """({file: the names it may define}, files that may define one of
+        `functions` as a function). A function name is looked up among macros too."""
+        found: dict[str, set[str]] = {}
+        as_function: set[str] = set()
+        names = functions | macros
+        for display, row in self.rows:
+            f = row.functions & functions if functions else None
+            m = row.macros & names
+            if f:
+                as_function.add(display)
+                m = m | f
+            if m:
+                found[display] = m
+        return found, as_function
 
 
 def _names_in(value: object, field: str, callees: set[str], others: set[str]):
@@ -139,16 +149,9 @@ def close_over(targets: Iterable[str], index: DefinitionIndex, extract: Extracto
         if not fresh:
             break
         looked_up |= fresh
-        need: dict[str, set[str]] = defaultdict(set)
-        need_full: set[str] = set()
-        for name, called in fresh:
-            if is_atom(name):
-                continue
-            as_function = called and not is_model_allocator(name)
-            for display in index.files_defining(name, as_function):
-                need[display].add(name)
-            if as_function:
-                need_full.update(index.functions.get(name, ()))
+        fn_names = {n for n, called in fresh if called and not is_atom(n) and not is_model_allocator(n)}
+        macro_names = {n for n, called in fresh if not is_atom(n)} - fn_names
+        need, need_full = index.lookup(fn_names, macro_names)
         upgrade = sorted(need_full - full)
         if upgrade:
             full.update(upgrade)

@@ -127,24 +127,3 @@ def updated(record: RunRecord, keys: dict[str, bytes], changed_facts: dict[str, 
         for name, definer, called in mentions_of(outcome):
             (calls if called else uses).setdefault(name, []).append((display, definer))
     return RunRecord(dict(keys), merged, skipped, defines, calls, uses)
-
-
-class FactsIndex:
-    """demand.DefinitionIndex's interface over exact definitions (a RunRecord's)."""
-
-    def __init__(self, defines: dict[str, Defines]):
-        self.functions: dict[str, list[str]] = defaultdict(list)
-        self.macros: dict[str, list[str]] = defaultdict(list)
-        for display in sorted(defines):
-            d = defines[display]
-            for name in d.functions:
-                self.functions[name].append(display)
-            for name in d.macros:
-                self.macros[name].append(display)
-
-    def files_defining(self, name: str, as_function: bool) -> list[str]:
-        found = self.macros.get(name, [])
-        if as_function:
-            found = found + self.functions.get(name, [])
-        return found
-

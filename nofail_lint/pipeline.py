@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import gc
 import hashlib
 import multiprocessing
@@ -26,7 +27,7 @@ from .discover import SourceFile, discover, kernel_version_of, worth_parsing
 from .scan import ScanRow, kernel_root, scan_source
 from .facts import FileFacts
 from .findings import RunResult, Skipped
-from .incremental import FactsIndex, RunRecord, affected_files, build_record, defines_of, updated
+from .incremental import RunRecord, affected_files, build_record, defines_of, updated
 from .link import TreeTables
 from .model import load_model
 
@@ -228,7 +229,8 @@ def _rehome(outcome: Outcome, display: str) -> Outcome:
 
 
 def extract_all(files: list[SourceFile], jobs: int, progress: Progress | None = None,
-                extra_names: frozenset[str] = frozenset(), cache: FactsCache | None = None) -> Extraction:
+                extra_names: frozenset[str] = frozenset(), cache: FactsCache | None = None,
+                known: dict[str, bytes] | None = None, stored: frozenset[bytes] | None = None) -> Extraction:
     """Extract every file the cache does not already hold, in worker processes.
 
     Files whose stat identity the cache recorded are not even read. The rest
@@ -240,17 +242,21 @@ def extract_all(files: list[SourceFile], jobs: int, progress: Progress | None = 
     lost (and reported as skipped).
     `progress(done, total)` is called as results come in. `extra_names`
     (configured allocators, retry-wait helpers) widen the byte prefilter.
+    `known` ({absolute path: content hash} of unchanged files) and `stored`
+    (the fact keys the cache holds) may be passed in by a caller that has them.
     """
     global _STORED
     _set_prefilter(extra_names)
     contents: dict[str, bytes] = {}
     if cache is not None:
-        known = cache.known_hashes([(f.absolute, f.identity) for f in files])
+        if known is None:
+            known = cache.known_hashes([(f.absolute, f.identity) for f in files])
+        _STORED = stored if stored is not None else frozenset(cache.stored_hashes())
         for f in files:
             content = known.get(f.absolute)
-            if content is not None:
+            # known and stored: not even read (a file only scanned so far is known, not stored)
+            if content is not None and _fact_key(content) in _STORED:
                 contents[f.display] = content
-        _STORED = frozenset(cache.stored_hashes())
     else:
         _STORED = frozenset()
     items = [(f.path, f.display) for f in files if f.display not in contents]
@@ -284,12 +290,14 @@ def _set_prefilter(extra_names: frozenset[str]):
 
 
 def scan_all(files: list[SourceFile], jobs: int, extra_names: frozenset[str],
-             cache: FactsCache | None) -> tuple[dict[str, ScanRow], dict[str, bytes]]:
-    """Every file's ScanRow and content key (scan.py): unchanged files straight
+             cache: FactsCache | None) -> tuple[dict[str, ScanRow], dict[str, bytes], dict[str, bytes]]:
+    """Every file's ScanRow and fact key (scan.py), and {absolute path: content
+    hash} of the files whose content is now known: unchanged files straight
     from the cache by their stat identity, the rest read in worker processes."""
     global _STORED
     _set_prefilter(extra_names)
     contents: dict[str, bytes] = {}
+    known: dict[str, bytes] = {}
     if cache is not None:
         known = cache.known_hashes([(f.absolute, f.identity) for f in files])
         contents = {f.display: known[f.absolute] for f in files if f.absolute in known}
@@ -317,7 +325,8 @@ def scan_all(files: list[SourceFile], jobs: int, extra_names: frozenset[str],
         rows[display] = answer
     if cache is not None and (fresh or read):
         cache.store_scans(fresh, [(f.absolute, f.identity, read[f.display]) for f in files if f.display in read])
-    return rows, {d: _fact_key(c) for d, c in contents.items()}
+    known.update((f.absolute, read[f.display]) for f in files if f.display in read)
+    return rows, {d: _fact_key(c) for d, c in contents.items()}, known
 
 
 def _rescan(display: str, files: list[SourceFile]) -> ScanRow:
@@ -330,38 +339,53 @@ def _rescan(display: str, files: list[SourceFile]) -> ScanRow:
         return NOTHING_SCANNED
 
 
-def extract_on_demand(targets: list[SourceFile], root: Path, cwd: Path | None, jobs: int,
-                      progress: Progress | None, extra_names: frozenset[str],
-                      cache: FactsCache | None, version: str) -> tuple[Extraction, int]:
-    """A partial run in a kernel tree: extract the targets, then only the files
-    of the tree that may define what they reach (demand.py). Returns the
-    extraction and the number of context files the tree has."""
-    context, _unlisted = discover([str(root)], cwd)
-    by_absolute = {f.absolute: f for f in targets}
-    context = [by_absolute.pop(f.absolute, f) for f in context] + list(by_absolute.values())
-    by_display = {f.display: f for f in context}
-    rows, _keys = scan_all(context, jobs, extra_names, cache)
-    index = DefinitionIndex(rows)
-    model = load_model()
-    atoms = model.algebra(version).atoms
-    combined = Extraction({}, {}, cache, {})
-    first = [True]
+class DemandRun:
+    """A partial run in a kernel tree (demand.py): every file of the tree scanned,
+    the targets and what they reach extracted on first use."""
 
-    def extract(displays: list[str], full: bool) -> dict[str, Outcome]:
-        wanted = [by_display[d] for d in displays if d in by_display]
-        if not full:
-            part = _macros_only(wanted)
-        elif first[0]:
-            first[0] = False
-            part = extract_all(wanted, jobs, progress, extra_names, cache)
-        else:
-            part = extract_all(wanted, jobs, None, extra_names, cache)
-        combined.merge(part)
-        return part.load()
+    def __init__(self, targets: list[SourceFile], root: Path, cwd: Path | None, jobs: int,
+                 progress: Progress | None, extra_names: frozenset[str], cache: FactsCache | None, version: str):
+        self.targets, self.root, self.jobs, self.progress = targets, root, jobs, progress
+        self.extra_names, self.cache, self.version = extra_names, cache, version
+        context, _unlisted = discover([str(root)], cwd)
+        by_absolute = {f.absolute: f for f in targets}
+        self.context = [by_absolute.pop(f.absolute, f) for f in context] + list(by_absolute.values())
+        self.rows, self.keys, self.known = scan_all(self.context, jobs, extra_names, cache)
+        self.extraction = Extraction({}, {}, cache, {})
+        self.closed = False
 
-    close_over([f.display for f in targets], index, extract,
-               lambda n: model.allocator(n) is not None or n in extra_names, atoms.__contains__)
-    return combined, len(context)
+    def inputs_key(self, *parts: object) -> bytes:
+        """Every file of the tree (path and content) and `parts`: the run's inputs."""
+        h = hashlib.blake2b(digest_size=16)
+        h.update(repr(parts).encode())
+        for display in sorted(self.keys):
+            h.update(display.encode() + b"\0" + self.keys[display])
+        return h.digest()
+
+    def close_over(self):
+        """Extract the targets and, round by round, the files they reach."""
+        if self.closed:
+            return
+        self.closed = True
+        by_display = {f.display: f for f in self.context}
+        model = load_model()
+        atoms = model.algebra(self.version).atoms
+        stored = frozenset(self.cache.stored_hashes()) if self.cache is not None else None
+        rounds = [0]
+
+        def extract(displays: list[str], full: bool) -> dict[str, Outcome]:
+            wanted = [by_display[d] for d in displays if d in by_display]
+            if not full:
+                part = _macros_only(wanted)
+            else:
+                part = extract_all(wanted, self.jobs, self.progress if rounds[0] == 0 else None,
+                                   self.extra_names, self.cache, self.known, stored)
+                rounds[0] += 1
+            self.extraction.merge(part)
+            return part.load()
+
+        close_over([f.display for f in self.targets], DefinitionIndex(self.rows), extract,
+                   lambda n: model.allocator(n) is not None or n in self.extra_names, atoms.__contains__)
 
 
 def _macros_only(files: list[SourceFile]) -> Extraction:
@@ -460,25 +484,42 @@ class Analysis:
     excluded: int
     started: float                 # time.monotonic() at the start
     options: Options
-    targets: frozenset[str] | None = None    # a partial run in a kernel tree: report only on these files
-    context_files: int = 0                   # ... and the files of the tree it drew definitions from
-    root: Path | None = None
+    demand: DemandRun | None = None          # a partial run in a kernel tree
     note: str = ""                           # for the summary line (an incremental re-check)
     _tables: TreeTables | None = None
 
+    @property
+    def targets(self) -> frozenset[str] | None:
+        """The files a partial run reports on (None: every file analysed)."""
+        return None if self.demand is None else frozenset(f.display for f in self.demand.targets)
+
+    def result_key(self, *parts: object) -> bytes:
+        if self.demand is not None:
+            return self.demand.inputs_key(*parts)
+        return self.extraction.result_key(*parts)
+
     def context_note(self) -> str:
         """For the summary line: what a partial run drew from the rest of the tree."""
-        if self.targets is None:
+        d = self.demand
+        if d is None:
             return self.note
-        extra = len(set(self.extraction.keys) - self.targets)
-        return f", with {extra} of the {self.context_files} file(s) of {self.root} as context"
+        if not d.closed:
+            return f", whole-tree context of {d.root} unchanged"
+        extra = len(set(self.extraction.keys) - {f.display for f in d.targets})
+        return f", with {extra} of the {len(d.context)} file(s) of {d.root} as context"
 
     def reports_on(self, path: str) -> bool:
-        return self.targets is None or path in self.targets
+        return self.demand is None or path in self._target_set
+
+    @functools.cached_property
+    def _target_set(self) -> frozenset[str]:
+        return self.targets or frozenset()
 
     @property
     def tables(self) -> TreeTables:
         if self._tables is None:
+            if self.demand is not None:
+                self.demand.close_over()
             facts, bad = self.extraction.facts()
             self.skipped = sorted(self.skipped + bad, key=lambda s: s.path)
             o = self.options
@@ -507,9 +548,8 @@ def analyse(options: Options, cwd: Path | None = None, progress: Progress | None
     extra = options.extra_allocators | options.extra_retry_wait
     root = kernel_root(options.paths) if options.context == "tree" else None
     if root is not None and not any(os.path.abspath(p) == str(root) for p in options.paths):
-        extraction, context_files = extract_on_demand(files, root, cwd, options.jobs, progress, extra, cache, version)
-        return Analysis(extraction, files, skipped, version, excluded, started, options,
-                        frozenset(f.display for f in files), context_files, root)
+        demand = DemandRun(files, root, cwd, options.jobs, progress, extra, cache, version)
+        return Analysis(demand.extraction, files, skipped, version, excluded, started, options, demand)
     extraction = extract_all(files, options.jobs, progress, extra, cache)
     return Analysis(extraction, files, skipped, version, excluded, started, options)
 
@@ -526,7 +566,7 @@ def _run(options: Options, cwd: Path | None, progress: Progress | None) -> RunRe
     cache = a.extraction.cache
     parts = (a.version, None if options.rules is None else sorted(options.rules), sorted(options.extra_allocators),
              sorted(options.extra_retry_wait), a.skipped, None if a.targets is None else sorted(a.targets))
-    key = a.extraction.result_key(*parts)
+    key = a.result_key(*parts)
     stored = cache.load_result(key) if cache is not None else None
     if stored is not None:
         findings, bad = stored
@@ -588,7 +628,7 @@ def _recheck(a: Analysis, record: RunRecord) -> tuple[list, RunRecord, int] | No
     recheck &= current
     defines = {d: x for d, x in record.defines.items() if d not in changed and d in current}
     defines.update(new_defines)
-    outcomes = close_over(sorted(recheck), FactsIndex(defines), lambda ds, full: ex.load(ds),
+    outcomes = close_over(sorted(recheck), DefinitionIndex(defines), lambda ds, full: ex.load(ds),
                           is_allocator, atoms.__contains__)
     facts = sorted((f for f in outcomes.values() if isinstance(f, FileFacts)), key=lambda f: f.path)
     tables = TreeTables(facts, model, a.version, o.extra_allocators, o.extra_retry_wait)
