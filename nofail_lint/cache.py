@@ -198,6 +198,9 @@ class FactsCache:
                     self.corrupt_entries += 1
         return out
 
+    def stored_scan_hashes(self) -> set[bytes]:
+        return {r[0] for r in self._query("SELECT hash FROM scans")}
+
     def load_scans(self, hashes: Iterable[bytes]) -> dict[bytes, object]:
         """{hash: stored scan row} (scan.py); corrupt or missing entries are left out."""
         wanted = sorted(set(hashes))

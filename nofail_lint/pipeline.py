@@ -289,11 +289,35 @@ def _set_prefilter(extra_names: frozenset[str]):
     _SALT = ("\0".join(sorted(extra_names))).encode() if extra_names else b""
 
 
+@dataclass
+class TreeScan:
+    """Every file of a tree: its fact key, and its ScanRow (scan.py) on demand."""
+
+    keys: dict[str, bytes]              # display -> fact key, every readable file
+    known: dict[str, bytes]             # absolute path -> content hash, every readable file
+    fresh: dict[str, ScanRow]           # rows computed this run
+    cache: FactsCache | None
+    files: list[SourceFile]
+
+    def rows(self) -> dict[str, ScanRow]:
+        """Rows for every file: this run's, the rest loaded from the cache
+        (rescanned if an entry went missing meanwhile)."""
+        rows = dict(self.fresh)
+        wanted = {d: k for d, k in self.keys.items() if d not in rows}
+        stored = self.cache.load_scans(wanted.values()) if self.cache is not None and wanted else {}
+        for display, key in wanted.items():
+            row = stored.get(key)
+            rows[display] = row if isinstance(row, ScanRow) else _rescan(display, self.files)
+        for f in self.files:
+            rows.setdefault(f.display, NOTHING_SCANNED)
+        return rows
+
+
 def scan_all(files: list[SourceFile], jobs: int, extra_names: frozenset[str],
-             cache: FactsCache | None) -> tuple[dict[str, ScanRow], dict[str, bytes], dict[str, bytes]]:
-    """Every file's ScanRow and fact key (scan.py), and {absolute path: content
-    hash} of the files whose content is now known: unchanged files straight
-    from the cache by their stat identity, the rest read in worker processes."""
+             cache: FactsCache | None) -> TreeScan:
+    """Every file's fact key, and its ScanRow computed if the cache has none:
+    unchanged files are known by their stat identity and not read, the rest
+    are read (and scanned) in worker processes."""
     global _STORED
     _set_prefilter(extra_names)
     contents: dict[str, bytes] = {}
@@ -301,32 +325,25 @@ def scan_all(files: list[SourceFile], jobs: int, extra_names: frozenset[str],
     if cache is not None:
         known = cache.known_hashes([(f.absolute, f.identity) for f in files])
         contents = {f.display: known[f.absolute] for f in files if f.absolute in known}
-        stored_rows = cache.load_scans({_fact_key(c) for c in contents.values()})
-        _STORED = frozenset(stored_rows)
+        _STORED = frozenset(cache.stored_scan_hashes())
     else:
-        stored_rows, _STORED = {}, frozenset()
-    rows: dict[str, ScanRow] = {}
-    for display, content in contents.items():
-        row = stored_rows.get(_fact_key(content))
-        if row is not None:
-            rows[display] = row
-    items = [(f.path, f.display) for f in files if f.display not in rows]
-    fresh: dict[bytes, ScanRow] = {}
+        _STORED = frozenset()
+    items = [(f.path, f.display) for f in files
+             if f.display not in contents or _fact_key(contents[f.display]) not in _STORED]
+    fresh: dict[str, ScanRow] = {}
+    new_rows: dict[bytes, ScanRow] = {}
     read: dict[str, bytes] = {}
     for display, content, answer in _run_workers(items, jobs, None, 0, len(items), _scan_batch, _scan_one):
         if content is None:
-            rows[display] = NOTHING_SCANNED
+            contents.pop(display, None)
             continue
         read[display] = contents[display] = content
-        if isinstance(answer, str):            # CACHED: stored under this content already
-            answer = stored_rows.get(_fact_key(content)) or _rescan(display, files)
-        else:
-            fresh[_fact_key(content)] = answer
-        rows[display] = answer
-    if cache is not None and (fresh or read):
-        cache.store_scans(fresh, [(f.absolute, f.identity, read[f.display]) for f in files if f.display in read])
+        if not isinstance(answer, str):        # not CACHED: a new row
+            fresh[display] = new_rows[_fact_key(content)] = answer
+    if cache is not None and (new_rows or read):
+        cache.store_scans(new_rows, [(f.absolute, f.identity, read[f.display]) for f in files if f.display in read])
     known.update((f.absolute, read[f.display]) for f in files if f.display in read)
-    return rows, {d: _fact_key(c) for d, c in contents.items()}, known
+    return TreeScan({d: _fact_key(c) for d, c in contents.items()}, known, fresh, cache, files)
 
 
 def _rescan(display: str, files: list[SourceFile]) -> ScanRow:
@@ -350,7 +367,8 @@ class DemandRun:
         context, _unlisted = discover([str(root)], cwd)
         by_absolute = {f.absolute: f for f in targets}
         self.context = [by_absolute.pop(f.absolute, f) for f in context] + list(by_absolute.values())
-        self.rows, self.keys, self.known = scan_all(self.context, jobs, extra_names, cache)
+        self.scan = scan_all(self.context, jobs, extra_names, cache)
+        self.keys, self.known = self.scan.keys, self.scan.known
         self.extraction = Extraction({}, {}, cache, {})
         self.closed = False
 
@@ -384,7 +402,7 @@ class DemandRun:
             self.extraction.merge(part)
             return part.load()
 
-        close_over([f.display for f in self.targets], DefinitionIndex(self.rows), extract,
+        close_over([f.display for f in self.targets], DefinitionIndex(self.scan.rows()), extract,
                    lambda n: model.allocator(n) is not None or n in self.extra_names, atoms.__contains__)
 
 
