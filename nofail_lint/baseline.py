@@ -38,7 +38,7 @@ def _key_path(path: str, cwd: Path, base: Path) -> str:
 def _entries(findings: list[Finding], cwd: Path, base: Path) -> list[tuple[str, str, str]]:
     ordered = sorted(findings, key=Finding.sort_key)
     return [(f.rule_id, _key_path(f.location.path, cwd, base), fp)
-            for f, fp in zip(ordered, fingerprints(ordered))]
+            for f, fp in zip(ordered, fingerprints(ordered), strict=True)]
 
 
 def write(path: Path, findings: list[Finding], cwd: Path) -> int:
@@ -69,10 +69,11 @@ def load(path: Path, cwd: Path) -> set[tuple[str, str, str]]:
     if doc.get("version") != FORMAT_VERSION:
         raise BaselineError(f"baseline {path}: unsupported version {doc.get('version')!r}")
     out = set()
-    for i, e in enumerate(doc["findings"]):
-        if not (isinstance(e, dict) and all(isinstance(e.get(k), str) for k in ("rule_id", "path", "fingerprint"))):
+    for i, entry in enumerate(doc["findings"]):
+        if not (isinstance(entry, dict)
+                and all(isinstance(entry.get(k), str) for k in ("rule_id", "path", "fingerprint"))):
             raise BaselineError(f"baseline {path}: entry {i} wants string rule_id, path and fingerprint")
-        out.add((e["rule_id"], e["path"], e["fingerprint"]))
+        out.add((entry["rule_id"], entry["path"], entry["fingerprint"]))
     return out
 
 
@@ -81,7 +82,8 @@ def split_known(findings: list[Finding], known: set[tuple[str, str, str]], basel
     """(new, known): findings not in the baseline, and those it records."""
     base = Path(os.path.abspath(cwd / baseline_path)).parent
     ordered = sorted(findings, key=Finding.sort_key)
-    new, old = [], []
-    for f, entry in zip(ordered, _entries(ordered, cwd, base)):
+    new: list[Finding] = []
+    old: list[Finding] = []
+    for f, entry in zip(ordered, _entries(ordered, cwd, base), strict=True):
         (old if entry in known else new).append(f)
     return new, old

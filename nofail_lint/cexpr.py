@@ -50,6 +50,7 @@ def _tokenize(text: str) -> list[tuple[str, str]]:
             raise ValueError(f"cannot tokenize at {text[pos:pos + 20]!r}")
         pos = m.end()
         kind = m.lastgroup
+        assert kind is not None      # every alternative of _TOKEN is a named group
         out.append((kind, m.group(kind)))
     return out
 
@@ -218,6 +219,81 @@ def literal_end(text: str, i: int) -> int:
     return j + 1
 
 
+def _skip(text: str, i: int) -> int:
+    """Index just past a string/char literal or comment starting at `i`; `i` if none does."""
+    c = text[i]
+    if c in "\"'":
+        return literal_end(text, i)
+    if text.startswith("/*", i):
+        j = text.find("*/", i + 2)
+        return len(text) if j < 0 else j + 2
+    if text.startswith("//", i):
+        j = text.find("\n", i)
+        return len(text) if j < 0 else j
+    return i
+
+
+def close_paren(text: str, i: int) -> int | None:
+    """Index of the `)` matching the `(` at `i`, skipping literals and comments."""
+    depth, n = 0, len(text)
+    while i < n:
+        j = _skip(text, i)
+        if j != i:
+            i = j
+            continue
+        c = text[i]
+        if c == "(":
+            depth += 1
+        elif c == ")":
+            depth -= 1
+            if depth == 0:
+                return i
+        i += 1
+    return None
+
+
+def split_args(text: str) -> list[str] | None:
+    """Top-level comma split of a call's argument text (what its parentheses
+    hold), white space folded, literals kept whole and comments dropped;
+    None if the brackets do not balance."""
+    args, cur, depth, i, n = [], [], 0, 0, len(text)
+    while i < n:
+        j = _skip(text, i)
+        if j != i:
+            if text[i] in "\"'":
+                cur.append(text[i:j])
+            else:
+                cur.append(" ")
+            i = j
+            continue
+        c = text[i]
+        if c in "([{":
+            depth += 1
+        elif c in ")]}":
+            depth -= 1
+            if depth < 0:
+                return None
+        elif c == "," and depth == 0:
+            args.append("".join(cur))
+            cur = []
+            i += 1
+            continue
+        cur.append(c)
+        i += 1
+    if depth:
+        return None
+    args.append("".join(cur))
+    out = [" ".join(a.split()) for a in args]
+    return [] if out == [""] else out
+
+
+def call_args(text: str) -> list[str] | None:
+    """The arguments of the first parenthesised list in `text` (see split_args)."""
+    start = text.find("(")
+    close = close_paren(text, start) if start >= 0 else None
+    return None if close is None else split_args(text[start + 1:close])
+
+
 @lru_cache(maxsize=65536)
 def parse_expr(text: str) -> Expr:
     """Parse a C expression; anything unparseable becomes ("other", text)."""
@@ -232,7 +308,7 @@ def parse_expr(text: str) -> Expr:
 # ---------------------------------------------------------------- masks
 
 MAX_ALTERNATIVES = 16
-_NONE = frozenset({frozenset()})
+_NONE: frozenset[frozenset[str]] = frozenset({frozenset()})
 
 
 @dataclass(frozen=True)
@@ -356,10 +432,9 @@ class MaskEvaluator:
             return UNKNOWN
         self._active.add(name)
         try:
-            result = None
-            for body in bodies:
-                m = self.eval(parse_expr(body))
-                result = m if result is None else mask_union(result, m)
+            result = self.eval(parse_expr(bodies[0]))
+            for body in bodies[1:]:
+                result = mask_union(result, self.eval(parse_expr(body)))
         finally:
             self._active.discard(name)
         self._cache[name] = result
@@ -394,27 +469,6 @@ class MaskEvaluator:
                 return mask_clear(self.eval(a), self.eval(b).must)
             return UNKNOWN
         return UNKNOWN
-
-
-def identifiers(e: Expr) -> set[str]:
-    """Every identifier an expression mentions (for range resolution)."""
-    out: set[str] = set()
-    stack = [e]
-    while stack:
-        x = stack.pop()
-        if x[0] == "id":
-            out.add(x[1])
-        elif x[0] in ("un",):
-            stack.append(x[2])
-        elif x[0] == "bin":
-            stack.extend((x[2], x[3]))
-        elif x[0] == "cond":
-            stack.extend(x[1:])
-        elif x[0] == "cast":
-            stack.append(x[1])
-        elif x[0] == "call":
-            stack.extend(x[2])
-    return out
 
 
 _INT_OPS = {

@@ -1,78 +1,218 @@
-"""Command line: `nofail-lint check|grep|explain|model`.
+"""Command line: `nofail-lint check|grep|explain|model|cache`.
 
-Exit codes: 0 clean, 1 findings, 2 usage or tool error, or a run with no
-findings that had to skip inputs (the result is incomplete).
+Exit codes (check): 0 clean; 1 findings at or above --fail-on (default
+warning) and nothing else; 2 usage, config or tool error, a report that
+could not be written, or a run with no failing findings that could not
+analyse everything (skipped inputs, parts not analysed); 130/143 interrupted
+by SIGINT/SIGTERM. An unexpected error prints one line naming the inputs
+(`--debug` adds the traceback), never a bare traceback.
 """
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import signal
 import sys
+import tempfile
 import time
+import traceback
 from collections import Counter
 from pathlib import Path
+from typing import Callable, NoReturn
 
 import click
 
 from . import __version__, baseline
 from . import cache as facts_cache
-from .cache import ENV_VAR, cache_dir as resolve_cache_dir
+from .cache import ENV_VAR
+from .cache import cache_dir as resolve_cache_dir
+from .check import run_rules
 from .config import Config, ConfigError, find_config, load_config
-from .discover import MissingPath, kernel_version_of
-from .gitdiff import DiffError, changed_lines, split_changed
-from .model import load_model
-from .pipeline import Options, analyse, paused_gc, run
+from .discover import SOURCE_SUFFIXES, MissingPath, discover, display_path, kernel_version_of
+from .findings import Finding, PathStep
+from .gitdiff import DiffError, changed_lines, split_changed, staged_lines
+from .model import load_model, version_key
+from .pipeline import Options, Terminated, analyse, paused_gc, run
 from .report import FORMATS, render
+from .report import statistics as stats_report
 from .rules_catalog import RuleFileError, explain_text, load_rules
-from .suppress import split_suppressed
+from .suppress import Suppressions
 
 EXIT_CLEAN, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
+EXIT_SIGINT, EXIT_SIGTERM = 128 + signal.SIGINT, 128 + signal.SIGTERM
+LEVELS = ("note", "warning", "error")          # --fail-on thresholds, lowest first
+DEFAULT_FAIL_ON = "warning"
+
+_state = {"debug": False, "inputs": ""}        # for the one-line error report of _Main
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Main(click.Group):
+    """Every command runs under one guard: an unexpected exception becomes one
+    line naming the inputs and exit 2 (`--debug`: the traceback too); Ctrl-C
+    exits 130, SIGTERM 143; a report that cannot be written exits 2."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.Exit, click.ClickException, click.Abort):
+            raise
+        except Terminated:
+            _interrupted("terminated", EXIT_SIGTERM)
+        except KeyboardInterrupt:
+            _interrupted("interrupted", EXIT_SIGINT)
+        except BrokenPipeError:
+            _stdout_gone()
+            _stderr("nofail-lint: error: cannot write the report: stdout was closed")
+            sys.exit(EXIT_ERROR)
+        except Exception as e:      # noqa: BLE001 -- the contract: one line, exit 2
+            if _state["debug"]:
+                traceback.print_exc()
+            where = f" while {_state['inputs']}" if _state["inputs"] else ""
+            _stderr(f"nofail-lint: error: internal error{where}: {type(e).__name__}: {e}"
+                    + ("" if _state["debug"] else " (run with --debug for the traceback)"))
+            sys.exit(EXIT_ERROR)
+
+
+def _interrupted(what: str, code: int):
+    """Leave at once: what finished is already in the cache (committed per
+    batch). os._exit skips the interpreter's exit handlers, which would wait
+    for a stopped worker pool or trip over its closed pipes."""
+    _stderr(f"nofail-lint: {what}; finished work is kept in the cache")
+    with contextlib.suppress(OSError, ValueError):
+        sys.stdout.flush()
+    with contextlib.suppress(OSError, ValueError):
+        sys.stderr.flush()
+    os._exit(code)
+
+
+def _stderr(line: str):
+    try:
+        click.echo(line, err=True)
+    except OSError:
+        pass
+
+
+def _stdout_gone():
+    """Point stdout at /dev/null so the interpreter's final flush cannot fail again."""
+    try:
+        fd = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(fd, sys.stdout.fileno())
+        os.close(fd)
+    except (OSError, ValueError):
+        pass
+
+
+def _set_debug(ctx, param, value):
+    if value:
+        _state["debug"] = True
+
+
+def _debug_option(command):
+    return click.option("--debug", is_flag=True, expose_value=False, is_eager=True, callback=_set_debug,
+                        help="On an internal error, print the traceback.")(command)
+
+
+@click.group(cls=_Main, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="nofail-lint")
+@_debug_option
 def main():
     """Find __GFP_NOFAIL misuse and open-coded allocation retry loops in Linux kernel sources."""
 
 
-def _split_rules(value: str | None) -> set[str] | None:
-    if not value:
+def _rule_ids(value: str | None, rules, option: str) -> set[str] | None:
+    """Comma-separated rule ids or names -> ids; an unknown one is a usage error."""
+    if value is None:
         return None
-    return {v.strip().upper() for v in value.split(",") if v.strip()}
+    by_name = {r.name: r.id for r in rules.values()}
+    out = set()
+    for v in (v.strip() for v in value.split(",")):
+        if not v:
+            continue
+        rid = v.upper() if v.upper() in rules else by_name.get(v.lower())
+        if rid is None:
+            _fail(f"{option}: unknown rule {v!r}; known: "
+                  + ", ".join(f"{r.id} ({r.name})" for r in rules.values()))
+        out.add(rid)
+    return out
 
 
 class _Progress:
-    """`files done/total, rate` on one stderr line, only when stderr is a terminal."""
+    """Progress on stderr: one rewritten line on a terminal, or (`--progress`
+    when stderr is a file or pipe, as in CI logs) a full line every few
+    seconds. Both show an ETA once the rate is known."""
 
-    def __init__(self, enabled: bool):
-        self.enabled = enabled
+    EVERY = 5.0          # seconds between lines when stderr is not a terminal
+
+    def __init__(self, mode: str | None):
+        self.mode = mode          # "tty", "lines" or None
         self.started = time.monotonic()
         self.last = 0.0
         self.shown = False
+        self.base: int | None = None    # files already done at the first call (known from the cache)
 
     def __call__(self, done: int, total: int):
+        if self.mode is None:
+            return
         now = time.monotonic()
-        if not self.enabled or (now - self.last < 0.1 and done < total):
+        if self.base is None:
+            self.base = done
+            self.started = now
+        gap = 0.1 if self.mode == "tty" else self.EVERY
+        if now - self.last < gap and done < total:
             return
         self.last = now
-        rate = done / max(now - self.started, 1e-6)
-        self._write(f"nofail-lint: {done}/{total} files ({rate:.0f} files/s)"
+        elapsed = max(now - self.started, 1e-6)
+        rate = (done - self.base) / elapsed
+        eta = ""
+        if done < total and rate > 0 and elapsed >= 2:
+            eta = f", ETA {_duration((total - done) / rate)}"
+        self._write(f"nofail-lint: {done}/{total} files ({rate:.0f} files/s{eta})"
                     + (", linking and checking..." if done == total else ""))
 
     def _write(self, text: str):
-        sys.stderr.write("\r\033[K" + text)
-        sys.stderr.flush()
+        try:
+            if self.mode == "tty":
+                sys.stderr.write("\r\033[K" + text)
+            else:
+                sys.stderr.write(text + "\n")
+            sys.stderr.flush()
+        except OSError:
+            self.mode = None
         self.shown = True
 
     def clear(self):
-        if self.shown:
-            sys.stderr.write("\r\033[K")
-            sys.stderr.flush()
+        if self.shown and self.mode == "tty":
+            try:
+                sys.stderr.write("\r\033[K")
+                sys.stderr.flush()
+            except OSError:
+                pass
             self.shown = False
 
 
-def _fail(message: str):
-    click.echo(f"nofail-lint: error: {message}", err=True)
+def _duration(seconds: float) -> str:
+    seconds = int(seconds + 0.5)
+    return f"{seconds // 60}m{seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"
+
+
+def _progress_mode(progress: bool | None, quiet: bool) -> str | None:
+    """--progress forces it (lines when stderr is no terminal), --no-progress and -q turn it off;
+    by default only a terminal gets it."""
+    if quiet or progress is False:
+        return None
+    if sys.stderr.isatty():
+        return "tty"
+    return "lines" if progress else None
+
+
+def _fail(message: str) -> NoReturn:
+    _stderr(f"nofail-lint: error: {message}")
     sys.exit(EXIT_ERROR)
+
+
+def _warn(message: str):
+    _stderr(f"nofail-lint: warning: {message}")
 
 
 def _config(config_file: str | None, paths: list[str], rules) -> Config:
@@ -115,66 +255,236 @@ _CONFIG_OPT = click.option("--config", "config_file", type=click.Path(dir_okay=F
                                               "path's directory or the nearest one above it).")
 
 
-@main.command()
+def _check_destination(option: str, target: str, inputs: list[str], cwd: Path):
+    """A report or baseline destination is checked before the (long) analysis:
+    its directory exists and is writable, it is no directory, and it is not
+    one of the inputs (a report written over a source file destroys it)."""
+    if target == "-":
+        return
+    p = Path(os.path.abspath(cwd / target))
+    if p.is_dir():
+        _fail(f"{option} {target}: is a directory")
+    if not p.parent.is_dir():
+        _fail(f"{option} {target}: directory {p.parent} does not exist")
+    if p.exists():
+        if not os.access(p, os.W_OK):
+            _fail(f"{option} {target}: not writable")
+    elif not os.access(p.parent, os.W_OK | os.X_OK):
+        _fail(f"{option} {target}: directory {p.parent} is not writable")
+    real = os.path.realpath(p)
+    for raw in inputs:
+        src = os.path.realpath(cwd / raw)
+        if real == src or (p.name.endswith(SOURCE_SUFFIXES) and real.startswith(src.rstrip("/") + "/")):
+            _fail(f"{option} {target}: is an input source file; refusing to overwrite it")
+
+
+def _write_report(text: str, output: str | None):
+    """The report to FILE or stdout; a failed write is one line and exit 2."""
+    if output and output != "-":
+        try:
+            with open(output, "w", encoding="utf-8") as fh:
+                fh.write(text)
+        except OSError as e:
+            _fail(f"cannot write the report to {output}: {e.strerror or e}")
+        return
+    try:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        _stdout_gone()
+        _fail("cannot write the report: stdout was closed")
+    except OSError as e:
+        _stdout_gone()
+        _fail(f"cannot write the report to stdout: {e.strerror or e}")
+
+
+def _use_color(color: str, output: str | None) -> bool:
+    """--color always|never win; auto: colour only on a terminal, and never with NO_COLOR set."""
+    if color == "always":
+        return True
+    if color == "never" or (output and output != "-"):
+        return False
+    return not os.environ.get("NO_COLOR") and sys.stdout.isatty()
+
+
+def _stdin_source(stdin_filename: str | None, cwd: Path) -> tuple[str, str, str]:
+    """`check -`: stdin is written to a private temporary file named like
+    --stdin-filename (so .c/.h and reports read right). Returns (temporary
+    path, its display path, the display path reports must show)."""
+    name = Path(stdin_filename).name if stdin_filename else "stdin.c"
+    if not name.endswith(SOURCE_SUFFIXES):
+        name += ".c"
+    tmp = Path(tempfile.mkdtemp(prefix="nofail-lint-stdin-")) / name
+    tmp.write_bytes(sys.stdin.buffer.read())
+    shown = display_path(stdin_filename, cwd) if stdin_filename else "-"
+    return str(tmp), display_path(tmp, cwd), shown
+
+
+def _remove_stdin_copy(path: str):
+    Path(path).unlink(missing_ok=True)
+    Path(path).parent.rmdir()
+
+
+def _rename(findings: list[Finding], old: str, new: str) -> list[Finding]:
+    """Findings in the stdin stand-in file carry the name the editor gave."""
+    import dataclasses
+
+    def loc(location):
+        return dataclasses.replace(location, path=new) if location.path == old else location
+    return [dataclasses.replace(f, location=loc(f.location),
+                                path=tuple(PathStep(loc(s.location), s.message) for s in f.path))
+            for f in findings]
+
+
+_EPILOG_EXAMPLES = """\
+  nofail-lint check .                                   # the whole tree, text report
+  nofail-lint check --format sarif -o out.sarif .       # for GitHub code scanning
+  nofail-lint check --diff origin/master .              # only findings on changed lines
+  nofail-lint check --select NF002 --fail-on error fs/  # one rule; only errors fail
+  cat fs/x.c | nofail-lint check --stdin-filename fs/x.c -   # from an editor"""
+
+_EPILOG_EXIT = """\
+  0    no failing findings and every input analysed
+  1    findings at or above --fail-on (default: warning; NF006 is a note)
+  2    usage, config or tool error, a report that could not be written, or no
+       failing findings but some input was skipped or not fully analysed
+  130  interrupted (Ctrl-C); 143 terminated (SIGTERM). Finished files are cached."""
+
+
+class _CheckCommand(click.Command):
+    """`check --help` ends with the exit codes, examples and the rule list."""
+
+    def format_epilog(self, ctx, formatter):
+        try:
+            rules = load_rules()
+        except RuleFileError:
+            rules = {}
+        with formatter.section("Exit codes"):
+            formatter.write(_EPILOG_EXIT + "\n")
+        with formatter.section("Examples"):
+            formatter.write(_EPILOG_EXAMPLES + "\n")
+        if rules:
+            with formatter.section("Rules (nofail-lint explain RULE)"):
+                formatter.write_dl([(f"{r.id} {r.name}", f"[{r.level}] {r.summary.replace('`', '')}")
+                                    for r in rules.values()])
+
+
+@main.command(cls=_CheckCommand)
 @click.argument("paths", nargs=-1, type=click.Path(path_type=str))
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="text", show_default=True,
               help="Output format.")
-@click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True), default=None,
-              help="Write the report to FILE instead of stdout.")
+@click.option("-o", "--output", metavar="FILE", default=None,
+              help="Write the report to FILE instead of stdout (checked before the analysis starts).")
 @click.option("-j", "--jobs", type=click.IntRange(min=0), default=0, show_default=True,
-              help="Worker processes for parsing; 0 means all cores.")
+              help="Worker processes for parsing; 0 means all cores (at most one per core and per batch).")
 @click.option("--kernel-version", metavar="X.Y", default=None,
-              help="Target kernel version; default: read from the tree's top-level Makefile.")
-@click.option("--select", metavar="RULES", default=None, help="Comma-separated rule ids to run.")
+              help="Target kernel version; default: config, else the tree's top-level Makefile, else the "
+                   "model's newest (the summary says so).")
+@click.option("--select", metavar="RULES", default=None,
+              help="Comma-separated rule ids or names to run (overrides the config's select/ignore).")
+@click.option("--ignore", "ignore_rules", metavar="RULES", default=None,
+              help="Comma-separated rule ids or names not to run.")
 @_CONFIG_OPT
+@click.option("--fail-on", type=click.Choice(LEVELS), default=DEFAULT_FAIL_ON, show_default=True,
+              help="Lowest finding level that makes the exit status 1 (NF006 is a note).")
+@click.option("--exit-zero", is_flag=True, help="Exit 0 even when there are findings (errors still exit 2).")
 @click.option("--show-suppressed", is_flag=True,
               help="Also report findings silenced by `nofail-lint: ignore` comments, marked as such.")
+@click.option("--report-unused-suppressions", is_flag=True,
+              help="Warn about `nofail-lint: ignore` comments that silenced nothing.")
 @click.option("--baseline", "baseline_file", type=click.Path(dir_okay=False, path_type=str), default=None,
               help="Hide findings recorded in this baseline file.")
-@click.option("--write-baseline", "write_baseline_file", type=click.Path(dir_okay=False, path_type=str),
+@click.option("--write-baseline", "write_baseline_file", type=click.Path(path_type=str),
               default=None, help="Record the current findings in FILE (they are then hidden).")
 @click.option("--diff", "diff_rev", metavar="REV", default=None,
               help="Report only findings on lines added or changed since git revision REV.")
-@click.option("-q", "--quiet", is_flag=True, help="No summary line or progress on stderr.")
+@click.option("--diff-staged", is_flag=True,
+              help="Report only findings on lines staged for commit (the pre-commit hook's default).")
+@click.option("--statistics", "show_statistics", is_flag=True,
+              help="Counts per rule and per top-level directory (after a text report, in JSON, "
+                   "else on stderr).")
+@click.option("--no-notes", is_flag=True, help="Text: leave out the indented note lines.")
+@click.option("--terse", is_flag=True, help="Text: one line per finding.")
+@click.option("--color", type=click.Choice(("auto", "always", "never")), default="auto", show_default=True,
+              help="Colour the text report; auto: on a terminal unless NO_COLOR is set.")
+@click.option("--stdin-filename", metavar="PATH", default=None,
+              help="With `-` as the path: the name of the file read from stdin (config, reports).")
+@click.option("--progress/--no-progress", default=None,
+              help="Progress on stderr; default: only on a terminal. --progress prints a line every "
+                   "few seconds when stderr is not a terminal (CI logs).")
+@click.option("-q", "--quiet", is_flag=True,
+              help="No summary line or progress; parts not analysed only as a count.")
 @_cache_options
 @_context_option
-def check(paths, fmt, output, jobs, kernel_version, select, config_file, show_suppressed,
-          baseline_file, write_baseline_file, diff_rev, quiet, cache_dir, no_cache, context):
-    """Check C files and trees (recursive .c/.h; default: current directory)."""
+@_debug_option
+def check(paths, fmt, output, jobs, kernel_version, select, ignore_rules, config_file, fail_on, exit_zero,  # noqa: C901
+          show_suppressed, report_unused_suppressions, baseline_file, write_baseline_file, diff_rev,
+          diff_staged, show_statistics, no_notes, terse, color, stdin_filename, progress, quiet,
+          cache_dir, no_cache, context):
+    """Check C files and trees (recursive .c/.h; default: current directory; `-`: stdin)."""
     cwd = Path.cwd()
     paths = list(paths) or ["."]
+    _state["inputs"] = f"checking {' '.join(paths)}"
+    if "-" in paths and len(paths) > 1:
+        _fail("`-` (stdin) cannot be mixed with other paths")
+    if stdin_filename is not None and paths != ["-"]:
+        _fail("--stdin-filename needs `-` as the path")
+    if diff_rev is not None and diff_staged:
+        _fail("--diff and --diff-staged are mutually exclusive")
     try:
         rules = load_rules()
     except RuleFileError as e:
         _fail(str(e))
-    selected = _split_rules(select)
-    if selected is not None:
-        unknown = selected - set(rules)
-        if unknown:
-            _fail(f"unknown rule(s): {', '.join(sorted(unknown))}")
-    config = _config(config_file, paths, rules)
-    options = _options(paths, jobs, kernel_version, config.rules(selected, rules), config, (cache_dir, no_cache),
-                       context)
+    selected = _rule_ids(select, rules, "--select")
+    ignored = _rule_ids(ignore_rules, rules, "--ignore") or set()
+    locate = [stdin_filename or "."] if paths == ["-"] else paths      # where config and Makefile are looked up
+    config = _config(config_file, locate, rules)
+    run_rules = config.rules(selected, rules)
+    if ignored:
+        run_rules = (set(rules) if run_rules is None else run_rules) - ignored
+    if run_rules is not None and not run_rules:
+        _warn("no rules to run: " + ("--select/--ignore leave none" if selected is not None or ignored
+                                     else f"the config {config.path} ignores every rule"))
+    for option, target in (("-o", output), ("--write-baseline", write_baseline_file)):
+        if target:
+            _check_destination(option, target, [stdin_filename or "-"] if paths == ["-"] else paths, cwd)
     known = changed = None       # read before the (long) run, so a bad file or rev fails fast
     if baseline_file:
         try:
             known = baseline.load(Path(baseline_file), cwd)
         except baseline.BaselineError as e:
             _fail(str(e))
-    if diff_rev is not None:
+    if diff_rev is not None or diff_staged:
         try:
-            changed = changed_lines(diff_rev, paths, cwd)
+            changed = changed_lines(diff_rev, paths, cwd) if diff_rev is not None else staged_lines(paths, cwd)
         except DiffError as e:
             _fail(str(e))
-    progress = _Progress(not quiet and sys.stderr.isatty())
+    stdin = None
+    if paths == ["-"]:
+        stdin = _stdin_source(stdin_filename, cwd)
+        click.get_current_context().call_on_close(lambda: _remove_stdin_copy(stdin[0]))
+        paths = [stdin[0]]
+    version_given = kernel_version or config.kernel_version
+    options = _options(paths, jobs, kernel_version, run_rules, config, (cache_dir, no_cache), context)
+    if options.kernel_version is None:
+        options.kernel_version = kernel_version_of(locate)
+    _check_version_range(options.kernel_version)
+    show = _Progress(_progress_mode(progress, quiet))
     try:
-        result = run(options, cwd, progress)
+        result = run(options, cwd, show, warn=_warn)
     except MissingPath as e:
-        progress.clear()
+        show.clear()
         _fail(f"no such file or directory: {e}")
-    progress.clear()
+    finally:
+        show.clear()
 
-    findings, result.suppressed = split_suppressed(result.findings, cwd, {r.name: r.id for r in rules.values()})
+    names = {r.name: r.id for r in rules.values()}
+    suppressions = Suppressions(cwd, names, _warn)
+    findings, result.suppressed = suppressions.split(result.findings)
+    if stdin is not None:
+        findings = _rename(findings, stdin[1], stdin[2])
+        result.suppressed = _rename(result.suppressed, stdin[1], stdin[2])
+        result.skipped = [type(s)(stdin[2] if s.path == stdin[1] else s.path, s.reason) for s in result.skipped]
     extra = []                   # what the summary says was hidden, and why
     if write_baseline_file:      # record everything, then hide what was recorded
         try:
@@ -182,7 +492,7 @@ def check(paths, fmt, output, jobs, kernel_version, select, config_file, show_su
         except baseline.BaselineError as e:
             _fail(str(e))
         if not quiet:
-            click.echo(f"nofail-lint: wrote {n} finding(s) to baseline {write_baseline_file}", err=True)
+            _stderr(f"nofail-lint: wrote {n} finding(s) to baseline {write_baseline_file}")
         findings = []
         extra.append(f"{n} in baseline")
     elif known is not None:
@@ -191,30 +501,87 @@ def check(paths, fmt, output, jobs, kernel_version, select, config_file, show_su
     if changed is not None:
         findings, unchanged = split_changed(findings, changed, cwd)
         result.suppressed, _ = split_changed(result.suppressed, changed, cwd)
-        extra.append(f"{len(unchanged)} outside --diff {diff_rev}")
+        extra.append(f"{len(unchanged)} outside --diff{'-staged' if diff_staged else ' ' + diff_rev}")
     result.findings = findings
 
+    statistics = stats_report.statistics(findings, {r.id: r.name for r in rules.values()}) \
+        if show_statistics else None
     model = load_model()
-    text = render(result, fmt, rules, model.fact_lines(), cwd, __version__, show_suppressed)
-    if output:
-        Path(output).write_text(text, encoding="utf-8")
-    else:
-        click.echo(text, nl=False)
+    fixes = _fix_proposals(options, cwd, result.findings) if fmt == "sarif" else None
+    text = render(result, fmt, rules, model.fact_lines(), cwd, __version__, show_suppressed,
+                  notes=not no_notes, terse=terse, color=_use_color(color, output),
+                  statistics=statistics if fmt == "json" else None, fixes=fixes)
+    if show_statistics and fmt == "text":
+        text += ("\n" if text else "") + stats_report.render(findings, {r.id: r.name for r in rules.values()})
+    _write_report(text, output)
+    if show_statistics and fmt not in ("text", "json"):
+        _stderr(stats_report.render(findings, {r.id: r.name for r in rules.values()}).rstrip("\n"))
     for s in result.skipped:
-        click.echo(f"nofail-lint: skipped {s.path}: {s.reason}", err=True)
+        _stderr(f"nofail-lint: skipped {s.path}: {s.reason}")
+    if result.incomplete:
+        if quiet:
+            _stderr(f"nofail-lint: warning: {len(result.incomplete)} part(s) of the input not analysed "
+                    "(listed without -q, and in JSON/SARIF)")
+        else:
+            for i in result.incomplete:
+                where = f"{i.path}:{i.line}" + (f"-{i.end_line}" if i.end_line > i.line else "") if i.line else i.path
+                _warn(f"not analysed: {where}: {i.message}")
+    if report_unused_suppressions:
+        for path, line, ids in suppressions.unused(_input_files(options, cwd)):
+            shown = stdin[2] if stdin is not None and path == stdin[1] else path
+            _warn(f"{shown}:{line}: unused suppression "
+                  f"`nofail-lint: ignore{'[' + ','.join(ids) + ']' if ids else ''}`")
+    if not result.files_scanned and not result.skipped:
+        _warn(f"no .c/.h files to check in {' '.join(stdin_filename or p for p in locate)}"
+              + (f" ({result.excluded} excluded by {config.path})" if result.excluded else ""))
     if not quiet:
         per_rule = Counter(f.rule_id for f in result.findings)
         detail = ", ".join(f"{r}: {n}" for r, n in sorted(per_rule.items()))
         hidden = "".join(f", {e}" for e in extra)
         excluded = f", {result.excluded} excluded" if result.excluded else ""
         cached = f" ({result.from_cache} from cache)" if result.from_cache else ""
-        click.echo(f"nofail-lint: {len(result.findings)} finding(s){f' ({detail})' if detail else ''}, "
-                   f"{len(result.suppressed)} suppressed{hidden}"
-                   f" in {result.files_scanned} file(s){cached}{result.context}, {len(result.skipped)} skipped{excluded},"
-                   f" Linux {result.kernel_version}, {result.seconds:.1f}s", err=True)
-    if result.findings:
+        partial = f", {len(result.incomplete)} part(s) not analysed" if result.incomplete else ""
+        origin = "" if version_given or kernel_version_of(locate) else \
+            " (default: no kernel Makefile found; see --kernel-version)"
+        _stderr(f"nofail-lint: {len(result.findings)} finding(s){f' ({detail})' if detail else ''}, "
+                f"{len(result.suppressed)} suppressed{hidden}"
+                f" in {result.files_scanned} file(s){cached}{result.context}, {len(result.skipped)} skipped{excluded}{partial},"
+                f" Linux {result.kernel_version}{origin}, {result.seconds:.1f}s")
+    failing = [f for f in result.findings if LEVELS.index(_level(f)) >= LEVELS.index(fail_on)]
+    if failing and not exit_zero:
         sys.exit(EXIT_FINDINGS)
-    sys.exit(EXIT_ERROR if result.skipped else EXIT_CLEAN)
+    sys.exit(EXIT_ERROR if result.skipped or result.incomplete else EXIT_CLEAN)
+
+
+def _input_files(options: Options, cwd: Path) -> list[str]:
+    """Display paths of the analysed files that mention the suppression marker."""
+    files, _ = discover(options.paths, cwd)
+    base = Path(os.path.abspath(cwd))
+    out = []
+    for f in files:
+        if options.exclude is not None and options.exclude.matches(base / f.path):
+            continue
+        try:
+            with open(f.path, "rb") as fh:
+                if b"nofail-lint" in fh.read():
+                    out.append(f.display)
+        except OSError:
+            continue
+    return out
+
+
+def _level(f: Finding) -> str:
+    return f.level if f.level in LEVELS else "warning"
+
+
+def _check_version_range(version: str | None):
+    """A target kernel outside the model's versions: the nearest facts are used, and the user is told."""
+    if version is None:
+        return
+    known = load_model().versions
+    if not version_key(known[0])[:2] <= version_key(version)[:2] <= version_key(known[-1])[:2]:
+        _warn(f"Linux {version} is outside the allocator model's range {known[0]}-{known[-1]}; "
+              "the facts of the nearest known version are used")
 
 
 @main.command("grep")
@@ -232,6 +599,7 @@ def check(paths, fmt, output, jobs, kernel_version, select, config_file, show_su
 @click.option("-q", "--quiet", is_flag=True, help="No progress on stderr.")
 @_cache_options
 @_context_option
+@_debug_option
 def grep_cmd(paths, flag, count, files_only, as_json, jobs, kernel_version, config_file, quiet,
              cache_dir, no_cache, context):
     """List allocation sites whose effective gfp mask may include FLAG.
@@ -245,6 +613,7 @@ def grep_cmd(paths, flag, count, files_only, as_json, jobs, kernel_version, conf
     from .grep import hits, normalise_flag
     cwd = Path.cwd()
     paths = list(paths) or ["."]
+    _state["inputs"] = f"searching {' '.join(paths)}"
     if count and files_only:
         _fail("-c and -l are mutually exclusive")
     try:
@@ -259,7 +628,7 @@ def grep_cmd(paths, flag, count, files_only, as_json, jobs, kernel_version, conf
     wanted = normalise_flag(flag)
     if wanted not in atoms:
         _fail(f"--flag: {flag!r} is not a gfp flag of Linux {version}; known: {', '.join(sorted(atoms))}")
-    progress = _Progress(not quiet and sys.stderr.isatty())
+    progress = _Progress(_progress_mode(None, quiet))
     try:
         with paused_gc():
             analysis = analyse(options, cwd, progress)
@@ -271,6 +640,7 @@ def grep_cmd(paths, flag, count, files_only, as_json, jobs, kernel_version, conf
     progress.clear()
     per_file = Counter(h.path for h in found)
     if as_json:
+        doc: list
         if count:
             doc = [{"path": p, "count": n} for p, n in sorted(per_file.items())]
         elif files_only:
@@ -294,16 +664,118 @@ def grep_cmd(paths, flag, count, files_only, as_json, jobs, kernel_version, conf
     sys.exit(EXIT_ERROR if analysis.skipped else EXIT_FINDINGS)
 
 
+def _fix_proposals(options: Options, cwd: Path, findings):
+    """SARIF `fixes` for the findings `fix` knows a rewrite or suggestion for
+    (a second, cached analysis: only when there is something to propose)."""
+    from .fix.plan import proposals
+    if not any(f.rule_id in ("NF002", "NF003", "NF006") for f in findings):
+        return None
+    with paused_gc():
+        analysis = analyse(options, cwd)
+        tables = analysis.tables
+        out = proposals(tables, findings, cwd, tables.model.retry_wait | tables.extra_retry_wait)
+    analysis.close()
+    return out
+
+
+@main.command("fix")
+@click.argument("paths", nargs=-1, type=click.Path(path_type=str))
+@click.option("--write", is_flag=True, help="Apply the fixes in place instead of printing a diff.")
+@click.option("--format-patch", "patch_dir", metavar="DIR", type=click.Path(file_okay=False, path_type=str),
+              default=None, help="Write a patch series (one patch per MAINTAINERS entry) into DIR.")
+@click.option("--select", metavar="RULES", default=None, help="Comma-separated rule ids to fix.")
+@click.option("--ignore", metavar="RULES", default=None, help="Comma-separated rule ids not to fix.")
+@click.option("--unsafe-fixes", is_flag=True,
+              help="Also apply unsafe fixes (NF006: they trust the allocator model or change behaviour).")
+@click.option("--nf006", type=click.Choice(("drop-check", "drop-nofail")), default="drop-check",
+              show_default=True, help="Way out of a dead NULL check: remove the check, or drop __GFP_NOFAIL.")
+@click.option("-j", "--jobs", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Worker processes for parsing; 0 means all cores.")
+@click.option("--kernel-version", metavar="X.Y", default=None,
+              help="Target kernel version; default: read from the tree's top-level Makefile.")
+@_CONFIG_OPT
+@click.option("-q", "--quiet", is_flag=True, help="No summary line or progress on stderr.")
+@_cache_options
+def fix_cmd(paths, write, patch_dir, select, ignore, unsafe_fixes, nf006, jobs, kernel_version, config_file,
+            quiet, cache_dir, no_cache):
+    """Rewrite findings that have a safe fix; print a unified diff (default).
+
+    The diff's paths are relative to the repository root (`git apply` takes
+    it). Findings without a verified rewrite are listed on stderr with the
+    reason. Exit 0 when nothing is left to fix, 1 when a diff was printed or
+    some finding was refused, 2 on error.
+    """
+    from .fix import FixOptions, make_plan
+    from .fix.output import print_plan, write_files
+    cwd = Path.cwd()
+    paths = list(paths) or ["."]
+    if write and patch_dir:
+        _fail("--write and --format-patch are mutually exclusive")
+    try:
+        rules = load_rules()
+    except RuleFileError as e:
+        _fail(str(e))
+    selected = _rule_ids(select, rules, "--select")
+    ignored = _rule_ids(ignore, rules, "--ignore") or set()
+    config = _config(config_file, paths, rules)
+    to_fix = config.rules(selected, rules)
+    to_fix = (set(rules) if to_fix is None else to_fix) - ignored
+    options = _options(paths, jobs, kernel_version, None, config, (cache_dir, no_cache))
+    progress = _Progress(_progress_mode(None, quiet))
+    try:
+        with paused_gc():
+            analysis = analyse(options, cwd, progress)
+            tables = analysis.tables
+            before = run_rules(tables, None)
+            findings, _suppressed = Suppressions(cwd, {r.name: r.id for r in rules.values()}).split(before)
+            waits = tables.model.retry_wait | tables.extra_retry_wait
+            plan = make_plan(tables, findings, before, FixOptions(to_fix, unsafe_fixes, nf006), cwd, waits)
+    except MissingPath as e:
+        progress.clear()
+        _fail(f"no such file or directory: {e}")
+    analysis.close()
+    progress.clear()
+    from .fix.patch import repo_root
+    root = repo_root(paths, cwd)
+    if patch_dir:
+        from .fix.series import SeriesError, write_series
+        try:
+            written = write_series(plan, Path(patch_dir), root, cwd, tables)
+        except SeriesError as e:
+            _fail(str(e))
+        for p in written:
+            click.echo(str(p))
+    elif write:
+        write_files(plan, cwd)
+    else:
+        click.echo(print_plan(plan, root, cwd), nl=False)
+    from .fix.output import refusal_lines, summary
+    for line in refusal_lines(plan, root, cwd):
+        click.echo(line, err=True)
+    for s in analysis.skipped:
+        click.echo(f"nofail-lint: skipped {s.path}: {s.reason}", err=True)
+    if not quiet:
+        click.echo(summary(plan, write or bool(patch_dir)), err=True)
+    if plan.refusals or (plan.rewrites and not (write or patch_dir)):
+        sys.exit(EXIT_FINDINGS)
+    sys.exit(EXIT_ERROR if analysis.skipped else EXIT_CLEAN)
+
+
 def _valid_version(v: str) -> bool:
     parts = v.split(".")
     return 2 <= len(parts) <= 3 and all(p.isdigit() for p in parts)
 
 
 @main.command()
-@click.argument("rule_id")
+@click.argument("rule_id", required=False)
 def explain(rule_id):
-    """Print a rule's documentation and the allocator-model facts behind it."""
+    """Print a rule's documentation and the allocator-model facts behind it; no RULE: list the rules."""
     rules = load_rules()
+    if rule_id is None:
+        width = max(len(r.name) for r in rules.values())
+        for r in rules.values():
+            click.echo(f"{r.id}  {r.name:<{width}}  {r.level:<7}  {r.summary.replace('`', '')}")
+        return
     rule = rules.get(rule_id.upper())
     if rule is None:
         by_name = {r.name: r for r in rules.values()}
@@ -330,12 +802,24 @@ _KERNEL_VERSION_OPT = click.option(
     help="Show the model as it applies to this kernel version (default: the newest known).")
 
 
+def _model_version(version: str | None):
+    """`model --kernel-version`: a well-formed version inside the model's range, else exit 2."""
+    if version is None:
+        return
+    if not _valid_version(version):
+        _fail(f"--kernel-version wants X.Y, got {version!r}")
+    known = load_model().versions
+    if not version_key(known[0])[:2] <= version_key(version)[:2] <= version_key(known[-1])[:2]:
+        _fail(f"--kernel-version {version} is outside the allocator model's range {known[0]}-{known[-1]}")
+
+
 @main.command("cache")
 @click.option("--cache-dir", metavar="DIR", default=None, help="The cache directory (default as for `check`).")
 @click.option("--clear", "clear_it", is_flag=True, help="Delete the cache's databases.")
 def cache_cmd(cache_dir, clear_it):
     """Where the facts cache is and how big; --clear deletes it."""
     directory = resolve_cache_dir(cache_dir, False)
+    assert directory is not None     # only --no-cache gives none
     if clear_it:
         n = facts_cache.clear(directory) if directory.is_dir() else 0
         click.echo(f"{directory}: deleted {n} database(s)")
@@ -352,9 +836,7 @@ def cache_cmd(cache_dir, clear_it):
 def model(ctx, kernel_version):
     """The bundled allocator model: `model` (table), `model API`, `model verify LINUX_TREE`."""
     if ctx.invoked_subcommand is None:
-        if kernel_version is not None and not _valid_version(kernel_version):
-            click.echo(f"nofail-lint: error: --kernel-version wants X.Y, got {kernel_version!r}", err=True)
-            sys.exit(EXIT_ERROR)
+        _model_version(kernel_version)
         from .model.show import table
         click.echo(table(load_model(), kernel_version), nl=False)
 
@@ -368,9 +850,7 @@ def model_show(ctx, api, kernel_version):
     from .model.show import entry, not_allocator
     if kernel_version is None and ctx.parent is not None:
         kernel_version = ctx.parent.params.get("kernel_version")
-    if kernel_version is not None and not _valid_version(kernel_version):
-        click.echo(f"nofail-lint: error: --kernel-version wants X.Y, got {kernel_version!r}", err=True)
-        sys.exit(EXIT_ERROR)
+    _model_version(kernel_version)
     m = load_model()
     if m.allocator(api) is not None:
         click.echo(entry(m, api, kernel_version), nl=False)
@@ -409,13 +889,13 @@ def model_verify(linux_tree, signatures, gfp_algebra):
     bad = counts["stale"]
     summary = (f"Linux {version}: {counts['ok']} ok, {counts['stale']} stale, "
                f"{counts['skipped']} skipped (not in version range) of {len(results)} facts")
-    extra = [("signatures", check_signatures)] if signatures else []
+    extra: list[tuple[str, Callable[..., list]]] = [("signatures", check_signatures)] if signatures else []
     extra += [("gfp", check_gfp)] if gfp_algebra else []
     for label, check_part in extra:
         part = check_part(m, linux_tree, version)
-        for r in part:
-            click.echo(r.line())
-        c = Counter(r.status for r in part)
+        for p in part:
+            click.echo(p.line())
+        c = Counter(p.status for p in part)
         bad += c["mismatch"] + c["missing"]
         summary += (f"; {label}: {c['ok']} ok, {c['mismatch']} mismatch, {c['missing']} missing, "
                     f"{c['skipped']} skipped")

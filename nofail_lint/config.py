@@ -157,16 +157,49 @@ def _identifier(where: str, name: str):
         raise ConfigError(f"{where}: {name!r} is not a C identifier")
 
 
-def load_config(path: Path, known_rules: dict[str, object]) -> Config:
-    """Read and check one config file. known_rules: rule id -> doc (names accepted too)."""
-    path = Path(os.path.abspath(path))
+def _read_toml(path: Path) -> dict:
     try:
         with open(path, "rb") as fh:
-            data = tomllib.load(fh)
+            return tomllib.load(fh)
     except OSError as e:
         raise ConfigError(f"{path}: cannot read: {e.strerror or e}") from None
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{path}: invalid TOML: {e}") from None
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {e.start}: {e.reason})") from None
+
+
+def _excludes(name: str, value) -> tuple[str, ...]:
+    patterns = _strings(f"{name}: exclude", value)
+    for p in patterns:
+        if not p.strip("/") or os.path.isabs(p) or ".." in Path(p).parts:
+            raise ConfigError(f"{name}: exclude: {p!r} must be a relative path glob without '..'")
+    return tuple(patterns)
+
+
+def _kernel_version(name: str, value) -> str:
+    if not isinstance(value, str) or not _VERSION.fullmatch(value):
+        raise ConfigError(f"{name}: kernel_version: expected a string \"X.Y\", got {_shape(value)}")
+    return value
+
+
+def _extra_names(name: str, key: str, table) -> frozenset[str] | None:
+    """`[allocators]` / `[retry_wait]`: the `extra` names, or None if not given."""
+    if not isinstance(table, dict):
+        raise ConfigError(f"{name}: {key}: expected a table ([{key}]), got {_shape(table)}")
+    for sub in table:
+        if sub not in _TABLE_KEYS:
+            raise ConfigError(f"{name}: unknown key '{key}.{sub}'; known: "
+                              + ", ".join(f"{key}.{k}" for k in _TABLE_KEYS))
+    if "extra" not in table:
+        return None
+    return frozenset(_strings(f"{name}: {key}.extra", table["extra"], _identifier))
+
+
+def load_config(path: Path, known_rules: dict[str, object]) -> Config:
+    """Read and check one config file. known_rules: rule id -> doc (names accepted too)."""
+    path = Path(os.path.abspath(path))
+    data = _read_toml(path)
     by_name = {getattr(doc, "name", rid): rid for rid, doc in known_rules.items()}
 
     def rule_ids(key: str) -> frozenset[str]:
@@ -187,26 +220,11 @@ def load_config(path: Path, known_rules: dict[str, object]) -> Config:
     if "ignore" in data:
         kw["ignore"] = rule_ids("ignore")
     if "exclude" in data:
-        patterns = _strings(f"{path.name}: exclude", data["exclude"])
-        for p in patterns:
-            if not p.strip("/") or os.path.isabs(p) or ".." in Path(p).parts:
-                raise ConfigError(f"{path.name}: exclude: {p!r} must be a relative path glob without '..'")
-        kw["exclude"] = tuple(patterns)
+        kw["exclude"] = _excludes(path.name, data["exclude"])
     if "kernel_version" in data:
-        v = data["kernel_version"]
-        if not isinstance(v, str) or not _VERSION.fullmatch(v):
-            raise ConfigError(f"{path.name}: kernel_version: expected a string \"X.Y\", got {_shape(v)}")
-        kw["kernel_version"] = v
+        kw["kernel_version"] = _kernel_version(path.name, data["kernel_version"])
     for key, attr in (("allocators", "extra_allocators"), ("retry_wait", "extra_retry_wait")):
-        if key not in data:
-            continue
-        table = data[key]
-        if not isinstance(table, dict):
-            raise ConfigError(f"{path.name}: {key}: expected a table ([{key}]), got {_shape(table)}")
-        for sub in table:
-            if sub not in _TABLE_KEYS:
-                raise ConfigError(f"{path.name}: unknown key '{key}.{sub}'; known: "
-                                  + ", ".join(f"{key}.{k}" for k in _TABLE_KEYS))
-        if "extra" in table:
-            kw[attr] = frozenset(_strings(f"{path.name}: {key}.extra", table["extra"], _identifier))
+        names = _extra_names(path.name, key, data[key]) if key in data else None
+        if names is not None:
+            kw[attr] = names
     return Config(**kw)

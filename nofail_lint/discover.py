@@ -8,6 +8,7 @@ files are worth parsing is here too; it runs where the file is read.
 """
 from __future__ import annotations
 
+import functools
 import os
 import re
 import stat
@@ -106,7 +107,7 @@ def discover(paths: list[str], cwd: Path | None = None) -> tuple[list[SourceFile
         if p.is_dir():
             _walk(raw, os.path.abspath(raw).rstrip("/"), "" if shown == "." else shown, files, skipped)
         else:
-            _add(raw, shown, os.path.abspath(raw), lambda: os.stat(raw), files, skipped)
+            _add(raw, shown, os.path.abspath(raw), functools.partial(os.stat, raw), files, skipped)
     return sorted(files.values(), key=lambda f: f.display), skipped
 
 

@@ -15,10 +15,11 @@ from dataclasses import dataclass, field
 import tree_sitter as ts
 import tree_sitter_c as tsc
 
-from .cexpr import literal_end
+from .cexpr import close_paren, split_args
 from .facts import CallSite, FileFacts, FunctionFacts, ReturnedCall, Span
-from .loops import LoopAnalyser, is_null_test, result_key, strip
+from .loops import FOR_EACH_MACRO, LoopAnalyser, is_null_test, result_key, strip
 from .model import load_model
+from .source import SourceText, decode, node_text
 
 LANGUAGE = ts.Language(tsc.language())
 
@@ -62,7 +63,6 @@ _BARE_MACRO_LOOP = re.compile(
     rb"^([ \t]*)([A-Za-z_]\w*)(\((?:[^()]|\((?:[^()]|\((?:[^()]|\([^()]*\))*\))*\))*\))[ \t]*(?=\n[ \t]*[^\s{#\\])",
     re.MULTILINE,
 )
-_MACRO_LOOP_NAME = re.compile(rb"for_each|foreach|_for_\w*each|^for_\w+")
 _STATEMENT_END = re.compile(rb"(?:[;{}):]|\belse|\bdo)$")
 
 
@@ -73,7 +73,7 @@ def rewrite_bare_macro_loops(src: bytes) -> bytes:
     with `while`) and treats it as a per-element loop."""
     def rewrite(m: re.Match) -> bytes:
         name = m.group(2)
-        if not _MACRO_LOOP_NAME.search(name) or len(name) < 5:
+        if not FOR_EACH_MACRO.search(name.decode("ascii")) or len(name) < 5:
             return m.group(0)
         before = src[:m.start()].rstrip()
         if before.endswith(b"*/"):
@@ -131,25 +131,6 @@ _CALL_BODY = re.compile(r"^\(*\s*(?:\([\w\s*]+\)\s*)?([A-Za-z_]\w*)\s*\((.*)\)\s
 _GFP_PARAM = re.compile(r"gfp|flags|mask", re.IGNORECASE)
 
 
-def _split_args(text: str) -> list[str] | None:
-    """Top-level comma split of a call's argument text; None if unbalanced."""
-    out, depth, start = [], 0, 0
-    for i, ch in enumerate(text):
-        if ch in "([{":
-            depth += 1
-        elif ch in ")]}":
-            depth -= 1
-            if depth < 0:
-                return None
-        elif ch == "," and depth == 0:
-            out.append(text[start:i].strip())
-            start = i + 1
-    if depth:
-        return None
-    last = text[start:].strip()
-    return out + [last] if last or out else out
-
-
 _MACRO_CALL = re.compile(r"(?<![\w.])(?<!->)([A-Za-z_]\w*)\s*\(")
 _NOT_CALLS = frozenset(
     "if while for switch return sizeof typeof __typeof__ __typeof _Generic do else case "
@@ -162,24 +143,6 @@ _VA_SLOTS = 8       # `...` stands for this many trailing parameters
 _VA_ARG = re.compile(r"^(?:##\s*)?([A-Za-z_]\w*)$")
 
 
-def _close_paren(text: str, i: int) -> int | None:
-    """Index of the `)` matching the `(` at `i`, skipping string and char literals."""
-    depth, n = 0, len(text)
-    while i < n:
-        c = text[i]
-        if c in "\"'":
-            i = literal_end(text, i)
-            continue
-        if c == "(":
-            depth += 1
-        elif c == ")":
-            depth -= 1
-            if depth == 0:
-                return i
-        i += 1
-    return None
-
-
 def _macro_params(text: str) -> tuple[tuple[str, ...], str | None]:
     """Parameter names with a variadic tail expanded into `_VA_SLOTS` names,
     and the name the body uses for the tail (`__VA_ARGS__`, or `args` for `args...`)."""
@@ -190,7 +153,7 @@ def _macro_params(text: str) -> tuple[tuple[str, ...], str | None]:
     return tuple(params) + tuple(f"__nfl_va{i}" for i in range(_VA_SLOTS)), tail
 
 
-def call_macros(src: bytes, lines: "SourceLines") -> list[FunctionFacts]:
+def call_macros(src: bytes, lines: "SourceText") -> list[FunctionFacts]:
     """Function-like macros that pass a gfp parameter on, as wrapper functions.
 
     Every call in the body is looked at, so one-call bodies
@@ -207,8 +170,8 @@ def call_macros(src: bytes, lines: "SourceLines") -> list[FunctionFacts]:
             continue
         # same length as the source: comments and line continuations blanked
         body = _COMMENT.sub(lambda c: re.sub(rb"[^\n]", b" ", c.group(0)), raw).replace(b"\\\n", b" \n")
-        body = body.decode("utf-8", "replace")
-        params, tail = _macro_params(m.group(2).decode("utf-8", "replace"))
+        body = decode(body)
+        params, tail = _macro_params(decode(m.group(2)))
         fixed = [p for p in params if not p.startswith("__nfl_va")]
         gfp_params = [p for p in fixed if _GFP_PARAM.search(p)]
         base = m.start(3)
@@ -218,13 +181,12 @@ def call_macros(src: bytes, lines: "SourceLines") -> list[FunctionFacts]:
             name = call.group(1)
             if name in _NOT_CALLS:
                 continue
-            close = _close_paren(body, call.end() - 1)
+            close = close_paren(body, call.end() - 1)
             if close is None:
                 break
-            args = _split_args(body[call.end():close])
+            args = split_args(body[call.end():close])
             if args is None:
                 continue
-            args = [" ".join(a.split()) for a in args]
             forwards = False
             if tail is not None and args and (va := _VA_ARG.match(args[-1])) and va.group(1) == tail:
                 args = args[:-1] + [p for p in params if p.startswith("__nfl_va")]
@@ -238,7 +200,7 @@ def call_macros(src: bytes, lines: "SourceLines") -> list[FunctionFacts]:
                                     for a in args)):
                 continue
             row, col = lines.point(base + len(body[:call.start()].encode("utf-8")))
-            text = lines.line_bytes(row).decode("utf-8", "replace")
+            text = decode(lines.line_bytes(row))
             span = Span(row + 1, lines.char_col(row, col), row + 1, len(text) + 1)
             sites.append(CallSite(name, span, tuple(args)))
             if whole == "transparent" or (whole is None and (one := _CALL_BODY.match(stripped))
@@ -247,7 +209,7 @@ def call_macros(src: bytes, lines: "SourceLines") -> list[FunctionFacts]:
         if not sites:
             continue
         row = src.count(b"\n", 0, m.start())
-        text = lines.line_bytes(row).decode("utf-8", "replace")
+        text = decode(lines.line_bytes(row))
         header = Span(row + 1, 1, row + 1, len(text) + 1)
         returns = (ReturnedCall(whole.callee, whole.span),) if isinstance(whole, CallSite) else ()
         out.append(FunctionFacts(
@@ -271,7 +233,7 @@ def object_like_macros(src: bytes) -> list[tuple[str, str]]:
             continue
         if _INTERESTING_MACRO.search(body) or _ALIAS_BODY.match(body) or (
                 _NUMERIC_BODY.match(body) and _SIZE_NAME.search(m.group(1))):
-            out.append((m.group(1).decode("ascii"), body.decode("utf-8", "replace")))
+            out.append((m.group(1).decode("ascii"), decode(body)))
     return out
 
 
@@ -314,37 +276,6 @@ _CONDITIONAL_TYPES = frozenset({
 _RELEVANT_ARG = re.compile(r"gfp|GFP|nofail|NOFAIL|VADDR|\w*(?:start|end|START|END)\b")
 _WORD = re.compile(r"\w+")
 _GFP_T_NAMES = re.compile(r"\bgfp_t\s+(?:const\s+)?([A-Za-z_]\w*)")
-
-
-# ------------------------------------------------------------ positions
-
-class SourceLines:
-    """Byte offsets -> 1-based line and character columns; line snippets."""
-
-    def __init__(self, src: bytes):
-        self.src = src
-        self.starts = [0] + [m.end() for m in re.finditer(rb"\n", src)]
-
-    def line_bytes(self, row: int) -> bytes:
-        start = self.starts[row]
-        end = self.starts[row + 1] - 1 if row + 1 < len(self.starts) else len(self.src)
-        return self.src[start:end]
-
-    def point(self, offset: int) -> tuple[int, int]:
-        """Byte offset -> (0-based row, byte column)."""
-        row = bisect.bisect_right(self.starts, offset) - 1
-        return row, offset - self.starts[row]
-
-    def char_col(self, row: int, byte_col: int) -> int:
-        return len(self.line_bytes(row)[:byte_col].decode("utf-8", "replace")) + 1
-
-    def span(self, node: ts.Node, end_node: ts.Node | None = None) -> Span:
-        (r0, c0), (r1, c1) = node.start_point, (end_node or node).end_point
-        return Span(r0 + 1, self.char_col(r0, c0), r1 + 1, self.char_col(r1, c1))
-
-
-def node_text(node: ts.Node) -> str:
-    return node.text.decode("utf-8", "replace")
 
 
 # ------------------------------------------------------------ local values
@@ -433,7 +364,8 @@ def _declarator_name(decl: ts.Node | None) -> tuple[str, ts.Node | None]:
         if decl.type == "function_declarator":
             inner = decl.child_by_field_name("declarator")
             while inner is not None and inner.type in ("pointer_declarator", "parenthesized_declarator"):
-                inner = inner.child_by_field_name("declarator") or (inner.named_children[0] if inner.named_children else None)
+                inner = inner.child_by_field_name("declarator") or \
+                    (inner.named_children[0] if inner.named_children else None)
             return (node_text(inner) if inner is not None and inner.type == "identifier" else "", decl)
         decl = decl.child_by_field_name("declarator")
     return "", None
@@ -577,7 +509,7 @@ def extract(src: bytes, path: str, parser: ts.Parser | None = None) -> FileFacts
     """All facts the later stages need from one file."""
     parser = parser or ts.Parser(LANGUAGE)
     clean = prepare_source(src)
-    lines = SourceLines(src)
+    lines = SourceText(src)
     tree = parser.parse(clean)
     found, errors = _function_facts(tree.root_node, src, lines)
     if tree.root_node.has_error:
@@ -593,8 +525,43 @@ def extract(src: bytes, path: str, parser: ts.Parser | None = None) -> FileFacts
         elif first:     # only the first definition of a name is found by a call (link.resolve)
             plain.append(fn.name)
     out.extend(call_macros(src, lines))
+    lost = _lost_regions(tree.root_node, clean, found) if tree.root_node.has_error else ()
     return FileFacts(path=path, macros=tuple(object_like_macros(src)), functions=tuple(out),
-                     parse_errors=errors, plain_functions=tuple(plain))
+                     parse_errors=errors, plain_functions=tuple(plain), lost_regions=lost)
+
+
+# an identifier that names what the rules look at (discover.PREFILTER_WORDS), called
+_RELEVANT_CALL = re.compile(rb"\b\w*(?:alloc|gfp|GFP|nofail|NOFAIL|retry_wait|get_free_page|mempool)\w*\s*\(")
+
+
+def _lost_regions(root: ts.Node, clean: bytes, found: list[_Found]) -> tuple[tuple[int, int], ...]:
+    """Parse errors that cost analysis: the outermost ERROR nodes, minus the
+    functions analysed anyway (parsed inside them or recovered one by one),
+    whose remaining code (comments blanked) still calls something the rules
+    look at. Errors inside a function that was analysed are ordinary
+    tree-sitter recovery from kernel macros (most files have some) and are
+    not reported."""
+    errors = []
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        if node.type == "ERROR":
+            errors.append(node)
+        elif node.has_error:
+            stack.extend(node.children)
+    spans = [(f.start, f.end) for f in found]
+    out = []
+    for err in sorted(errors, key=lambda n: n.start_byte):
+        a, b = err.start_byte, err.end_byte
+        text = bytearray(clean[a:b])
+        for s, t in spans:
+            lo, hi = max(s, a), min(t, b)
+            if lo < hi:
+                text[lo - a:hi - a] = b" " * (hi - lo)
+        rest = _COMMENT.sub(lambda c: re.sub(rb"[^\n]", b" ", c.group(0)), bytes(text))
+        if _RELEVANT_CALL.search(rest):
+            out.append((err.start_point[0] + 1, err.end_point[0] + 1))
+    return tuple(out)
 
 
 @dataclass
@@ -633,7 +600,7 @@ def _kernel_style_bodies(clean: bytes) -> list[tuple[int, int, int]]:
     return out
 
 
-def _recover_lost_functions(parser: ts.Parser, clean: bytes, src: bytes, lines: SourceLines,
+def _recover_lost_functions(parser: ts.Parser, clean: bytes, src: bytes, lines: SourceText,
                             found: list[_Found]) -> list[_Found]:
     """Functions a parse error swallowed, parsed again one by one.
 
@@ -660,7 +627,7 @@ def _recover_lost_functions(parser: ts.Parser, clean: bytes, src: bytes, lines: 
     return kept
 
 
-def _function_facts(root: ts.Node, src: bytes, lines: SourceLines) -> tuple[list[_Found], int]:
+def _function_facts(root: ts.Node, src: bytes, lines: SourceText) -> tuple[list[_Found], int]:  # noqa: C901
     """Every function definition under `root` with its facts, and the number of ERROR nodes."""
     caps = ts.QueryCursor(_Q_FILE).captures(root)
     by_start = lambda n: n.start_byte  # noqa: E731
@@ -739,10 +706,10 @@ def _function_facts(root: ts.Node, src: bytes, lines: SourceLines) -> tuple[list
         for evs in f.events.values():
             evs.sort(key=lambda e: e.start)
         values = LocalValues(f.events)
-        fn_text = src[f.node.start_byte:f.body.end_byte].decode("utf-8", "replace")
+        fn_text = decode(src[f.node.start_byte:f.body.end_byte])
         gfp_names = set(_GFP_T_NAMES.findall(fn_text))
         # an argument naming a gfp_t local or parameter (whole identifiers, as `\bname\b`)
-        carries = (lambda a: not gfp_names.isdisjoint(_WORD.findall(a))) if gfp_names else None
+        carries = (lambda a, names=gfp_names: not names.isdisjoint(_WORD.findall(a))) if gfp_names else None
         regions = _atomic_byte_ranges(f)
         conds = _Conditions(conds_by_fn.get(id(f), ()))
         call_sites = []
@@ -780,7 +747,7 @@ def _function_facts(root: ts.Node, src: bytes, lines: SourceLines) -> tuple[list
     return out, errors
 
 
-def _null_tests(f: _Function, call: ts.Node, conds: _Conditions, lines: SourceLines) -> tuple[Span, ...]:
+def _null_tests(f: _Function, call: ts.Node, conds: _Conditions, lines: SourceText) -> tuple[Span, ...]:
     """Conditions after `call` that test its result for NULL, until the
     variable is assigned again. Runs for every call, so the cheap text check
     comes first and the rest only when some later condition names the result."""
@@ -788,7 +755,7 @@ def _null_tests(f: _Function, call: ts.Node, conds: _Conditions, lines: SourceLi
     if kind != "var":
         return ()
     first = bisect.bisect_left(conds.starts, call.end_byte)
-    later = [c for c, text in zip(conds.nodes[first:], conds.texts[first:])
+    later = [c for c, text in zip(conds.nodes[first:], conds.texts[first:], strict=True)
              if key in text and is_null_test(c, key)]
     if not later:
         return ()
@@ -825,7 +792,8 @@ def _bare_param(f: _Function, cond: ts.Node | None) -> tuple[int, bool] | None:
         if cond.type == "unary_expression" and cond.child_by_field_name("operator").text == b"!":
             truth = not truth
             cond = strip(cond.child_by_field_name("argument"))
-        elif cond.type == "call_expression" and node_text(cond.child_by_field_name("function")) in ("likely", "unlikely"):
+        elif cond.type == "call_expression" and \
+                node_text(cond.child_by_field_name("function")) in ("likely", "unlikely"):
             args = cond.child_by_field_name("arguments").named_children
             cond = strip(args[0]) if args else None
         else:
@@ -850,7 +818,8 @@ def _param_guards(f: _Function, call: ts.Node) -> tuple[tuple[int, bool], ...]:
             while s is not None:
                 if s.type == "if_statement" and s.child_by_field_name("alternative") is None:
                     cons = s.child_by_field_name("consequence")
-                    kids = [c for c in cons.named_children if c.type != "comment"] if cons.type == "compound_statement" else [cons]
+                    kids = [c for c in cons.named_children if c.type != "comment"] \
+                        if cons.type == "compound_statement" else [cons]
                     if kids and kids[-1].type == "return_statement":
                         g = _bare_param(f, s.child_by_field_name("condition"))
                         if g is not None:
@@ -895,7 +864,8 @@ def _atomic_byte_ranges(f: _Function) -> list[tuple[int, int, ts.Node]]:
     return out
 
 
-def _atomic_regions(regions: list[tuple[int, int, ts.Node]], lines: SourceLines) -> tuple[tuple[str, int, int, int, int], ...]:
+def _atomic_regions(regions: list[tuple[int, int, ts.Node]],
+                    lines: SourceText) -> tuple[tuple[str, int, int, int, int], ...]:
     """The same regions as (opening call, start line, column, end line, column)."""
     out = []
     for start, end, fn in regions:
@@ -905,7 +875,7 @@ def _atomic_regions(regions: list[tuple[int, int, ts.Node]], lines: SourceLines)
     return tuple(out)
 
 
-def _returned_calls(f: _Function, returns, lines: SourceLines) -> tuple[list[ReturnedCall], int]:
+def _returned_calls(f: _Function, returns, lines: SourceText) -> tuple[list[ReturnedCall], int]:
     """Calls whose result the function returns (directly or through a local),
     and how many return statements return something else (NULL, an error...)."""
     out = []

@@ -78,3 +78,6 @@ class FileFacts(NamedTuple):
     # call, loop or lock region): only their names matter, because a call
     # from this file to one of them does not reach a global of the same name
     plain_functions: tuple[str, ...] = ()
+    # (first line, last line) of parse-error regions outside every analysed
+    # function that contain allocation-like calls: code the analysis lost
+    lost_regions: tuple[tuple[int, int], ...] = ()

@@ -2,7 +2,7 @@
 
 Plain frozen dataclasses so they pickle across worker processes and compare
 exactly in tests. Paths are POSIX strings, relative to the current directory
-when the file lies under it (DESIGN.md section 5).
+when the file lies under it.
 """
 from __future__ import annotations
 
@@ -34,15 +34,37 @@ class Finding:
     rule_id: str           # "NF001"
     level: str             # "error" | "warning" | "note"
     message: str           # one line, no trailing period
-    location: Location     # the primary location (DESIGN.md section 3)
+    location: Location     # the primary location (docs/architecture.md, Rules)
     function: str = ""     # enclosing function name, "" at file scope
     notes: tuple[str, ...] = ()        # extra explanation lines, printed as note:
     path: tuple[PathStep, ...] = ()    # outermost call first, kernel API last
     facts: tuple[str, ...] = ()        # ids of allocator-model facts behind it
+    # more lines whose `nofail-lint: ignore` comment (on it or the line above)
+    # silences this finding: NF002's loop head
+    anchors: tuple[int, ...] = ()
 
     def sort_key(self):
         loc = self.location
         return (loc.path, loc.line, loc.column, self.rule_id, self.message)
+
+
+@dataclass(frozen=True)
+class Replacement:
+    """Lines [start_line, end_line) of a file (1-based) replaced by `text`."""
+
+    start_line: int
+    end_line: int
+    text: str
+
+
+@dataclass(frozen=True)
+class FixProposal:
+    """A rewrite that would resolve a finding (SARIF `fixes`), from `nofail-lint fix`."""
+
+    description: str
+    path: str
+    replacements: tuple[Replacement, ...]
+    safe: bool
 
 
 @dataclass(frozen=True)
@@ -51,6 +73,19 @@ class Skipped:
 
     path: str
     reason: str
+
+
+@dataclass(frozen=True)
+class Incomplete:
+    """Part of an input the analysis did not cover: a parse-error region whose
+    code was not analysed, or an analysis limit that cut a search short.
+    Reported (stderr, JSON, SARIF notifications), never silent."""
+
+    path: str
+    line: int              # 1-based; 0: the file as a whole
+    end_line: int
+    kind: str              # "parse-error" | "limit"
+    message: str
 
 
 @dataclass
@@ -64,3 +99,4 @@ class RunResult:
     excluded: int = 0                                          # files left out by the config
     from_cache: int | None = None      # files whose facts came from the cache; None: no cache
     context: str = ""                  # for a partial run in a kernel tree: where definitions came from
+    incomplete: list[Incomplete] = field(default_factory=list)  # regions and limits not analysed

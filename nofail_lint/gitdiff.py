@@ -55,9 +55,42 @@ def changed_lines(rev: str, paths: list[str], cwd: Path) -> dict[str, set[int] |
     except DiffError:
         raise DiffError(f"--diff: {rev!r} is not a commit in {top}") from None
     specs = [os.path.realpath(cwd / p) for p in (paths or ["."])]
-    out: dict[str, set[int] | None] = {}
     diff = _git(["diff", "--unified=0", "--no-color", "--no-ext-diff", "--no-textconv", "-M",
                  "--src-prefix=a/", "--dst-prefix=b/", rev, "--", *specs], top)
+    out = _hunks(diff, top)
+    untracked = _git(["ls-files", "--others", "--exclude-standard", "--full-name", "-z", "--", *specs], top)
+    for name in untracked.split("\0"):
+        if name:
+            out[str(top / name)] = WHOLE_FILE
+    return out
+
+
+EMPTY_TREE = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"    # git's empty tree: "before the first commit"
+
+
+def staged_lines(paths: list[str], cwd: Path) -> dict[str, set[int] | None]:
+    """`--diff-staged`: real path -> line numbers added or changed in the index
+    (`git diff --cached` against HEAD, or against nothing before the first
+    commit). During a pre-commit hook the working tree holds exactly the
+    staged content (unstaged changes are stashed), so the lines match."""
+    cwd = Path(os.path.abspath(cwd))
+    first = Path(os.path.abspath(cwd / (paths[0] if paths and paths[0] != "-" else ".")))
+    where = first if first.is_dir() else first.parent
+    top = Path(_git(["rev-parse", "--show-toplevel"], where).strip())
+    try:
+        _git(["rev-parse", "--verify", "HEAD^{commit}"], top)
+        base = "HEAD"
+    except DiffError:
+        base = EMPTY_TREE
+    specs = [os.path.realpath(cwd / p) for p in (paths or ["."]) if p != "-"]
+    diff = _git(["diff", "--cached", "--unified=0", "--no-color", "--no-ext-diff", "--no-textconv", "-M",
+                 "--src-prefix=a/", "--dst-prefix=b/", base, "--", *specs], top)
+    return _hunks(diff, top)
+
+
+def _hunks(diff: str, top: Path) -> dict[str, set[int] | None]:
+    """Real path -> new line numbers of a `git diff --unified=0`."""
+    out: dict[str, set[int] | None] = {}
     current: set[int] | None = None
     for line in diff.splitlines():
         if line.startswith("+++ "):
@@ -71,10 +104,6 @@ def changed_lines(rev: str, paths: list[str], cwd: Path) -> dict[str, set[int] |
             if m:
                 start, count = int(m.group(1)), int(m.group(2) or 1)
                 current.update(range(start, start + count))
-    untracked = _git(["ls-files", "--others", "--exclude-standard", "--full-name", "-z", "--", *specs], top)
-    for name in untracked.split("\0"):
-        if name:
-            out[str(top / name)] = WHOLE_FILE
     return out
 
 
@@ -85,7 +114,8 @@ def split_changed(findings: list[Finding], changed: dict[str, set[int] | None],
     keep, drop = [], []
     for f in findings:
         key = os.path.realpath(cwd / f.location.path)
-        if key in changed and (changed[key] is WHOLE_FILE or f.location.line in changed[key]):
+        lines = changed.get(key, set())
+        if lines is WHOLE_FILE or f.location.line in lines:
             keep.append(f)
         else:
             drop.append(f)

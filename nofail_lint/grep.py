@@ -15,10 +15,11 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from .cexpr import literal_end
+from .cexpr import call_args
 from .check.common import became_true
 from .check.gfp_flow import flow_for
 from .link import TreeTables
+from .source import read_source
 
 
 @dataclass(frozen=True)
@@ -54,73 +55,9 @@ def normalise_flag(flag: str) -> str:
     return f
 
 
-def split_args(text: str) -> list[str] | None:
-    """The top-level arguments of the first parenthesised list in `text`."""
-    start = text.find("(")
-    if start < 0:
-        return None
-    args, depth, cur, i, n = [], 0, [], start, len(text)
-    while i < n:
-        c = text[i]
-        if c in "\"'":
-            j = literal_end(text, i)
-            cur.append(text[i:j])
-            i = j
-            continue
-        if text.startswith("/*", i):
-            j = text.find("*/", i + 2)
-            i = n if j < 0 else j + 2
-            cur.append(" ")
-            continue
-        if text.startswith("//", i):
-            j = text.find("\n", i)
-            i = n if j < 0 else j
-            continue
-        if c in "([{":
-            depth += 1
-            if depth > 1:
-                cur.append(c)
-        elif c in ")]}":
-            depth -= 1
-            if depth == 0:
-                args.append("".join(cur))
-                return [" ".join(a.split()) for a in args]
-            cur.append(c)
-        elif c == "," and depth == 1:
-            args.append("".join(cur))
-            cur = []
-        else:
-            cur.append(c)
-        i += 1
-    return None
-
-
-class _Source:
-    def __init__(self, cwd: Path):
-        self.cwd = cwd
-        self.cache: dict[str, list[str] | None] = {}
-
-    def call_text(self, path: str, span) -> str | None:
-        if path not in self.cache:
-            try:
-                with open(self.cwd / path, "rb") as fh:
-                    self.cache[path] = fh.read().decode("utf-8", "replace").split("\n")
-            except OSError:
-                self.cache[path] = None
-        lines = self.cache[path]
-        if lines is None or span.end_line > len(lines):
-            return None
-        if span.line == span.end_line:
-            return lines[span.line - 1][span.column - 1:span.end_column - 1]
-        parts = [lines[span.line - 1][span.column - 1:]]
-        parts += lines[span.line:span.end_line - 1]
-        parts.append(lines[span.end_line - 1][:span.end_column - 1])
-        return "\n".join(parts)
-
-
 def hits(tables: TreeTables, flag: str, cwd: Path | None = None) -> list[Hit]:
     """Every call where `flag` enters an allocator's effective mask, in file/line order."""
-    source = _Source(Path(os.path.abspath(cwd or Path.cwd())))
+    root = Path(os.path.abspath(cwd or Path.cwd()))
     out: dict[tuple, Hit] = {}
     for site in flow_for(tables, flag).sites:
         if not became_true(site, lambda s: s.mask.may_include(flag)):
@@ -132,7 +69,8 @@ def hits(tables: TreeTables, flag: str, cwd: Path | None = None) -> list[Hit]:
             continue
         indices = [i for i, cleared in site.below.mask.params if flag not in cleared] or \
             [i for i, _ in site.below.mask.params]
-        written = split_args(source.call_text(site.step.path, span) or "")
+        source = read_source(root / site.step.path)
+        written = call_args((source.text(span) if source is not None else None) or "")
         if written is None or len(written) != len(call.args):
             written = None
         mask = ", ".join(" ".join((written or call.args)[i].split()) for i in indices if i < len(call.args))

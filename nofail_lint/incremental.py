@@ -21,7 +21,7 @@ from typing import Callable, NamedTuple
 
 from .demand import _ALIAS, _C_WORDS, _IDENTIFIER, referenced_names
 from .facts import FileFacts
-from .findings import Finding, Skipped
+from .findings import Finding, Incomplete, Skipped
 
 # a re-check of more files than this costs about as much as a whole run
 AFFECTED_LIMIT = 3000
@@ -39,6 +39,7 @@ class RunRecord(NamedTuple):
     defines: dict[str, Defines]                     # display -> what it defines
     calls: dict[str, list[tuple[str, str]]]         # name -> (display, definer) calling it
     uses: dict[str, list[tuple[str, str]]]          # name -> (display, definer) naming it otherwise
+    incomplete: list[Incomplete]                    # parts not analysed (parse errors, limits)
 
 
 def defines_of(ff: FileFacts) -> Defines:
@@ -62,7 +63,7 @@ def mentions_of(ff: FileFacts):
 
 
 def build_record(keys: dict[str, bytes], facts: list[FileFacts], findings: list[Finding],
-                 skipped: list[Skipped]) -> RunRecord:
+                 skipped: list[Skipped], incomplete: list[Incomplete]) -> RunRecord:
     calls: dict[str, list[tuple[str, str]]] = defaultdict(list)
     uses: dict[str, list[tuple[str, str]]] = defaultdict(list)
     defines = {}
@@ -71,7 +72,7 @@ def build_record(keys: dict[str, bytes], facts: list[FileFacts], findings: list[
         for name, definer, called in mentions_of(ff):
             (calls if called else uses)[name].append((ff.path, definer))
     bad = {s.path: s for s in skipped if s.path in keys}
-    return RunRecord(dict(keys), list(findings), bad, defines, dict(calls), dict(uses))
+    return RunRecord(dict(keys), list(findings), bad, defines, dict(calls), dict(uses), list(incomplete))
 
 
 def affected_files(record: RunRecord, changed: set[str], new_defines: dict[str, Defines],
@@ -109,11 +110,13 @@ def affected_files(record: RunRecord, changed: set[str], new_defines: dict[str, 
 
 
 def updated(record: RunRecord, keys: dict[str, bytes], changed_facts: dict[str, object],
-            findings: list[Finding], recheck: set[str]) -> RunRecord:
+            findings: list[Finding], incomplete: list[Incomplete], recheck: set[str]) -> RunRecord:
     """The record after a partial re-check: new keys, spliced findings, the
     changed files' definitions and mentions replaced."""
     kept = [f for f in record.findings if f.location.path not in recheck and f.location.path in keys]
     merged = sorted(set(kept) | set(findings), key=Finding.sort_key)
+    parts = [i for i in record.incomplete if i.path not in recheck and i.path in keys] + list(incomplete)
+    parts.sort(key=lambda i: (i.path, i.line, i.kind, i.message))
     skipped = {p: s for p, s in record.skipped.items() if p in keys and p not in changed_facts}
     defines = {p: d for p, d in record.defines.items() if p in keys and p not in changed_facts}
     calls = {n: [m for m in ms if m[0] not in changed_facts] for n, ms in record.calls.items()}
@@ -126,4 +129,4 @@ def updated(record: RunRecord, keys: dict[str, bytes], changed_facts: dict[str, 
         defines[display] = defines_of(outcome)
         for name, definer, called in mentions_of(outcome):
             (calls if called else uses).setdefault(name, []).append((display, definer))
-    return RunRecord(dict(keys), merged, skipped, defines, calls, uses)
+    return RunRecord(dict(keys), merged, skipped, defines, calls, uses, parts)

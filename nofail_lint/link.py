@@ -3,14 +3,14 @@
 Macros (same-file definitions first, then every definition in the tree),
 function lookup with C's static/global scoping, a reverse call index, and the
 fixpoint of "functions that return an allocator's result" (NF002's wrappers).
-The range-wrapper fixpoint lives with NF001, its only user.
+Where gfp masks and vmalloc ranges flow through wrappers is check/gfp_flow.py's.
 """
 from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
 
-from .cexpr import Mask, MaskEvaluator, const_value, parse_expr
+from .cexpr import MaskEvaluator, const_value
 from .facts import CallSite, FileFacts, FunctionFacts, ReturnedCall
 from .model import Model
 
@@ -49,7 +49,7 @@ class TreeTables:
         self.globals: dict[str, list[FunctionRef]] = defaultdict(list)
         # `static inline` functions of headers: visible wherever the header is included
         self.header_statics: dict[str, list[FunctionRef]] = defaultdict(list)
-        self.file_functions: dict[str, dict[str, FunctionRef]] = {}
+        self.file_functions: dict[str, dict[str, FunctionRef | None]] = {}
         self.callers: dict[str, list[tuple[FunctionRef, CallSite]]] = defaultdict(list)
         for ff in files:
             local = defaultdict(list)
@@ -110,9 +110,6 @@ class TreeTables:
         """An evaluator with no parameters bound (file-scope macros only)."""
         return MaskEvaluator(self.algebra.atoms, self.algebra.composites,
                              lambda n: self.macro_bodies(path, n))
-
-    def mask_of(self, ref: FunctionRef, text: str, evaluator: MaskEvaluator | None = None) -> Mask:
-        return (evaluator or self.evaluator(ref)).eval(parse_expr(text))
 
     def is_model_allocator(self, name: str) -> bool:
         return self.model.allocator(name) is not None or name in self.extra_allocators

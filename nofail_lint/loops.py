@@ -12,7 +12,7 @@ of the loop whether it can then be taken. Each condition evaluates to:
 A loop is an open-coded retry around the call when no exit can be taken on
 persistent failure (every exit guard is F or I) and some exit depends on the
 call's result (the loop leaves on success). An exit guarded only by an
-invariant flag is a "conditional NOFAIL": it is reported, as DESIGN.md asks.
+invariant flag is a "conditional NOFAIL": it is reported.
 A V anywhere on an exit (a counter, a signal, a timeout, a shrinking order, a
 list walk) bounds the loop: loops over elements and bounded retries are quiet.
 """
@@ -20,20 +20,33 @@ from __future__ import annotations
 
 import bisect
 import re
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import tree_sitter as ts
 
 from .facts import CallSite, RetryLoop
 from .model import load_model
+from .source import SourceText, decode, node_text
 
-if TYPE_CHECKING:  # pragma: no cover
-    from .extract import SourceLines, _Function
 
-T, F, V, I = "T", "F", "V", "I"
+class FunctionNodes(Protocol):
+    """What the loop analysis reads of a function that extract is working on."""
+
+    node: ts.Node
+    body: ts.Node
+    calls: list[tuple[ts.Node, ts.Node, ts.Node]]     # (call, function, arguments)
+    assign_nodes: list[tuple[ts.Node, ts.Node]]       # (assignment, left side)
+
+
+T, F, V, I = "T", "F", "V", "I"  # noqa: E741 -- the truth values of the docstring
 _LOOP_TYPES = frozenset({"do_statement", "while_statement", "for_statement"})
-_FOR_EACH = re.compile(r"for_each|foreach|_for_\w*each|^for_\w+")
+_CONSTANT_TYPES = frozenset({"number_literal", "char_literal", "string_literal", "true", "false", "null",
+                             "sizeof_expression"})
+# names of the kernel's iterator macros (`list_for_each_entry`, `for_each_cpu`,
+# `xa_for_each`, `for_each_set_bit`, ...): a loop over elements, not a retry
+FOR_EACH_MACRO = re.compile(r"for_each|foreach|_for_\w*each|^for_\w+")
 _TRANSPARENT_CALLS = frozenset({"likely", "unlikely", "READ_ONCE", "data_race", "__builtin_expect"})
+_WARN_TESTS = frozenset({"WARN_ON", "WARN_ON_ONCE"})
 _ERRPTR_TESTS = frozenset({"IS_ERR", "IS_ERR_OR_NULL", "IS_ERR_VALUE"})
 _PTR_ERR = frozenset({b"PTR_ERR", b"PTR_ERR_OR_ZERO"})
 _CONTAINER_OF = re.compile(r"^(?:container_of\w*|\w*_entry)$")
@@ -84,12 +97,12 @@ def _is_for_each_block(node: ts.Node) -> bool:
     if call.type != "call_expression":
         return False
     fn = call.child_by_field_name("function")
-    return fn is not None and bool(_FOR_EACH.search(fn.text.decode("utf-8", "replace")))
+    return fn is not None and bool(FOR_EACH_MACRO.search(node_text(fn)))
 
 
 def _is_test_call(fn: ts.Node) -> bool:
     """`IS_ERR(p)`, `likely(x)`: they test a result, they do not produce one."""
-    return fn.text.decode("utf-8", "replace") in _TRANSPARENT_CALLS | _ERRPTR_TESTS
+    return node_text(fn) in _TRANSPARENT_CALLS | _ERRPTR_TESTS
 
 
 def _is_loop(node: ts.Node) -> bool:
@@ -108,18 +121,16 @@ class _Result:
     def matches(self, node: ts.Node) -> bool:
         if node.type == "assignment_expression":
             right = node.child_by_field_name("right")
-            left = node.child_by_field_name("left")
-            if right is not None and right.start_byte <= self.call.start_byte and self.call.end_byte <= right.end_byte:
-                return True
-            return left is not None and self.key is not None and _norm(left.text.decode()) == self.key and False
+            return right is not None and \
+                right.start_byte <= self.call.start_byte and self.call.end_byte <= right.end_byte
         if node.start_byte == self.call.start_byte and node.end_byte == self.call.end_byte:
             return True
         return self.key is not None and node.type in ("identifier", "field_expression", "subscript_expression") \
-            and _norm(node.text.decode("utf-8", "replace")) == self.key
+            and _norm(node_text(node)) == self.key
 
 
 class LoopAnalyser:
-    def __init__(self, f: "_Function", lines: "SourceLines", labels: dict[str, ts.Node], gotos: list[ts.Node],
+    def __init__(self, f: FunctionNodes, lines: SourceText, labels: dict[str, ts.Node], gotos: list[ts.Node],
                  exits: list[ts.Node], writes: list[ts.Node], addressed: list[ts.Node]):
         """`exits`, `writes`, `addressed`: the file's exit statements, written
         lvalues and `&x` operands, sorted by start byte (one query per file)."""
@@ -134,11 +145,11 @@ class LoopAnalyser:
         self._leaves_cache: dict[int, bool] = {}
         self._int_names: set[str] | None = None
         self._entered_at: int | None = None     # label position while analysing a goto loop
-        self.fn_text = lines.src[f.node.start_byte:f.body.end_byte].decode("utf-8", "replace")
+        self.fn_text = decode(lines.src[f.node.start_byte:f.body.end_byte])
 
     # ---------------------------------------------------------- evaluation
 
-    def _eval(self, node: ts.Node | None, r: _Result, modified: set[str]) -> tuple[str, bool]:
+    def _eval(self, node: ts.Node | None, r: _Result, modified: set[str]) -> tuple[str, bool]:  # noqa: C901
         """Tri-valued truth of a condition under persistent failure, and whether it reads the result."""
         if node is None:
             return T, False
@@ -161,7 +172,7 @@ class LoopAnalyser:
                 return _not(v), d
             return v, d
         if t == "binary_expression":
-            op = node.child_by_field_name("operator").text.decode()
+            op = node_text(node.child_by_field_name("operator"))
             left, right = node.child_by_field_name("left"), node.child_by_field_name("right")
             if op in ("&&", "||"):
                 (a, da), (b, db) = self._eval(left, r, modified), self._eval(right, r, modified)
@@ -173,8 +184,8 @@ class LoopAnalyser:
                     return self._compare(op if this is left else _flip(op), other, r.errno), True
                 if this is not None and self._errno_of_result(strip(this), r):
                     # an allocation fails with -ENOMEM: `PTR_ERR(p) == -EBUSY` retries a race
-                    if other is not None and _ERR_CONST.match(_norm(other.text.decode("utf-8", "replace"))) \
-                            and _norm(other.text.decode("utf-8", "replace")) != "-ENOMEM":
+                    if other is not None and _ERR_CONST.match(_norm(node_text(other))) \
+                            and _norm(node_text(other)) != "-ENOMEM":
                         return V, True
                     return self._compare(op if this is left else _flip(op), other, True), True
             a, da = self._eval_value(left, r, modified)
@@ -182,7 +193,7 @@ class LoopAnalyser:
             return (V if V in (a, b) else I), da or db
         if t == "call_expression":
             fn = node.child_by_field_name("function")
-            name = fn.text.decode("utf-8", "replace") if fn is not None else ""
+            name = node_text(fn) if fn is not None else ""
             args = node.child_by_field_name("arguments")
             first = args.named_children[0] if args is not None and args.named_children else None
             if name in _TRANSPARENT_CALLS and first is not None:
@@ -202,8 +213,8 @@ class LoopAnalyser:
         """A non-boolean operand: does it vary across iterations?"""
         if node is None:
             return I, False
-        text = node.text.decode("utf-8", "replace")
-        if node.type in ("number_literal", "char_literal", "string_literal", "true", "false", "null", "sizeof_expression"):
+        text = node_text(node)
+        if node.type in _CONSTANT_TYPES:
             return I, False
         if r.matches(node):
             return V, True
@@ -233,7 +244,7 @@ class LoopAnalyser:
         stack = list(node.named_children)
         while stack:
             n = stack.pop()
-            if n.type == "identifier" and _norm(n.text.decode("utf-8", "replace")) in modified:
+            if n.type == "identifier" and _norm(node_text(n)) in modified:
                 return True
             stack.extend(n.named_children)
         return False
@@ -254,7 +265,7 @@ class LoopAnalyser:
 
     def _compare(self, op: str, other: ts.Node | None, errno: bool) -> str:
         """`result OP other` under failure (NULL pointer, or negative errno)."""
-        other_text = _norm(other.text.decode("utf-8", "replace")) if other is not None else ""
+        other_text = _norm(node_text(other)) if other is not None else ""
         zero = other_text in _ZERO
         err = bool(_ERR_CONST.match(other_text))
         if errno:
@@ -271,7 +282,7 @@ class LoopAnalyser:
         """`count OP other` when a bulk allocator keeps failing: it adds nothing,
         so the count equals a copy of its previous value (`last = filled;`)
         and never reaches the number asked for (any other non-zero operand)."""
-        other_text = _norm(other.text.decode("utf-8", "replace")) if other is not None else ""
+        other_text = _norm(node_text(other)) if other is not None else ""
         if other_text in self._copies_of(r.key):
             return {"==": T, "!=": F, "<=": T, ">=": T, "<": F, ">": F}.get(op, V)
         if other_text in _ZERO or not other_text:
@@ -283,8 +294,8 @@ class LoopAnalyser:
         out = set()
         for assign, lhs in self.f.assign_nodes:
             rhs = assign.child_by_field_name("value" if assign.type == "init_declarator" else "right")
-            if key is not None and rhs is not None and _norm(rhs.text.decode("utf-8", "replace")) == key:
-                out.add(_norm(lhs.text.decode("utf-8", "replace")))
+            if key is not None and rhs is not None and _norm(node_text(rhs)) == key:
+                out.add(_norm(node_text(lhs)))
         return out
 
     # ---------------------------------------------------------- structure
@@ -302,17 +313,17 @@ class LoopAnalyser:
         """Every lvalue written in the region (assigned, ++/--, or passed by address)."""
         out = []
         for n in self._in_range(self.all_writes, region.start_byte, region.end_byte):
-            out.append((_norm(n.text.decode("utf-8", "replace")), n))
+            out.append((_norm(node_text(n)), n))
         for n in self._in_range(self.all_addressed, region.start_byte, region.end_byte):
             p = n.parent
             if p is not None and p.text.startswith(b"&") and not _compared(p):
-                out.append((_norm(n.text.decode("utf-8", "replace")), n))
+                out.append((_norm(node_text(n)), n))
         # a pointer handed to a call may have its fields changed by the callee
         for call, _fn, args in self.f.calls:
             if region.start_byte <= call.start_byte and call.end_byte <= region.end_byte:
                 for a in args.named_children:
                     if a.type == "identifier":
-                        out.append((a.text.decode("utf-8", "replace") + "->*", a))
+                        out.append((node_text(a) + "->*", a))
         return out
 
     def _varying(self, mods: list[tuple[str, ts.Node]], stop: ts.Node, r: _Result,
@@ -347,7 +358,7 @@ class LoopAnalyser:
             while stack:
                 n = stack.pop()
                 if n.type in ("identifier", "field_expression", "subscript_expression"):
-                    out.add(_norm(n.text.decode("utf-8", "replace")))
+                    out.add(_norm(node_text(n)))
                     if n.type == "identifier":
                         continue
                 stack.extend(n.named_children)
@@ -367,7 +378,7 @@ class LoopAnalyser:
         """continue/break/return, or a goto to a label outside `region`."""
         if stmt.type != "goto_statement":
             return True
-        label = self.labels.get(stmt.child_by_field_name("label").text.decode("utf-8", "replace"))
+        label = self.labels.get(node_text(stmt.child_by_field_name("label")))
         return label is None or not (region.start_byte <= label.start_byte < region.end_byte)
 
     def _always_leaves(self, node: ts.Node | None, region: ts.Node) -> bool:
@@ -398,7 +409,7 @@ class LoopAnalyser:
             n = stack.pop()
             if n.type in ("call_expression", "update_expression", "assignment_expression"):
                 return False
-            if n.type in ("identifier", "field_expression") and _written(_norm(n.text.decode("utf-8", "replace")), modified):
+            if n.type in ("identifier", "field_expression") and _written(_norm(node_text(n)), modified):
                 return False
             stack.extend(n.named_children)
         return True
@@ -458,7 +469,7 @@ class LoopAnalyser:
         if key is not None and self._used_unchecked(call, key):
             return None
         fn = call.child_by_field_name("function")
-        api = load_model().allocator(fn.text.decode("utf-8", "replace")) if fn is not None else None
+        api = load_model().allocator(node_text(fn)) if fn is not None else None
         return _Result(key, call, self._is_errno(key, call), count=api is not None and api.fails == "count")
 
     def _looked_up_first(self, r: _Result, start: int) -> bool:
@@ -471,14 +482,14 @@ class LoopAnalyser:
         for assign, lhs in self.f.assign_nodes:
             if not (start <= assign.start_byte < r.call.start_byte):
                 continue
-            if _norm(lhs.text.decode("utf-8", "replace")) != r.key:
+            if _norm(node_text(lhs)) != r.key:
                 continue
             rhs = strip(assign.child_by_field_name("value" if assign.type == "init_declarator" else "right"))
             if rhs is not None and rhs.type == "call_expression" and not (
                     rhs.start_byte <= r.call.start_byte < rhs.end_byte):
                 fn = rhs.child_by_field_name("function")
                 # kmalloc() then vmalloc(): a fallback between allocators, not a lookup
-                if fn is None or load_model().allocator(fn.text.decode("utf-8", "replace")) is None:
+                if fn is None or load_model().allocator(node_text(fn)) is None:
                     if not self._fixed_pointer_step(rhs, start, r.call.start_byte):
                         return True
         return False
@@ -489,7 +500,7 @@ class LoopAnalyser:
         next iteration, so it is no lookup that a lost race could be about."""
         fn = call.child_by_field_name("function")
         args = call.child_by_field_name("arguments")
-        if fn is None or not _CONTAINER_OF.match(fn.text.decode("utf-8", "replace")) or args is None:
+        if fn is None or not _CONTAINER_OF.match(node_text(fn)) or args is None:
             return False
         first = strip(args.named_children[0]) if args.named_children else None
         if first is None or first.type != "identifier":
@@ -504,15 +515,15 @@ class LoopAnalyser:
         args = call.child_by_field_name("arguments")
         if args is None or b"__GFP_NOFAIL" not in self.lines.src[start:end]:
             return False
-        names = set(re.findall(r"[A-Za-z_]\w*", args.text.decode("utf-8", "replace")))
+        names = set(re.findall(r"[A-Za-z_]\w*", node_text(args)))
         assigns = [(a, lhs) for a, lhs in self.f.assign_nodes if start <= a.start_byte < end]
         tainted: set[str] = set()
         for _ in range(3):     # `new |= __GFP_NOFAIL; gfp = new;`
             for a, lhs in assigns:
                 rhs = a.child_by_field_name("value" if a.type == "init_declarator" else "right")
-                text = rhs.text.decode("utf-8", "replace") if rhs is not None else ""
+                text = node_text(rhs) if rhs is not None else ""
                 if "__GFP_NOFAIL" in text or any(re.search(r"\b" + re.escape(t) + r"\b", text) for t in tainted):
-                    tainted.add(lhs.text.decode("utf-8", "replace"))
+                    tainted.add(node_text(lhs))
         return bool(tainted & names)
 
     def _used_unchecked(self, call: ts.Node, key: str) -> bool:
@@ -526,7 +537,7 @@ class LoopAnalyser:
         deref = (key + "->", key + "[", "*" + key)
         s = stmt.next_named_sibling
         while s is not None:
-            text = _norm(s.text.decode("utf-8", "replace"))
+            text = _norm(node_text(s))
             if s.type != "expression_statement" and key in text:
                 return False      # a test, a loop, a return: stop looking
             if any(d in text for d in deref):
@@ -563,18 +574,18 @@ class LoopAnalyser:
         return None
 
     def _calls_in(self, start: int, end: int):
-        for call, fn, args in self.f.calls:
+        for call, fn, _args in self.f.calls:
             if start <= call.start_byte and call.end_byte <= end:
                 yield call, fn
 
     def _callees_in(self, start: int, end: int) -> tuple[str, ...]:
-        return tuple(sorted({fn.text.decode("utf-8", "replace") for _, fn in self._calls_in(start, end)}))
+        return tuple(sorted({node_text(fn) for _, fn in self._calls_in(start, end)}))
 
     def _retry(self, call: ts.Node, fn: ts.Node, kind: str, anchor: ts.Node, start: int, end: int,
                conditional: bool) -> RetryLoop:
         args = call.child_by_field_name("arguments")
-        arg_texts = tuple(a.text.decode("utf-8", "replace") for a in args.named_children if a.type != "comment")
-        site = CallSite(fn.text.decode("utf-8", "replace"), self.lines.span(fn, call), arg_texts)
+        arg_texts = tuple(node_text(a) for a in args.named_children if a.type != "comment")
+        site = CallSite(node_text(fn), self.lines.span(fn, call), arg_texts)
         return RetryLoop(site, kind, self.lines.span(anchor), conditional, self._callees_in(start, end))
 
     # ---------------------------------------------------------- loops
@@ -619,7 +630,7 @@ class LoopAnalyser:
             if e.type == "return_statement":
                 out.append(e)
             elif e.type == "goto_statement":
-                label = self.labels.get(e.child_by_field_name("label").text.decode("utf-8", "replace"))
+                label = self.labels.get(node_text(e.child_by_field_name("label")))
                 if label is None or not (start <= label.start_byte < end):
                     out.append(e)
             elif e.type == "continue_statement":
@@ -644,7 +655,7 @@ class LoopAnalyser:
         for c in conds:
             if c is None:
                 continue
-            text = c.text.decode("utf-8", "replace")
+            text = node_text(c)
             if "__GFP_NOFAIL" in text:
                 return True
             for name in re.findall(r"[A-Za-z_]\w*", text):
@@ -664,7 +675,7 @@ class LoopAnalyser:
     def analyse_goto_loops(self) -> list[RetryLoop]:
         out = []
         for g in self.gotos:
-            name = g.child_by_field_name("label").text.decode("utf-8", "replace")
+            name = node_text(g.child_by_field_name("label"))
             label = self.labels.get(name)
             if label is None or label.start_byte >= g.start_byte:
                 continue
@@ -741,45 +752,51 @@ def result_key(call: ts.Node) -> tuple[str, str | None]:
     if p is not None and p.type == "assignment_expression" and p.child_by_field_name("right") == child:
         if p.child_by_field_name("operator").text != b"=":
             return "unused", None
-        return "var", _norm(p.child_by_field_name("left").text.decode("utf-8", "replace"))
+        return "var", _norm(node_text(p.child_by_field_name("left")))
     if p is not None and p.type == "init_declarator" and p.child_by_field_name("value") == child:
         d = p.child_by_field_name("declarator")
         while d is not None and d.type != "identifier":
             d = d.child_by_field_name("declarator")
-        return ("var", d.text.decode("utf-8", "replace")) if d is not None else ("unused", None)
+        return ("var", node_text(d)) if d is not None else ("unused", None)
     if p is None or p.type in ("expression_statement", "compound_statement", "argument_list"):
         return "unused", None   # result unused, or passed on to another call
     return "direct", None
 
 
-def is_null_test(cond: ts.Node | None, key: str) -> bool:
+def is_null_test(cond: ts.Node | None, key: str, whole: bool = True) -> bool:
     """Does `cond` test `key` for NULL: `!p`, `p == NULL`, `unlikely(!p)`,
-    `IS_ERR_OR_NULL(p)`, or one of those inside `||` / `&&`?"""
+    `WARN_ON(!p)`, `IS_ERR_OR_NULL(p)`, or one of those inside `||` / `&&`?
+    As the whole condition, `p` and `p != NULL` test it too (the other branch
+    is the NULL case)."""
     cond = strip(cond)
     if cond is None:
         return False
     t = cond.type
     if t == "unary_expression" and cond.child_by_field_name("operator").text == b"!":
         arg = strip(cond.child_by_field_name("argument"))
-        return arg is not None and _norm(arg.text.decode("utf-8", "replace")) == key
+        return arg is not None and _norm(node_text(arg)) == key
     if t == "binary_expression":
         op = cond.child_by_field_name("operator").text
         left, right = strip(cond.child_by_field_name("left")), strip(cond.child_by_field_name("right"))
         if op in (b"||", b"&&"):
-            return is_null_test(left, key) or is_null_test(right, key)
-        if op == b"==" and left is not None and right is not None:
-            texts = {_norm(left.text.decode("utf-8", "replace")), _norm(right.text.decode("utf-8", "replace"))}
+            return is_null_test(left, key, False) or is_null_test(right, key, False)
+        if (op == b"==" or op == b"!=" and whole) and left is not None and right is not None:
+            texts = {_norm(node_text(left)), _norm(node_text(right))}
             return key in texts and bool(texts & _ZERO)
         return False
     if t == "call_expression":
         fn = cond.child_by_field_name("function")
         args = cond.child_by_field_name("arguments")
-        name = fn.text.decode("utf-8", "replace") if fn is not None else ""
+        name = node_text(fn) if fn is not None else ""
         first = args.named_children[0] if args is not None and args.named_children else None
         if name in _TRANSPARENT_CALLS:
-            return is_null_test(first, key)
+            return is_null_test(first, key, whole)
+        if name in _WARN_TESTS:
+            return is_null_test(first, key, False)
         if name == "IS_ERR_OR_NULL" and first is not None:
-            return _norm(strip(first).text.decode("utf-8", "replace")) == key
+            return _norm(node_text(strip(first))) == key
+    if whole and t in ("identifier", "field_expression"):
+        return _norm(node_text(cond)) == key
     return False
 
 

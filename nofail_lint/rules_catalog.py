@@ -1,4 +1,4 @@
-"""Rule documentation: the `rules/*.toml` files (DESIGN.md section 2).
+"""The rule catalog: the `rules/*.toml` files (docs/architecture.md, Rules).
 
 In an installed wheel the files live in the package as `nofail_lint/_rules/`
 (pyproject.toml force-include). In a source checkout, including an editable
@@ -7,6 +7,7 @@ package. The file format is described in `rules/README.md`.
 """
 from __future__ import annotations
 
+import functools
 import pathlib
 import re
 import textwrap
@@ -31,7 +32,8 @@ class RuleDoc:
     why: str           # why it matters, Markdown
     example: str       # bad C code, no fences
     fix: str           # Markdown prose plus a ```c fenced good example
-    facts: tuple[str, ...]  # allocator-model fact ids
+    facts: tuple[str, ...]  # allocator-model fact ids behind the rule (its documentation)
+    cites: tuple[str, ...] = ()  # the subset of `facts` every finding of the rule cites
 
 
 class RuleFileError(ValueError):
@@ -64,13 +66,28 @@ def load_rules(directory: pathlib.Path | None = None) -> dict[str, RuleDoc]:
     return dict(sorted(rules.items()))
 
 
+@functools.cache
+def catalog() -> dict[str, RuleDoc]:
+    """The bundled rules, read once: the single source of every rule's id,
+    name, level, facts and documentation."""
+    return load_rules()
+
+
+def _fact_list(path: pathlib.Path, data: dict, key: str, required: bool) -> tuple[str, ...]:
+    value = data.get(key, None if required else [])
+    if (not isinstance(value, list) or (required and not value)
+            or not all(isinstance(f, str) and f.strip() for f in value)):
+        raise RuleFileError(f"{path}: key {key!r} must be a {'non-empty ' if required else ''}list of strings")
+    return tuple(f.strip() for f in value)
+
+
 def _parse(path: pathlib.Path) -> RuleDoc:
     try:
         with path.open("rb") as fh:
             data = tomllib.load(fh)
     except (OSError, tomllib.TOMLDecodeError) as exc:
         raise RuleFileError(f"{path}: {exc}") from exc
-    values: dict[str, object] = {}
+    values: dict[str, str] = {}
     for key in _STRING_KEYS:
         value = data.get(key)
         if not isinstance(value, str) or not value.strip():
@@ -78,15 +95,16 @@ def _parse(path: pathlib.Path) -> RuleDoc:
         # Code keeps its leading indentation; prose is trimmed.
         values[key] = (value.strip("\n").rstrip() if key == "example"
                        else value.strip())
-    facts = data.get("facts")
-    if (not isinstance(facts, list) or not facts
-            or not all(isinstance(f, str) and f.strip() for f in facts)):
-        raise RuleFileError(f"{path}: key 'facts' must be a non-empty list of strings")
+    facts = _fact_list(path, data, "facts", required=True)
+    cites = _fact_list(path, data, "cites", required=False)
+    if not set(cites) <= set(facts):
+        raise RuleFileError(f"{path}: 'cites' must be a subset of 'facts' "
+                            f"(not listed: {', '.join(sorted(set(cites) - set(facts)))})")
     if not _ID_RE.fullmatch(values["id"]) or values["id"] != path.stem:
         raise RuleFileError(f"{path}: id {values['id']!r} must be NFnnn and match the file name")
     if values["level"] not in _LEVELS:
         raise RuleFileError(f"{path}: level must be one of {', '.join(_LEVELS)}")
-    return RuleDoc(facts=tuple(f.strip() for f in facts), **values)  # type: ignore[arg-type]
+    return RuleDoc(facts=facts, cites=cites, **values)
 
 
 def markdown_to_text(markdown: str, width: int = _WIDTH, indent: str = "") -> str:

@@ -31,6 +31,8 @@ void *demo_get(size_t n)
 }
 """
 EXPECT = re.compile(r"/\*\s*expect:\s*([A-Z0-9,\s]+?)\s*\*/")
+# a known miss: the line should be reported but is not yet (semgrep's todoruleid:)
+TODO_EXPECT = re.compile(r"/\*\s*todo-expect:\s*([A-Z0-9,\s]+?)\s*\*/")
 
 
 def expect_marker(tag: str) -> re.Pattern:
@@ -60,7 +62,7 @@ def expectations(root: Path, relative_to: Path, marker: re.Pattern = EXPECT) -> 
         if path.suffix not in (".c", ".h"):
             continue
         rel = path.relative_to(relative_to).as_posix()
-        for lineno, line in enumerate(path.read_text(encoding="utf-8", errors="replace").splitlines(), 1):
+        for lineno, line in enumerate(path.read_bytes().decode("utf-8", "replace").split("\n"), 1):
             for m in marker.finditer(line):
                 for rule in m.group(1).split(","):
                     if rule.strip():

@@ -11,9 +11,7 @@ import subprocess
 import time
 from pathlib import Path
 
-
 from conftest import EXAMPLE_TREE, FIXTURES, RETRY_LOOP, run_cli
-
 
 
 def _tree(tmp_path: Path) -> Path:

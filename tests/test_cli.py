@@ -6,7 +6,6 @@ import json
 import re
 
 import jsonschema
-
 from conftest import EXAMPLE_TREE, REPO, RETRY_LOOP, run_cli
 
 LOOP = "#include <linux/slab.h>\n\n" + RETRY_LOOP
@@ -16,7 +15,8 @@ void *demo_get(size_t n)
 \treturn kmalloc(n, GFP_KERNEL);
 }
 """
-TEXT_LINE = re.compile(r"^(?P<path>[^:\s]+):(?P<line>\d+):(?P<col>\d+): (?P<level>error|warning|note): .+ \[(?P<rule>NF\d{3})\]$")
+TEXT_LINE = re.compile(r"^(?P<path>[^:\s]+):(?P<line>\d+):(?P<col>\d+): "
+                       r"(?P<level>error|warning|note): .+ \[(?P<rule>NF\d{3})\]$")
 
 
 def _sarif_schema():

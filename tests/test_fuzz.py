@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 import re
 
+from conftest import FIXTURES, run_cli
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import FIXTURES, run_cli
 from nofail_lint.extract import extract
 
 TOKENS = ["{", "}", "(", ")", ";", ",", "=", "!", "&&", "||", "|", "&", "~", "*", "->", ".",

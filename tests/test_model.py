@@ -7,8 +7,8 @@ import shutil
 from pathlib import Path
 
 import pytest
-
 from conftest import FIXTURES, run_cli
+
 from nofail_lint.model import NOFAIL_KINDS, load_model, parse_range, version_key
 from nofail_lint.model.verify import check_gfp, check_signatures, function_body, macro_body, normalise
 

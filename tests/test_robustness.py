@@ -5,9 +5,7 @@ import json
 import os
 
 import pytest
-
 from conftest import RETRY_LOOP, run_cli
-
 
 
 def _json(proc):
@@ -58,7 +56,8 @@ def test_deeply_nested_code_does_not_crash(cli, tmp_path):
     cond = " && ".join(f"(x{i} || y{i})" for i in range(3000))
     body = "if (a) {\n" * 300 + "x = 1;\n" + "}\n" * 300
     (tmp_path / "deep.c").write_text(
-        "void f(int a)\n{\n\tvoid *p;\n\twhile (" + cond + ") { p = kmalloc(1, GFP_KERNEL); }\n" + body + "}\n" + RETRY_LOOP.replace("demo_get", "g"))
+        "void f(int a)\n{\n\tvoid *p;\n\twhile (" + cond + ") { p = kmalloc(1, GFP_KERNEL); }\n" + body + "}\n"
+        + RETRY_LOOP.replace("demo_get", "g"))
     proc = run_cli(cli, "check", "--format", "json", ".", cwd=tmp_path)
     doc = _json(proc)
     assert ("deep.c", "g") in {(f["path"], f["function"]) for f in doc["findings"]}
@@ -70,10 +69,10 @@ def test_a_dying_worker_costs_only_its_file(tmp_path, monkeypatch):
 
     original = pipeline._extract_one
 
-    def dies_on_one_file(item):
+    def dies_on_one_file(item, context):
         if item[1].endswith("killer.c"):
             os._exit(9)
-        return original(item)
+        return original(item, context)
 
     monkeypatch.setattr(pipeline, "_extract_one", dies_on_one_file)
     for i in range(40):

@@ -16,7 +16,6 @@ from pathlib import Path
 
 import jsonschema
 import pytest
-
 from conftest import RETRY_LOOP, run_cli
 
 SECOND_LOOP = """
@@ -180,7 +179,8 @@ def test_grep_count_files_json_flag_and_exit_codes(cli, tmp_path):
 
 def test_inline_suppression_on_the_line_or_above(cli, tmp_path):
     same_line = RETRY_LOOP.replace("GFP_KERNEL);", "GFP_KERNEL); /* nofail-lint: ignore[NF002] */")
-    line_above = RETRY_LOOP.replace("\t\tp = kmalloc", "\t\t// nofail-lint: ignore -- bounded by the caller\n\t\tp = kmalloc")
+    line_above = RETRY_LOOP.replace("\t\tp = kmalloc",
+                                    "\t\t// nofail-lint: ignore -- bounded by the caller\n\t\tp = kmalloc")
     other_rule = RETRY_LOOP.replace("GFP_KERNEL);", "GFP_KERNEL); // nofail-lint: ignore[NF001, NF006]")
     by_name = RETRY_LOOP.replace("GFP_KERNEL);", "GFP_KERNEL); // nofail-lint: ignore[NF001,open-coded-retry-loop]")
     not_comment = RETRY_LOOP.replace("\tvoid *p;", '\tvoid *p; const char *s = "nofail-lint: ignore";')
@@ -429,7 +429,8 @@ def test_summary_line_and_no_progress_when_stderr_is_not_a_terminal(cli, tmp_pat
     assert proc.returncode == 1
     assert "\r" not in proc.stderr and "files/s" not in proc.stderr
     assert re.fullmatch(r"nofail-lint: 20 finding\(s\) \(NF002: 20\), 1 suppressed in 22 file\(s\), "
-                        r"1 skipped, Linux 6\.12, \d+\.\ds", _summary(proc.stderr))
+                        r"1 skipped, Linux 6\.12 \(default: no kernel Makefile found; see --kernel-version\), "
+                        r"\d+\.\ds", _summary(proc.stderr))
     proc = run_cli(cli, "check", "-q", ".", cwd=tmp_path)
     assert "finding(s)" not in proc.stderr
 

@@ -7,7 +7,7 @@ range API, the order of a page allocation), each either bound to a value or
 still a parameter. A model allocator is the seed (all its arguments are its
 own parameters); a call to a function that has sinks binds the callee's
 parameters to the call's arguments. The fixpoint runs over a worklist of
-callers, across files (DESIGN.md section 3.1).
+callers, across files (docs/architecture.md, Across functions).
 
 Each binding is a *site*: the call, the mask as seen there, and the path down
 to the kernel API. Rules look at sites (and at the sink one level down, to
@@ -19,11 +19,14 @@ from dataclasses import dataclass
 
 from ..cexpr import Mask, mask_clear, mask_or, parse_expr
 from ..facts import CallSite
+from ..findings import Incomplete
 from ..link import FunctionRef, TreeTables
 from ..model import NOFAIL, Allocator
 
 MAX_SINKS_PER_FUNCTION = 32
 MAX_DEPTH = 10
+MAX_ROUNDS = 200_000
+LIMITS = "limits"          # TreeTables.derived key: (path, what) -> Incomplete
 PAGE_SIZE = 4096          # for get_order(constant): the common 4 KiB page
 _ROLES = ("start", "end", "order")
 
@@ -97,7 +100,17 @@ class GfpFlow:
         self.version = tables.kernel_version
         self.sites: list[Site] = []
         self._sinks: dict[tuple[str, str], dict] = {}
+        # where a cap cut the search short (reported as incomplete analysis)
+        self.limits: dict[tuple[str, str], Incomplete] = {}
         self._run()
+        tables.derived.setdefault(LIMITS, {}).update(self.limits)
+
+    def _limit(self, ref: FunctionRef, call: CallSite | None, what: str):
+        key = (ref.file.path, ref.fn.name + "\0" + what)
+        if key not in self.limits:
+            span = call.span if call is not None else ref.fn.span
+            self.limits[key] = Incomplete(ref.file.path, span.line, span.end_line, "limit",
+                                          f"{ref.fn.name}(): {what}")
 
     # ---------------------------------------------------------------- binding
 
@@ -111,7 +124,7 @@ class GfpFlow:
         api = self._api(callee)
         if api is not None:
             return [seed(api)]
-        out = []
+        out: list[Sink] = []
         for target in self.tables.resolve(ref.file.path, callee):
             out.extend(self._sinks.get(target.key, {}).values())
         return out
@@ -209,7 +222,7 @@ class GfpFlow:
         queued = {r.key for r in work}
         seen_sites = set()
         rounds = 0
-        while work and rounds < 200000:
+        while work and rounds < MAX_ROUNDS:
             rounds += 1
             ref = work.pop()
             queued.discard(ref.key)
@@ -219,6 +232,8 @@ class GfpFlow:
             for call in ref.fn.calls:
                 for below in self.sinks_of_callee(ref, call.callee):
                     if len(below.steps) >= MAX_DEPTH:
+                        self._limit(ref, call, f"gfp masks passed through more than {MAX_DEPTH} wrapper "
+                                               f"levels are not followed further ({call.callee}())")
                         continue
                     bound = self._bind(ref, call, below, evaluator)
                     if bound is None:
@@ -230,15 +245,23 @@ class GfpFlow:
                     if not (bound.open or bound.mask.may_include(self.flag)):
                         continue     # nothing a caller could add or be told
                     sig = bound.signature()
-                    if sig not in mine and len(mine) < MAX_SINKS_PER_FUNCTION:
-                        mine[sig] = bound
-                        grew = True
+                    if sig not in mine:
+                        if len(mine) < MAX_SINKS_PER_FUNCTION:
+                            mine[sig] = bound
+                            grew = True
+                        else:
+                            self._limit(ref, None, f"more than {MAX_SINKS_PER_FUNCTION} distinct gfp paths "
+                                                   "lead through this function; its callers see only the first")
             if grew:
                 for caller, _call in tables.callers.get(ref.fn.name, ()):
                     if caller.key not in queued and any(
                             t.key == ref.key for t in tables.resolve(caller.file.path, ref.fn.name)):
                         queued.add(caller.key)
                         work.append(caller)
+        if work:
+            ref = work[-1]
+            self._limit(ref, None, f"the gfp flow stopped after {MAX_ROUNDS} rounds; "
+                                   f"{len(work)} function(s) were not revisited")
         self.sites.sort(key=lambda s: (s.step.path, s.step.call.span.line, s.step.call.span.column))
 
 
@@ -246,6 +269,6 @@ def flow_for(tables: TreeTables, flag: str = NOFAIL) -> GfpFlow:
     """One GfpFlow per TreeTables and flag (the rules share the NOFAIL one)."""
     key = "gfp_flow:" + flag
     flow = tables.derived.get(key)
-    if flow is None:
+    if not isinstance(flow, GfpFlow):
         flow = tables.derived[key] = GfpFlow(tables, flag)
     return flow

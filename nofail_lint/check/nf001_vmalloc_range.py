@@ -3,18 +3,16 @@ start/end other than VMALLOC_START/VMALLOC_END.
 
 On top of the gfp flow (gfp_flow.py): a site whose mask surely carries NOFAIL
 and whose start/end are bound to something other than the API's default range
-is a finding at the call where NOFAIL entered (DESIGN.md sections 3, 3.1).
+is a finding at the call where NOFAIL entered (docs/architecture.md, Across functions).
 """
 from __future__ import annotations
 
-from ..findings import Finding, PathStep
+from ..findings import Finding
 from ..link import TreeTables
 from ..model import NOFAIL
-from .common import fact_notes, location, short
+from ..rules_catalog import RuleDoc
+from .common import flow_report, short
 from .gfp_flow import Sink, flow_for
-
-RULE_ID = "NF001"
-LEVEL = "error"
 
 
 def _bound_text(bound: tuple) -> str:
@@ -26,36 +24,22 @@ def _is_default(sink: Sink) -> bool:
     return d is not None and sink.role("start") == ("default", d[0]) and sink.role("end") == ("default", d[1])
 
 
-def _finding(tables: TreeTables, sink: Sink) -> Finding:
-    origin = sink.nofail_origin
+def _finding(tables: TreeTables, rule: RuleDoc, sink: Sink, start_bound: tuple, end_bound: tuple) -> Finding:
     api = sink.api
-    start, end = _bound_text(sink.role("start")), _bound_text(sink.role("end"))
-    path_steps = []
-    for i, st in enumerate(sink.steps):
-        if i + 1 == len(sink.steps):
-            msg = (f"{st.call.callee}() gets start={short(start, 40)}, end={short(end, 40)} "
-                   f"and a mask that may include __GFP_NOFAIL")
-        else:
-            msg = f"{st.function}() calls {st.call.callee}(), which passes its gfp and range on to {api.name}()"
-        path_steps.append(PathStep(location(st.path, st.call.span), msg))
+    start, end = _bound_text(start_bound), _bound_text(end_bound)
     via = sink.steps[-1].call.callee if sink.steps else api.name
     message = (f"__GFP_NOFAIL reaches {via}() with the non-default vmalloc range "
                f"{short(start, 40)}..{short(end, 40)}: it retries forever once that window is full")
-    notes = []
-    if len(sink.steps) > 1:
-        notes.append("call chain: " + " -> ".join(f"{s.call.callee}()" for s in sink.steps))
     default = api.range_default or ("VMALLOC_START", "VMALLOC_END")
-    notes.append(f"only {default[0]}..{default[1]} (the whole vmalloc space) is safe with __GFP_NOFAIL; "
-                 f"drop __GFP_NOFAIL and handle failure, or allocate from the default range")
-    notes.extend(fact_notes(tables, api.facts))
-    return Finding(
-        rule_id=RULE_ID, level=LEVEL, message=message,
-        location=location(origin.path, origin.call.span), function=origin.function,
-        notes=tuple(notes), path=tuple(path_steps) if len(path_steps) > 1 else (),
-        facts=api.facts)
+    notes = [f"only {default[0]}..{default[1]} (the whole vmalloc space) is safe with __GFP_NOFAIL; "
+             f"drop __GFP_NOFAIL and handle failure, or allocate from the default range"]
+    last_hop = (f"{via}() gets start={short(start, 40)}, end={short(end, 40)} "
+                f"and a mask that may include __GFP_NOFAIL")
+    return flow_report(tables, rule, sink.nofail_origin, sink, message, notes, api.facts,
+                       last_hop=last_hop, passes="its gfp and range")
 
 
-def check(tables: TreeTables) -> list[Finding]:
+def check(tables: TreeTables, rule: RuleDoc) -> list[Finding]:
     findings: dict[tuple, Finding] = {}
     for site in flow_for(tables).sites:
         sink = site.sink
@@ -67,5 +51,5 @@ def check(tables: TreeTables) -> list[Finding]:
         o = sink.nofail_origin
         key = (o.path, o.call.span.line, o.call.span.column)
         if key not in findings:
-            findings[key] = _finding(tables, sink)
+            findings[key] = _finding(tables, rule, sink, start, end)
     return list(findings.values())

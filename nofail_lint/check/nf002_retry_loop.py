@@ -10,11 +10,8 @@ from __future__ import annotations
 from ..findings import Finding, PathStep
 from ..link import TreeTables
 from ..model import NOFAIL
-from .common import fact_notes, location
-
-RULE_ID = "NF002"
-LEVEL = "warning"
-FACTS = ("gfp.nofail-preferred-over-loop", "gfp.nofail-contract")
+from ..rules_catalog import RuleDoc
+from .common import location, report
 
 _SHAPES = {
     "do-while": "do/while loop",
@@ -29,7 +26,7 @@ def _surely_nofail(tables: TreeTables, ff, args) -> bool:
     return any(NOFAIL in evaluator.eval_text(a).must for a in args)
 
 
-def check(tables: TreeTables) -> list[Finding]:
+def check(tables: TreeTables, rule: RuleDoc) -> list[Finding]:
     model = tables.model
     waits = model.retry_wait | tables.extra_retry_wait
     out = []
@@ -63,12 +60,9 @@ def check(tables: TreeTables) -> list[Finding]:
                              f"failure: no bounding counter, signal check, timeout or error return")
                 notes.append("fix: pass __GFP_NOFAIL to the allocator (and drop the loop), or let the "
                              "failure reach the caller")
-                notes.extend(fact_notes(tables, FACTS + tuple(model.retry_wait_facts if waiting else ())))
                 message = (f"open-coded retry loop around {callee}(): it repeats the allocation until it "
                            f"succeeds; use __GFP_NOFAIL instead")
-                out.append(Finding(
-                    rule_id=RULE_ID, level=LEVEL, message=message,
-                    location=location(ff.path, loop.call.span), function=fn.name,
-                    notes=tuple(notes), path=tuple(steps),
-                    facts=tuple(dict.fromkeys(FACTS + (model.retry_wait_facts if waiting else ())))))
+                out.append(report(tables, rule, ff.path, loop.call.span, fn.name, message, notes,
+                                  model.retry_wait_facts if waiting else (), tuple(steps),
+                                  anchors=(loop.loop_span.line,)))
     return out

@@ -6,17 +6,14 @@ from __future__ import annotations
 from ..findings import Finding
 from ..link import TreeTables
 from ..model import NOFAIL
+from ..rules_catalog import RuleDoc
 from .common import findings_where_true
 
-RULE_ID = "NF004"
-LEVEL = "error"
 RECLAIM = "__GFP_DIRECT_RECLAIM"
-FACTS = ("gfp.nofail-needs-direct-reclaim", "page.nofail-without-reclaim-null")
 
 
 def _lacks_reclaim(sink) -> bool:
     mask = sink.mask
-    # an unresolved part (a call, an unknown macro) may well carry reclaim
     # "lacks" reclaim: no path the analysis sees sets it (a ternary with
     # GFP_KERNEL on one side is quiet); an unresolved part (a call, an
     # unknown macro) may well carry it
@@ -24,10 +21,10 @@ def _lacks_reclaim(sink) -> bool:
             and not mask.param_may_carry(RECLAIM))
 
 
-def check(tables: TreeTables) -> list[Finding]:
+def check(tables: TreeTables, rule: RuleDoc) -> list[Finding]:
     def message(site) -> str:
         return (f"__GFP_NOFAIL without __GFP_DIRECT_RECLAIM in the mask reaching {site.sink.api.name}(): "
                 f"the allocator cannot retry without sleeping and returns NULL")
     notes = ["NOFAIL needs a sleepable context: use GFP_KERNEL/GFP_NOFS/GFP_NOIO with __GFP_NOFAIL "
              "outside atomic context, or drop __GFP_NOFAIL and handle the failure"]
-    return findings_where_true(tables, _lacks_reclaim, RULE_ID, LEVEL, message, notes, FACTS)
+    return findings_where_true(tables, rule, _lacks_reclaim, message, notes)

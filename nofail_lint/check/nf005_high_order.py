@@ -6,11 +6,8 @@ from __future__ import annotations
 from ..findings import Finding
 from ..link import TreeTables
 from ..model import NOFAIL
+from ..rules_catalog import RuleDoc
 from .common import findings_where_true
-
-RULE_ID = "NF005"
-LEVEL = "warning"
-FACTS = ("gfp.nofail-high-order-unsupported", "page.nofail-order-gt-1-warns")
 
 
 def _high_order(sink) -> bool:
@@ -19,10 +16,10 @@ def _high_order(sink) -> bool:
             and order is not None and order[0] == "const" and order[1] > 1)
 
 
-def check(tables: TreeTables) -> list[Finding]:
+def check(tables: TreeTables, rule: RuleDoc) -> list[Finding]:
     def message(site) -> str:
         order = site.sink.role("order")[1]
         return (f"__GFP_NOFAIL with order {order} ({1 << order} pages) in {site.sink.api.name}(): "
                 f"the page allocator does not support NOFAIL above order 1")
     notes = ["use kvmalloc()/kvzalloc() with __GFP_NOFAIL for large buffers, or allocate order-0 pages"]
-    return findings_where_true(tables, _high_order, RULE_ID, LEVEL, message, notes, FACTS)
+    return findings_where_true(tables, rule, _high_order, message, notes)

@@ -7,12 +7,10 @@ from __future__ import annotations
 from ..findings import Finding
 from ..link import TreeTables
 from ..model import NOFAIL
-from .common import fact_notes, location
+from ..rules_catalog import RuleDoc
+from .common import report
 from .gfp_flow import flow_for
 
-RULE_ID = "NF006"
-LEVEL = "note"
-FACTS = ("gfp.nofail-contract",)
 RECLAIM = "__GFP_DIRECT_RECLAIM"
 # null_under_nofail conditions that a sane call never meets: hard size limits
 _HARD_LIMITS = ("KMALLOC_MAX_SIZE", "MAX_PAGE_ORDER", "MAX_ORDER", "overflows")
@@ -40,7 +38,7 @@ def _returns_result(tables: TreeTables, sink) -> bool:
     return True
 
 
-def check(tables: TreeTables) -> list[Finding]:
+def check(tables: TreeTables, rule: RuleDoc) -> list[Finding]:
     out = {}
     for site in flow_for(tables).sites:
         sink = site.sink
@@ -58,9 +56,6 @@ def check(tables: TreeTables) -> list[Finding]:
             notes = [f"{call.callee}() retries until it succeeds under this mask; drop the check "
                      f"(or drop __GFP_NOFAIL if failure can be handled)"]
             key = (site.step.path, test.line, test.column)
-            out.setdefault(key, Finding(
-                rule_id=RULE_ID, level=LEVEL, message=msg, location=location(site.step.path, test),
-                function=site.step.function,
-                notes=tuple(notes) + fact_notes(tables, FACTS),
-                facts=tuple(f.id for f in tables.model.facts_for(FACTS, tables.kernel_version))))
+            if key not in out:
+                out[key] = report(tables, rule, site.step.path, test, site.step.function, msg, notes)
     return list(out.values())

@@ -5,11 +5,9 @@ from __future__ import annotations
 from ..findings import Finding
 from ..link import TreeTables
 from ..model import NOFAIL, version_key
-from .common import became_true, site_finding
+from ..rules_catalog import RuleDoc
+from .common import became_true, flow_report
 from .gfp_flow import flow_for
-
-RULE_ID = "NF007"
-LEVEL = "error"
 
 
 def _unsupported_reason(api, version: str) -> str | None:
@@ -20,7 +18,7 @@ def _unsupported_reason(api, version: str) -> str | None:
     return None
 
 
-def check(tables: TreeTables) -> list[Finding]:
+def check(tables: TreeTables, rule: RuleDoc) -> list[Finding]:
     version = tables.kernel_version
     out = {}
     for site in flow_for(tables).sites:
@@ -33,5 +31,6 @@ def check(tables: TreeTables) -> list[Finding]:
         notes = [f"under __GFP_NOFAIL it still fails: {fails}",
                  "handle the failure, or use an allocator that honours __GFP_NOFAIL on this kernel"]
         key = (site.step.path, site.step.call.span)
-        out.setdefault(key, site_finding(tables, site, RULE_ID, LEVEL, msg, notes, api.facts))
+        if key not in out:
+            out[key] = flow_report(tables, rule, site.step, site.sink, msg, notes, api.facts)
     return list(out.values())

@@ -6,12 +6,9 @@ from __future__ import annotations
 from ..findings import Finding
 from ..link import TreeTables
 from ..model import NOFAIL
-from .common import site_finding
+from ..rules_catalog import RuleDoc
+from .common import flow_report
 from .gfp_flow import flow_for
-
-RULE_ID = "NF008"
-LEVEL = "error"
-FACTS = ("gfp.nofail-needs-direct-reclaim",)
 
 
 def _region(fn, span):
@@ -22,7 +19,7 @@ def _region(fn, span):
     return None
 
 
-def check(tables: TreeTables) -> list[Finding]:
+def check(tables: TreeTables, rule: RuleDoc) -> list[Finding]:
     out = {}
     for site in flow_for(tables).sites:
         if not site.ref.fn.atomic or not site.sink.mask.may_include(NOFAIL) or site.below.released:
@@ -39,6 +36,6 @@ def check(tables: TreeTables) -> list[Finding]:
         notes = [f"{opener}() at line {line} makes the section non-sleepable until its release; allocate "
                  f"before taking it, or use a non-sleeping mask and handle failure"]
         key = (site.step.path, site.step.call.span)
-        out.setdefault(key, site_finding(tables, site, RULE_ID, LEVEL, msg, notes,
-                                         FACTS + tables.model.atomic_facts))
+        if key not in out:
+            out[key] = flow_report(tables, rule, site.step, site.sink, msg, notes, tables.model.atomic_facts)
     return list(out.values())

@@ -111,7 +111,6 @@ class Allocator:
     range_default: tuple[str, str] | None = None
     fails: str = "null"
     facts: tuple[str, ...] = ()
-    # -- added with the reference model (issue 3) --
     aliases: tuple[str, ...] = ()
     params: tuple[str, ...] = ()          # parameter names as declared
     wraps: str = ""                       # fixed-parameter wrapper: the API it forwards to
@@ -177,7 +176,6 @@ class Fact:
     versions: str
     verify: tuple[str, ...] = ()
     function_before_6_10: str = ""
-    # -- added with the reference model (issue 3) --
     verify_absent: tuple[str, ...] = ()
     note: str = ""
     variants: Overrides = field(default=(), compare=False, repr=False)

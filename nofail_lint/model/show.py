@@ -20,9 +20,9 @@ def table(model: Model, version: str | None = None) -> str:
         rows.append((v.name, v.family, _pos(v.gfp), _pos(v.size), _pos(v.order), _pos(v.start),
                      _pos(v.end), v.nofail or "-", v.nofail_since or "-"))
     widths = [max(len(c), *(len(r[i]) for r in rows)) for i, c in enumerate(_COLUMNS)]
-    out = ["  ".join(c.ljust(w) for c, w in zip(_COLUMNS, widths)).rstrip()]
+    out = ["  ".join(c.ljust(w) for c, w in zip(_COLUMNS, widths, strict=True)).rstrip()]
     out.append("  ".join("-" * w for w in widths))
-    out += ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
+    out += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
     target = f"Linux {version}" if version else f"newest known (Linux {model.newest_version})"
     out.append("")
     out.append(f"{len(rows)} allocators, {len(model.allocators)} spellings, {len(model.facts)} facts; "

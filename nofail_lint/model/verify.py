@@ -53,7 +53,7 @@ def tree_version(tree: Path) -> str:
         text = makefile.read_text(encoding="utf-8", errors="replace")
     except OSError as e:
         raise VerifyUsageError(f"cannot read {makefile}: {e.strerror or e}") from None
-    found = {}
+    found: dict[str, str] = {}
     for m in _MAKEFILE_VAR.finditer(text[:4096]):
         found.setdefault(m.group(1), m.group(2))
     if "VERSION" not in found or "PATCHLEVEL" not in found:
@@ -252,7 +252,9 @@ class Signature:
 
 
 def _split_params(text: str) -> tuple[str, ...]:
-    parts, depth, cur = [], 0, []
+    parts: list[str] = []
+    cur: list[str] = []
+    depth = 0
     for ch in text:
         if ch in "([{":
             depth += 1
@@ -298,13 +300,8 @@ def _statement_context(code: str, line_start: int) -> bool:
     return not (prev[-1].isalnum() or prev[-1] in "_*")
 
 
-def find_signatures(tree: Path, names: set[str]) -> dict[str, list[Signature]]:
-    """Declarations, definitions and `#define`s of `names` under SIGNATURE_DIRS."""
-    found: dict[str, list[Signature]] = {}
-    if not names:
-        return found
-    pattern = re.compile(r"(?<![\w.>])(" + "|".join(sorted(map(re.escape, names), key=len, reverse=True))
-                         + r")\s*\(")
+def _signature_sources(tree: Path):
+    """(path, text) of every readable .c/.h file under SIGNATURE_DIRS, in path order."""
     for d in SIGNATURE_DIRS:
         base = tree / d
         if not base.is_dir():
@@ -313,47 +310,57 @@ def find_signatures(tree: Path, names: set[str]) -> dict[str, list[Signature]]:
             if path.suffix not in (".h", ".c") or not path.is_file():
                 continue
             try:
-                src = path.read_text(encoding="utf-8", errors="replace")
+                yield path, path.read_text(encoding="utf-8", errors="replace")
             except OSError:
                 continue
-            if not pattern.search(src):
+
+
+def find_signatures(tree: Path, names: set[str]) -> dict[str, list[Signature]]:
+    """Declarations, definitions and `#define`s of `names` under SIGNATURE_DIRS."""
+    found: dict[str, list[Signature]] = {}
+    if not names:
+        return found
+    pattern = re.compile(r"(?<![\w.>])(" + "|".join(sorted(map(re.escape, names), key=len, reverse=True))
+                         + r")\s*\(")
+    for path, src in _signature_sources(tree):
+        if not pattern.search(src):
+            continue
+        code = blank_comments_and_strings(src)
+        rel = path.relative_to(tree).as_posix()
+        for m in pattern.finditer(code):
+            name = m.group(1)
+            line_start = code.rfind("\n", 0, m.start()) + 1
+            before = code[line_start:m.start()]
+            is_macro = re.fullmatch(r"\s*#\s*define\s+", before) is not None
+            if not is_macro and not _starts_declarator(code, m.start()):
                 continue
-            code = blank_comments_and_strings(src)
-            rel = path.relative_to(tree).as_posix()
-            for m in pattern.finditer(code):
-                name = m.group(1)
-                line_start = code.rfind("\n", 0, m.start()) + 1
-                before = code[line_start:m.start()]
-                is_macro = re.fullmatch(r"\s*#\s*define\s+", before) is not None
-                if not is_macro and not _starts_declarator(code, m.start()):
-                    continue
-                if not is_macro and not before.strip() and _statement_context(code, line_start):
-                    continue
-                close = _match(code, m.end() - 1, "(", ")")
-                if close < 0:
-                    continue
-                params = _split_params(code[m.end():close - 1])
-                body = ""
-                if is_macro:
-                    kind = "macro"
-                    body = macro_body(src[line_start:], name) or ""
-                    body = body[body.find(")", body.find(name)) + 1:] if body else ""
+            if not is_macro and not before.strip() and _statement_context(code, line_start):
+                continue
+            close = _match(code, m.end() - 1, "(", ")")
+            if close < 0:
+                continue
+            params = _split_params(code[m.end():close - 1])
+            body = ""
+            if is_macro:
+                kind = "macro"
+                body = macro_body(src[line_start:], name) or ""
+                body = body[body.find(")", body.find(name)) + 1:] if body else ""
+            else:
+                k = close
+                while True:
+                    while k < len(code) and code[k] in " \t\r\n":
+                        k += 1
+                    am = _ANNOTATION.match(code, k)
+                    if not am:
+                        break
+                    k = am.end()
+                if k < len(code) and code[k] == "{":
+                    kind = "function"
+                elif k < len(code) and code[k] == ";":
+                    kind = "prototype"
                 else:
-                    k = close
-                    while True:
-                        while k < len(code) and code[k] in " \t\r\n":
-                            k += 1
-                        am = _ANNOTATION.match(code, k)
-                        if not am:
-                            break
-                        k = am.end()
-                    if k < len(code) and code[k] == "{":
-                        kind = "function"
-                    elif k < len(code) and code[k] == ";":
-                        kind = "prototype"
-                    else:
-                        continue
-                found.setdefault(name, []).append(Signature(name, rel, kind, params, body))
+                    continue
+            found.setdefault(name, []).append(Signature(name, rel, kind, params, body))
     return found
 
 

@@ -6,7 +6,7 @@ Levels map error -> error, warning -> warning, note -> notice. The message
 carries the path steps and notes on further lines (encoded as %0A); the
 model facts are named by id (`nofail-lint explain RULE` prints them). Columns
 are 1-based; endColumn is the last character of the range (inclusive).
-Skipped inputs become `::warning file=P::` lines. Paths are as reported
+Skipped inputs and parts the analysis did not cover become `::warning file=P::` lines. Paths are as reported
 (relative to the current directory): run from the repository root.
 """
 from __future__ import annotations
@@ -53,4 +53,8 @@ def render(result: RunResult, rules: dict[str, RuleDoc], show_suppressed: bool =
     lines = [_annotation(f, rules, s) for f, s in sorted(shown, key=lambda fs: fs[0].sort_key())]
     lines += [f"::warning file={_prop(s.path)},title=nofail-lint skipped::{_data(s.reason)}"
               for s in sorted(result.skipped, key=lambda s: (s.path, s.reason))]
+    lines += [f"::warning file={_prop(i.path)}"
+              + (f",line={i.line},endLine={max(i.end_line, i.line)}" if i.line else "")
+              + f",title=nofail-lint incomplete ({i.kind})::{_data(i.message)}"
+              for i in sorted(result.incomplete, key=lambda i: (i.path, i.line, i.kind, i.message))]
     return "".join(line + "\n" for line in lines)

@@ -22,9 +22,9 @@ import urllib.parse
 import attr
 import sarif_om as om
 
-from ..findings import Finding, Location, RunResult, Skipped
+from ..findings import Finding, FixProposal, Incomplete, Location, RunResult, Skipped
+from ..rules_catalog import RuleDoc, fact_text, indent_code, markdown_to_text
 from .fingerprint import fingerprints
-from ..rules_catalog import RuleDoc, fact_text, markdown_to_text, indent_code
 
 SCHEMA_URI = "https://json.schemastore.org/sarif-2.1.0.json"
 SARIF_VERSION = "2.1.0"
@@ -177,6 +177,20 @@ def _result(f: Finding, rule_index: int, fingerprint: str, suppressed: bool = Fa
     return result
 
 
+def _fix(p: FixProposal) -> om.Fix:
+    """A proposed rewrite: whole lines replaced (column 1 of the first line up
+    to column 1 of the line after the last)."""
+    return om.Fix(
+        description=om.Message(text=p.description + ("" if p.safe else " (unsafe fix)")),
+        artifact_changes=[om.ArtifactChange(
+            artifact_location=artifact_location(p.path),
+            replacements=[om.Replacement(
+                deleted_region=om.Region(start_line=r.start_line, start_column=1,
+                                         end_line=r.end_line, end_column=1),
+                inserted_content=om.ArtifactContent(text=r.text) if r.text else None)
+                for r in p.replacements])])
+
+
 def _notification(s: Skipped) -> om.Notification:
     return om.Notification(
         level="warning",
@@ -186,8 +200,19 @@ def _notification(s: Skipped) -> om.Notification:
     )
 
 
+def _incomplete_notification(i: Incomplete) -> om.Notification:
+    region = om.Region(start_line=i.line, end_line=max(i.end_line, i.line)) if i.line > 0 else None
+    return om.Notification(
+        level="warning",
+        message=om.Message(text=f"{i.kind}: {i.message}"),
+        locations=[om.Location(physical_location=om.PhysicalLocation(
+            artifact_location=artifact_location(i.path), region=region))],
+    )
+
+
 def build(result: RunResult, rules: dict[str, RuleDoc], facts: dict[str, str],
-          root: pathlib.Path, tool_version: str, show_suppressed: bool = False) -> om.SarifLog:
+          root: pathlib.Path, tool_version: str, show_suppressed: bool = False,
+          fixes: dict[Finding, list[FixProposal]] | None = None) -> om.SarifLog:
     silenced = set(result.suppressed) if show_suppressed else set()
     findings = sorted([*result.findings, *silenced], key=lambda f: f.sort_key())
     skipped = sorted(result.skipped, key=lambda s: (s.path, s.reason))
@@ -200,7 +225,10 @@ def build(result: RunResult, rules: dict[str, RuleDoc], facts: dict[str, str],
             descriptors.append(_stub_descriptor(f.rule_id, f.level))
 
     results = [_result(f, index[f.rule_id], fp, f in silenced)
-               for f, fp in zip(findings, fingerprints(findings))]
+               for f, fp in zip(findings, fingerprints(findings), strict=True)]
+    for f, r in zip(findings, results, strict=True):
+        if fixes and fixes.get(f):
+            r.fixes = [_fix(p) for p in fixes[f]]
 
     driver = om.ToolComponent(
         name=TOOL_NAME,
@@ -209,11 +237,13 @@ def build(result: RunResult, rules: dict[str, RuleDoc], facts: dict[str, str],
         information_uri=INFORMATION_URI,
         rules=descriptors,
     )
+    incomplete = sorted(result.incomplete, key=lambda i: (i.path, i.line, i.kind, i.message))
+    notifications = [_notification(s) for s in skipped] + [_incomplete_notification(i) for i in incomplete]
     invocation = om.Invocation(
         execution_successful=not skipped,
-        tool_execution_notifications=[_notification(s) for s in skipped] or None,
+        tool_execution_notifications=notifications or None,
     )
-    run_properties = {"filesScanned": result.files_scanned}
+    run_properties: dict[str, object] = {"filesScanned": result.files_scanned}
     if result.kernel_version:
         run_properties["kernelVersion"] = result.kernel_version
     run = om.Run(
@@ -228,8 +258,9 @@ def build(result: RunResult, rules: dict[str, RuleDoc], facts: dict[str, str],
 
 
 def render(result: RunResult, rules: dict[str, RuleDoc], facts: dict[str, str],
-           root: pathlib.Path, tool_version: str, show_suppressed: bool = False) -> str:
-    doc = to_json(build(result, rules, facts, root, tool_version, show_suppressed))
+           root: pathlib.Path, tool_version: str, show_suppressed: bool = False,
+           fixes: dict[Finding, list[FixProposal]] | None = None) -> str:
+    doc = to_json(build(result, rules, facts, root, tool_version, show_suppressed, fixes))
     # Conventional order: $schema and version first.
     ordered = {"$schema": doc.pop("$schema"), "version": doc.pop("version"), **doc}
     return json.dumps(ordered, indent=2) + "\n"

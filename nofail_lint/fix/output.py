@@ -1,0 +1,57 @@
+"""What `fix` prints or writes: the diff, the files, the refusals and suggestions."""
+from __future__ import annotations
+
+import os
+from collections import Counter
+from pathlib import Path
+
+from .edit import Rewrite
+from .patch import repo_path, unified_diff
+from .plan import Plan
+from .source import encode
+
+
+def print_plan(plan: Plan, root: Path, cwd: Path) -> str:
+    """One unified diff for every file the verified rewrites touch."""
+    return "".join(unified_diff(repo_path(p, cwd, root), old, new) for p, (old, new) in plan.files().items())
+
+
+def write_files(plan: Plan, cwd: Path) -> list[str]:
+    """Apply in place: each file written to a temporary name, then renamed over."""
+    written = []
+    for path, (_old, new) in plan.files().items():
+        target = cwd / path
+        tmp = target.with_name(f".{target.name}.nofail-lint-fix")
+        tmp.write_bytes(encode(new))
+        os.chmod(tmp, target.stat().st_mode & 0o7777)
+        os.replace(tmp, target)
+        written.append(path)
+    return written
+
+
+def _suggestion(rw: Rewrite, root: Path, cwd: Path) -> list[str]:
+    loc = rw.finding.location
+    head = f"{loc.path}:{loc.line}:{loc.column}: {rw.finding.rule_id} suggestion ({rw.kind}): {rw.title}"
+    diff = unified_diff(repo_path(rw.path, cwd, root), rw.old, rw.new, context=1)
+    return [head] + ["    " + ln for ln in diff.splitlines() if not ln.startswith("diff --git")]
+
+
+def refusal_lines(plan: Plan, root: Path, cwd: Path) -> list[str]:
+    """stderr: every refused finding with its reason, then the suggestions
+    (NF003's two ways out, the NF006 way not chosen) as small diffs."""
+    out = [r.line() for r in plan.refusals]
+    for rw in sorted(plan.suggestions, key=lambda r: (r.finding.sort_key(), r.kind)):
+        out += _suggestion(rw, root, cwd)
+    return out
+
+
+def summary(plan: Plan, applied: bool) -> str:
+    per_rule = Counter(rw.finding.rule_id for rw in plan.rewrites)
+    reasons = Counter(r.reason for r in plan.refusals)
+    files = len({rw.path for rw in plan.rewrites})
+    done = "applied" if applied else "proposed"
+    detail = ", ".join(f"{k}: {n}" for k, n in sorted(per_rule.items()))
+    refused = ", ".join(f"{k}: {n}" for k, n in sorted(reasons.items()))
+    return (f"nofail-lint fix: {len(plan.rewrites)} fix(es) {done} in {files} file(s)"
+            f"{f' ({detail})' if detail else ''}, {len(plan.refusals)} refused"
+            f"{f' ({refused})' if refused else ''}, {len(plan.suggestions)} suggestion(s)")
