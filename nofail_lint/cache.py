@@ -27,7 +27,7 @@ import sqlite3
 import sys
 import time
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Mapping
 
 SCHEMA = 1
 ENV_VAR = "NOFAIL_LINT_CACHE_DIR"
@@ -216,7 +216,7 @@ class FactsCache:
                     self.corrupt_entries += 1
         return out
 
-    def store_scans(self, rows: dict[bytes, object], stats: list[tuple[str, tuple[int, int, int], bytes]]):
+    def store_scans(self, rows: Mapping[bytes, object], stats: list[tuple[str, tuple[int, int, int], bytes]]):
         """Scan rows by content hash, and the stat rows of the files read, in one transaction."""
         sealed = [(h, *seal(row)) for h, row in rows.items()]
         stat_rows = self._stat_rows(stats)

@@ -545,7 +545,8 @@ def check(paths, fmt, output, jobs, kernel_version, select, ignore_rules, config
             " (default: no kernel Makefile found; see --kernel-version)"
         _stderr(f"nofail-lint: {len(result.findings)} finding(s){f' ({detail})' if detail else ''}, "
                 f"{len(result.suppressed)} suppressed{hidden}"
-                f" in {result.files_scanned} file(s){cached}{result.context}, {len(result.skipped)} skipped{excluded}{partial},"
+                f" in {result.files_scanned} file(s){cached}{result.context},"
+                f" {len(result.skipped)} skipped{excluded}{partial},"
                 f" Linux {result.kernel_version}{origin}, {result.seconds:.1f}s")
     failing = [f for f in result.findings if LEVELS.index(_level(f)) >= LEVELS.index(fail_on)]
     if failing and not exit_zero:

@@ -16,11 +16,9 @@ whole-tree run on the fixtures, and `pytest -m kernel` on real trees.
 from __future__ import annotations
 
 import re
-from collections import defaultdict
-from typing import Callable, Iterable, Protocol
+from typing import AbstractSet, Callable, Iterable, Mapping, Protocol
 
 from .facts import FileFacts, FunctionFacts
-from .scan import ScanRow
 
 _IDENTIFIER = re.compile(r"[A-Za-z_]\w*")
 _ALIAS = re.compile(r"^\(?\s*[A-Za-z_]\w*\s*\)?$")
@@ -32,8 +30,10 @@ _C_WORDS = frozenset(
 
 
 class Definitions(Protocol):
-    functions: frozenset[str]
-    macros: frozenset[str]
+    @property
+    def functions(self) -> frozenset[str]: ...
+    @property
+    def macros(self) -> frozenset[str]: ...
 
 
 class DefinitionIndex:
@@ -41,18 +41,18 @@ class DefinitionIndex:
     incremental.Defines for exact definitions). Lookups go by batch: one pass
     of set intersections over the rows, no inverted index to build."""
 
-    def __init__(self, rows: dict[str, Definitions]):
+    def __init__(self, rows: Mapping[str, Definitions]):
         self.rows = [(display, rows[display]) for display in sorted(rows)
                      if rows[display].functions or rows[display].macros]
 
-    def lookup(self, functions: set[str], macros: set[str]) -> tuple[dict[str, set[str]], set[str]]:
+    def lookup(self, functions: set[str], macros: set[str]) -> tuple[dict[str, frozenset[str]], set[str]]:
         """({file: the names it may define}, files that may define one of
         `functions` as a function). A function name is looked up among macros too."""
-        found: dict[str, set[str]] = {}
+        found: dict[str, frozenset[str]] = {}
         as_function: set[str] = set()
         names = functions | macros
         for display, row in self.rows:
-            f = row.functions & functions if functions else None
+            f = row.functions & functions if functions else frozenset()
             m = row.macros & names
             if f:
                 as_function.add(display)
@@ -74,7 +74,7 @@ def _names_in(value: object, field: str, callees: set[str], others: set[str]):
     elif isinstance(value, tuple):
         fields = getattr(value, "_fields", None)
         if fields is not None:
-            for name, item in zip(fields, value):
+            for name, item in zip(fields, value, strict=True):
                 _names_in(item, name, callees, others)
         else:
             for item in value:
@@ -86,14 +86,14 @@ def referenced_names(fn: FunctionFacts) -> tuple[set[str], set[str]]:
     parameters and span left out."""
     callees: set[str] = set()
     others: set[str] = set()
-    for name, value in zip(fn._fields, fn):
+    for name, value in zip(fn._fields, fn, strict=True):
         if name not in ("name", "is_static", "params", "span"):
             _names_in(value, name, callees, others)
     return callees - _C_WORDS, others - _C_WORDS - set(fn.params)
 
 
 # extract(files, full): {file: outcome}; full=False needs only the file's macros
-Extractor = Callable[[list[str], bool], dict[str, object]]
+Extractor = Callable[[list[str], bool], Mapping[str, object]]
 
 
 def close_over(targets: Iterable[str], index: DefinitionIndex, extract: Extractor,
@@ -111,7 +111,7 @@ def close_over(targets: Iterable[str], index: DefinitionIndex, extract: Extracto
     callees: set[str] = set()                      # called names
     names: set[str] = set()                        # other identifiers (possible macros)
 
-    def reach(display: str, wanted: set[str] | None):
+    def reach(display: str, wanted: AbstractSet[str] | None):
         """Follow the functions (all, or those named in `wanted`) and macros of one file."""
         ff = outcomes.get(display)
         if not isinstance(ff, FileFacts):

@@ -21,7 +21,7 @@ from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Protocol, cast
+from typing import Callable, Iterable, Mapping, Protocol, cast
 
 from .cache import FactsCache, content_hash, seal, unseal
 from .check import run_rules
@@ -652,7 +652,7 @@ class DemandRun:
         stored = frozenset(self.cache.stored_hashes()) if self.cache is not None else None
         rounds = [0]
 
-        def extract(displays: list[str], full: bool) -> dict[str, Outcome]:
+        def extract(displays: list[str], full: bool) -> Mapping[str, Outcome]:
             wanted = [by_display[d] for d in displays if d in by_display]
             if not full:
                 part = _macros_only(wanted, self.scan.context)
@@ -802,7 +802,7 @@ def _run(options: Options, cwd: Path | None, progress: Progress | None,
         before = list(a.skipped)
         scope = _scope_key(a, parts)
         whole = cache is not None and a.targets is None
-        record = cache.load_run(scope) if whole else None
+        record = cache.load_run(scope) if whole and cache is not None else None
         rechecked = _recheck(a, record) if isinstance(record, RunRecord) else None
         if rechecked is not None:
             record, count = rechecked
@@ -860,8 +860,9 @@ def _recheck(a: Analysis, record: RunRecord) -> tuple[RunRecord, int] | None:
     recheck &= current
     defines = {d: x for d, x in record.defines.items() if d not in changed and d in current}
     defines.update(new_defines)
-    outcomes = close_over(sorted(recheck), DefinitionIndex(defines), lambda ds, full: ex.load(ds),
-                          is_allocator, atoms.__contains__)
+    def load(displays: list[str], full: bool) -> Mapping[str, object]:
+        return ex.load(displays)
+    outcomes = close_over(sorted(recheck), DefinitionIndex(defines), load, is_allocator, atoms.__contains__)
     facts = sorted((f for f in outcomes.values() if isinstance(f, FileFacts)), key=lambda f: f.path)
     tables = TreeTables(facts, model, a.version, o.extra_allocators, o.extra_retry_wait)
     findings = [f for f in run_rules(tables, o.rules) if f.location.path in recheck]
@@ -877,5 +878,5 @@ def not_analysed(tables: TreeTables) -> list[Incomplete]:
                       "code the parser could not read holds allocation calls that were not analysed; "
                       "findings there may be missing")
            for ff in tables.files for first, last in ff.lost_regions]
-    out += tables.derived.get(LIMITS, {}).values()
+    out += cast(dict, tables.derived.get(LIMITS, {})).values()
     return sorted(out, key=lambda i: (i.path, i.line, i.kind, i.message))

@@ -13,7 +13,6 @@ import shutil
 from pathlib import Path
 
 import pytest
-
 from conftest import FIXTURES, run_cli
 
 KERNEL_TREES = {"6.1": os.environ.get("NOFAIL_LINT_KERNEL_6_1"),

@@ -16,6 +16,7 @@ tell where a flag first entered) and decide; this module holds no rule.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import cast
 
 from ..cexpr import Mask, mask_clear, mask_or, parse_expr
 from ..facts import CallSite
@@ -103,7 +104,7 @@ class GfpFlow:
         # where a cap cut the search short (reported as incomplete analysis)
         self.limits: dict[tuple[str, str], Incomplete] = {}
         self._run()
-        tables.derived.setdefault(LIMITS, {}).update(self.limits)
+        cast(dict, tables.derived.setdefault(LIMITS, {})).update(self.limits)
 
     def _limit(self, ref: FunctionRef, call: CallSite | None, what: str):
         key = (ref.file.path, ref.fn.name + "\0" + what)
@@ -211,7 +212,7 @@ class GfpFlow:
 
     # ---------------------------------------------------------------- fixpoint
 
-    def _run(self):
+    def _run(self):  # noqa: C901 - one worklist loop; its steps share the loop's state
         tables = self.tables
         work: list[FunctionRef] = []
         for name, api in tables.model.allocators.items():
