@@ -147,7 +147,7 @@ class _Progress:
     def __init__(self, mode: str | None):
         self.mode = mode          # "tty", "lines" or None
         self.started = time.monotonic()
-        self.last = 0.0
+        self.last = float("-inf")      # the first call always shows
         self.shown = False
         self.base: int | None = None    # files already done at the first call (known from the cache)
 

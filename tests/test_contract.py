@@ -461,3 +461,39 @@ def test_readme_install_lines_name_the_released_version():
         hooks = subprocess.run(["git", "show", f"v{__version__}:.pre-commit-hooks.yaml"], cwd=REPO,
                                capture_output=True, text=True)
         assert "id: nofail-lint" in hooks.stdout, "the tagged revision ships the hook"
+
+
+# ------------------------------------------------------------------ guard helpers (in-process)
+
+def test_nesting_depth_counts_brackets_and_unclosed_openers():
+    from nofail_lint.pipeline import nesting_depth
+    assert nesting_depth(b"int f(void) { return g(a[1]); }") == 3
+    assert nesting_depth(b"{ {} {} { ( [ ] ) } }") == 4
+    assert nesting_depth(b"{" * 50) == 50
+    assert nesting_depth(b"}}}{{" + b"{}" * 3) == 3
+    assert nesting_depth(b"{" * 10_000 + b"}" * 10_000, limit=500) == 500
+
+
+def test_time_budget_interrupts_a_slow_analysis():
+    from nofail_lint import pipeline
+    started = time.monotonic()
+    with pytest.raises(pipeline._FileTimeout):
+        with pipeline._time_budget(0.2):
+            while True:
+                sum(range(1000))
+    assert time.monotonic() - started < 2
+
+
+def test_progress_shows_an_eta_on_long_runs(monkeypatch, capsys):
+    from nofail_lint import cli as cli_module
+    clock = iter([0.0, 0.0, 3.0, 6.0, 9.0])
+    monkeypatch.setattr(cli_module.time, "monotonic", lambda: next(clock))
+    progress = cli_module._Progress("lines")
+    progress(0, 100)
+    progress(10, 100)
+    progress(20, 100)
+    progress(100, 100)
+    lines = capsys.readouterr().err.splitlines()
+    assert lines[0] == "nofail-lint: 0/100 files (0 files/s)"
+    assert lines[1] == "nofail-lint: 20/100 files (3 files/s, ETA 24s)"
+    assert lines[2].startswith("nofail-lint: 100/100 files") and "linking and checking" in lines[2]
