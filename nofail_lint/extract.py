@@ -715,7 +715,7 @@ def _function_facts(root: ts.Node, src: bytes, lines: SourceText) -> tuple[list[
         call_sites = []
         for call, fn, args in f.calls:
             arg_texts = tuple(node_text(a) for a in args.named_children if a.type != "comment")
-            tests = _null_tests(f, call, conds, lines)
+            tests = _null_tests(f, call, conds, lines, labels_by_fn.get(id(f), {}))
             # kept when an argument can carry a mask or a bound, or when a
             # wrapper's own NOFAIL would matter here: its result is tested for
             # NULL (NF006), or it runs in a non-sleepable region (NF008)
@@ -747,10 +747,13 @@ def _function_facts(root: ts.Node, src: bytes, lines: SourceText) -> tuple[list[
     return out, errors
 
 
-def _null_tests(f: _Function, call: ts.Node, conds: _Conditions, lines: SourceText) -> tuple[Span, ...]:
+def _null_tests(f: _Function, call: ts.Node, conds: _Conditions, lines: SourceText,
+                labels: dict[str, ts.Node]) -> tuple[Span, ...]:
     """Conditions after `call` that test its result for NULL, until the
-    variable is assigned again. Runs for every call, so the cheap text check
-    comes first and the rest only when some later condition names the result."""
+    variable is assigned again or a label (a goto from before the call may
+    reach the test with the old value: `out: if (p) kfree(p);`). Runs for
+    every call, so the cheap text check comes first and the rest only when
+    some later condition names the result."""
     kind, key = result_key(call)
     if kind != "var":
         return ()
@@ -763,6 +766,9 @@ def _null_tests(f: _Function, call: ts.Node, conds: _Conditions, lines: SourceTe
     for assign, lhs in f.assign_nodes:
         if assign.start_byte > call.end_byte and node_text(lhs) == key:
             stop = min(stop, assign.start_byte)
+    for label in labels.values():
+        if label.start_byte > call.end_byte:
+            stop = min(stop, label.start_byte)
     # only tests the allocation dominates: a test outside an `if` that guards
     # the call may see the variable's earlier value
     guards = _cond_ranges(call, f.body)

@@ -13,6 +13,7 @@ import os
 import re
 import shutil
 import subprocess
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -274,3 +275,41 @@ def test_sarif_results_carry_the_fixes(cli):
     assert by_file[("NF002", "refuse_no_reclaim.c")] == [[]]          # refused: no fix offered
     assert len(by_file[("NF006", "suggest_nf003.c")][0]) == 2
     assert len(by_file[("NF003", "suggest_nf003.c")][0]) == 2
+
+
+KERNEL_TREES = [("6.1", "NOFAIL_LINT_KERNEL_6_1"), ("6.12", "NOFAIL_LINT_KERNEL_6_12")]
+
+
+def _kernel_findings(cli, root: Path) -> Counter:
+    proc = run_cli(cli, "check", "--format", "json", "-q", ".", cwd=root)
+    assert proc.returncode in (0, 1), proc.stderr[-2000:]
+    return Counter((f["rule_id"], f["path"], f["function"]) for f in json.loads(proc.stdout)["findings"])
+
+
+@pytest.mark.kernel
+@pytest.mark.parametrize("version,var", KERNEL_TREES)
+def test_safe_fixes_on_a_real_tree(cli, tmp_path, version, var):
+    """Every safe fix `fix` makes on the tree, applied to a symlink overlay (the
+    tree itself is never written): the fixed findings are gone, nothing is new,
+    every patched file still parses, and each touched file's diff applies."""
+    source = os.environ.get(var)
+    if not source:
+        pytest.skip(f"{var} is not set")
+    overlay = tmp_path / f"linux-{version}"
+    assert subprocess.run(["cp", "-as", os.path.abspath(source), str(overlay)]).returncode == 0
+    before = _kernel_findings(cli, overlay)
+    proc = run_cli(cli, "fix", "-q", ".", cwd=overlay)
+    assert proc.returncode in (0, 1) and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    diff = proc.stdout
+    touched = re.findall(r"(?m)^diff --git a/(\S+) ", diff)
+    assert touched, "no safe fix on a real tree"
+    wrote = run_cli(cli, "fix", "-q", "--write", ".", cwd=overlay)
+    assert wrote.returncode in (0, 1), wrote.stderr[-2000:]
+    for rel in touched:
+        assert not (overlay / rel).is_symlink()                      # written as a new file
+        assert (Path(source) / rel).read_bytes() != (overlay / rel).read_bytes()
+    after = _kernel_findings(cli, overlay)
+    fixed = Counter({("NF002", p, f): n for (r, p, f), n in (before - after).items() if r == "NF002"})
+    assert before - after == fixed                                   # only NF002 findings went
+    assert after - before == Counter()                               # nothing new
+    assert sum(fixed.values()) == diff.count("| __GFP_NOFAIL")

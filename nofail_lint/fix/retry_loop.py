@@ -51,7 +51,7 @@ WAITS = frozenset({
 _WAIT_PREFIX = ("schedule_timeout",)
 _LOG = re.compile(
     r"^(?:pr_\w+|printk\w*|dev_(?:err|warn|info|notice|dbg|crit|alert|emerg)\w*|WARN\w*|"
-    r"\w+_(?:warn|warning|err|error|alert|notice|info|crit|emerg|printk)(?:_ratelimited|_once)?|"
+    r"[a-z0-9]+_(?:warn|warning|err|alert|notice|info|crit|emerg|msg|printk)(?:_ratelimited|_once|_rl)?|"
     r"net_\w+_ratelimited|dump_stack|show_mem|warn_alloc)$")
 # calls a condition of a log or wait statement may hold
 _QUIET_CONDITION_CALLS = frozenset({
