@@ -169,13 +169,13 @@ def call_macros(src: bytes, lines: "SourceText") -> list[FunctionFacts]:
         if len(raw) > 4000 or b"(" not in raw:
             continue
         # same length as the source: comments and line continuations blanked
-        body = _COMMENT.sub(lambda c: re.sub(rb"[^\n]", b" ", c.group(0)), raw).replace(b"\\\n", b" \n")
-        body = decode(body)
+        body = decode(_COMMENT.sub(lambda c: re.sub(rb"[^\n]", b" ", c.group(0)), raw).replace(b"\\\n", b" \n"))
         params, tail = _macro_params(decode(m.group(2)))
         fixed = [p for p in params if not p.startswith("__nfl_va")]
         gfp_params = [p for p in fixed if _GFP_PARAM.search(p)]
         base = m.start(3)
-        sites, whole = [], None
+        sites: list[CallSite] = []
+        whole: CallSite | str | None = None      # the call the macro's value is, or "transparent"
         stripped = body.strip()
         for call in _MACRO_CALL.finditer(body):
             name = call.group(1)
@@ -637,9 +637,10 @@ def _function_facts(root: ts.Node, src: bytes, lines: SourceText) -> tuple[list[
     for n in caps.get("fn", ()):
         decl = n.child_by_field_name("declarator")
         name, fdecl = _declarator_name(decl)
-        if name:
+        body = n.child_by_field_name("body")
+        if name and body is not None and decl is not None:
             params = _param_names(fdecl) if fdecl is not None else ()
-            functions.append(_Function(n, n.child_by_field_name("body"), name, params, _is_static(n), decl))
+            functions.append(_Function(n, body, name, params, _is_static(n), decl))
     functions.extend(_macro_headed_functions(root))
     functions.sort(key=lambda f: f.node.start_byte)
     owner = _function_index(functions)
@@ -655,7 +656,7 @@ def _function_facts(root: ts.Node, src: bytes, lines: SourceText) -> tuple[list[
             continue
         if node.type == "init_declarator":
             lhs = node.child_by_field_name("declarator")
-            if lhs.type == "pointer_declarator":
+            if lhs is not None and lhs.type == "pointer_declarator":
                 lhs = lhs.child_by_field_name("declarator")
             op, rhs = "=", node.child_by_field_name("value")
         else:
@@ -684,8 +685,7 @@ def _function_facts(root: ts.Node, src: bytes, lines: SourceText) -> tuple[list[
     for n in caps.get("label", ()):
         f = owner(n)
         if f is not None:
-            name = n.child_by_field_name("label")
-            labels_by_fn.setdefault(id(f), {})[node_text(name)] = n
+            labels_by_fn.setdefault(id(f), {})[node_text(n.child_by_field_name("label"))] = n
     gotos_by_fn: dict[int, list[ts.Node]] = {}
     for n in caps.get("goto", ()):
         f = owner(n)
@@ -755,7 +755,7 @@ def _null_tests(f: _Function, call: ts.Node, conds: _Conditions, lines: SourceTe
     every call, so the cheap text check comes first and the rest only when
     some later condition names the result."""
     kind, key = result_key(call)
-    if kind != "var":
+    if kind != "var" or key is None:
         return ()
     first = bisect.bisect_left(conds.starts, call.end_byte)
     later = [c for c, text in zip(conds.nodes[first:], conds.texts[first:], strict=True)
@@ -795,12 +795,13 @@ def _bare_param(f: _Function, cond: ts.Node | None) -> tuple[int, bool] | None:
     truth = True
     cond = strip(cond)
     while cond is not None:
-        if cond.type == "unary_expression" and cond.child_by_field_name("operator").text == b"!":
+        if cond.type == "unary_expression" and node_text(cond.child_by_field_name("operator")) == "!":
             truth = not truth
             cond = strip(cond.child_by_field_name("argument"))
         elif cond.type == "call_expression" and \
                 node_text(cond.child_by_field_name("function")) in ("likely", "unlikely"):
-            args = cond.child_by_field_name("arguments").named_children
+            arguments = cond.child_by_field_name("arguments")
+            args = arguments.named_children if arguments is not None else []
             cond = strip(args[0]) if args else None
         else:
             break
@@ -824,7 +825,7 @@ def _param_guards(f: _Function, call: ts.Node) -> tuple[tuple[int, bool], ...]:
             while s is not None:
                 if s.type == "if_statement" and s.child_by_field_name("alternative") is None:
                     cons = s.child_by_field_name("consequence")
-                    kids = [c for c in cons.named_children if c.type != "comment"] \
+                    kids = [] if cons is None else [c for c in cons.named_children if c.type != "comment"] \
                         if cons.type == "compound_statement" else [cons]
                     if kids and kids[-1].type == "return_statement":
                         g = _bare_param(f, s.child_by_field_name("condition"))

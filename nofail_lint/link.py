@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
+from typing import Any
 
 from .cexpr import MaskEvaluator, const_value
 from .facts import CallSite, FileFacts, FunctionFacts, ReturnedCall
@@ -41,7 +42,7 @@ class TreeTables:
         self.model = model
         self.kernel_version = kernel_version
         self.algebra = model.algebra(kernel_version)
-        self.derived: dict[str, object] = {}     # per-run results rules share (e.g. the gfp flow)
+        self.derived: dict[str, Any] = {}     # per-run results rules share (e.g. the gfp flow)
         self.extra_allocators = extra_allocators
         self.extra_retry_wait = extra_retry_wait     # configured retry-wait helpers (NF002)
         self.macros: dict[str, list[str]] = defaultdict(list)

@@ -118,7 +118,9 @@ class _Result:
         self.errno = errno
         self.count = count      # a bulk allocator's count of items: failing means no progress
 
-    def matches(self, node: ts.Node) -> bool:
+    def matches(self, node: ts.Node | None) -> bool:
+        if node is None:
+            return False
         if node.type == "assignment_expression":
             right = node.child_by_field_name("right")
             return right is not None and \
@@ -166,9 +168,8 @@ class LoopAnalyser:
             # true, a count that made no progress may be anything
             return (V if r.count else T if r.errno else F), True
         if t == "unary_expression":
-            op = node.child_by_field_name("operator")
             v, d = self._eval(node.child_by_field_name("argument"), r, modified)
-            if op is not None and op.text == b"!":
+            if node_text(node.child_by_field_name("operator")) == "!":
                 return _not(v), d
             return v, d
         if t == "binary_expression":
@@ -206,7 +207,7 @@ class LoopAnalyser:
         if t in ("false", "null"):
             return F, False
         if t == "number_literal":
-            return (F if node.text.strip(b"uUlL") in (b"0", b"0x0") else T), False
+            return (F if node_text(node).strip("uUlL") in ("0", "0x0") else T), False
         return self._eval_value(node, r, modified)
 
     def _eval_value(self, node: ts.Node | None, r: _Result, modified: set[str]) -> tuple[str, bool]:
@@ -336,7 +337,7 @@ class LoopAnalyser:
         """
         base = {k for k, _ in mods if k != r.key}
         self._success_only = set()
-        self._leaves_cache: dict[int, bool] = {}
+        self._leaves_cache = {}
         varying = set()
         for k, n in mods:
             if k == r.key or k in varying:
@@ -364,8 +365,8 @@ class LoopAnalyser:
                 stack.extend(n.named_children)
         return out
 
-    def _exit_conditions(self, exits: list[ts.Node], stop: ts.Node) -> list[ts.Node]:
-        out = []
+    def _exit_conditions(self, exits: list[ts.Node], stop: ts.Node) -> list[ts.Node | None]:
+        out: list[ts.Node | None] = []
         for e in exits:
             p = e.parent
             while p is not None and p != stop:
@@ -584,7 +585,8 @@ class LoopAnalyser:
     def _retry(self, call: ts.Node, fn: ts.Node, kind: str, anchor: ts.Node, start: int, end: int,
                conditional: bool) -> RetryLoop:
         args = call.child_by_field_name("arguments")
-        arg_texts = tuple(node_text(a) for a in args.named_children if a.type != "comment")
+        arg_texts = tuple(node_text(a) for a in (args.named_children if args is not None else ())
+                          if a.type != "comment")
         site = CallSite(node_text(fn), self.lines.span(fn, call), arg_texts)
         return RetryLoop(site, kind, self.lines.span(anchor), conditional, self._callees_in(start, end))
 
@@ -724,7 +726,7 @@ def _compared(node: ts.Node) -> bool:
     while p is not None and p.type == "parenthesized_expression":
         p = p.parent
     return p is not None and p.type == "binary_expression" and \
-        p.child_by_field_name("operator").text in (b"==", b"!=")
+        node_text(p.child_by_field_name("operator")) in ("==", "!=")
 
 
 def _written(key: str, modified: set[str]) -> bool:
@@ -750,7 +752,7 @@ def result_key(call: ts.Node) -> tuple[str, str | None]:
     while p is not None and p.type in ("parenthesized_expression", "cast_expression"):
         child, p = p, p.parent
     if p is not None and p.type == "assignment_expression" and p.child_by_field_name("right") == child:
-        if p.child_by_field_name("operator").text != b"=":
+        if node_text(p.child_by_field_name("operator")) != "=":
             return "unused", None
         return "var", _norm(node_text(p.child_by_field_name("left")))
     if p is not None and p.type == "init_declarator" and p.child_by_field_name("value") == child:
@@ -772,15 +774,15 @@ def is_null_test(cond: ts.Node | None, key: str, whole: bool = True) -> bool:
     if cond is None:
         return False
     t = cond.type
-    if t == "unary_expression" and cond.child_by_field_name("operator").text == b"!":
+    if t == "unary_expression" and node_text(cond.child_by_field_name("operator")) == "!":
         arg = strip(cond.child_by_field_name("argument"))
         return arg is not None and _norm(node_text(arg)) == key
     if t == "binary_expression":
-        op = cond.child_by_field_name("operator").text
+        op = node_text(cond.child_by_field_name("operator"))
         left, right = strip(cond.child_by_field_name("left")), strip(cond.child_by_field_name("right"))
-        if op in (b"||", b"&&"):
+        if op in ("||", "&&"):
             return is_null_test(left, key, False) or is_null_test(right, key, False)
-        if (op == b"==" or op == b"!=" and whole) and left is not None and right is not None:
+        if (op == "==" or op == "!=" and whole) and left is not None and right is not None:
             texts = {_norm(node_text(left)), _norm(node_text(right))}
             return key in texts and bool(texts & _ZERO)
         return False

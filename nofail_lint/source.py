@@ -15,6 +15,7 @@ from __future__ import annotations
 import bisect
 import functools
 import os
+from typing import Protocol
 
 from .facts import Span
 
@@ -24,9 +25,16 @@ def decode(data: bytes) -> str:
     return data.decode("utf-8", "replace")
 
 
-def node_text(node) -> str:
-    """A tree-sitter node's source text."""
-    return decode(node.text)
+class _Node(Protocol):
+    @property
+    def text(self) -> bytes | None: ...
+
+
+def node_text(node: _Node | None) -> str:
+    """A tree-sitter node's source text; "" for a missing node (an optional
+    field, or a part of the tree an ERROR node took)."""
+    text = node.text if node is not None else None
+    return decode(text) if text is not None else ""
 
 
 class SourceText:

@@ -11,7 +11,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from conftest import REPO, RETRY_LOOP, TEST_CACHE, run_cli
 
 LOOP = "#include <linux/slab.h>\n\n" + RETRY_LOOP      # NF002 at line 8

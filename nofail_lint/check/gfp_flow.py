@@ -211,6 +211,37 @@ class GfpFlow:
 
     # ---------------------------------------------------------------- fixpoint
 
+    def _visit(self, ref: FunctionRef, seen_sites: set[tuple]) -> bool:
+        """Bind every sink below `ref`'s calls; True if `ref` gained a sink."""
+        evaluator = self.tables.evaluator(ref)
+        mine = self._sinks.setdefault(ref.key, {})
+        grew = False
+        for call in ref.fn.calls:
+            for below in self.sinks_of_callee(ref, call.callee):
+                if len(below.steps) >= MAX_DEPTH:
+                    self._limit(ref, call, f"gfp masks passed through more than {MAX_DEPTH} wrapper "
+                                           f"levels are not followed further ({call.callee}())")
+                    continue
+                bound = self._bind(ref, call, below, evaluator)
+                if bound is None:
+                    continue
+                key = (ref.file.path, call.span, bound.signature(), below.signature())
+                if key not in seen_sites and bound.mask.may_include(self.flag):
+                    seen_sites.add(key)
+                    self.sites.append(Site(Step(ref.file.path, call, ref.fn.name), ref, bound, below))
+                if not (bound.open or bound.mask.may_include(self.flag)):
+                    continue     # nothing a caller could add or be told
+                sig = bound.signature()
+                if sig in mine:
+                    continue
+                if len(mine) < MAX_SINKS_PER_FUNCTION:
+                    mine[sig] = bound
+                    grew = True
+                else:
+                    self._limit(ref, None, f"more than {MAX_SINKS_PER_FUNCTION} distinct gfp paths "
+                                           "lead through this function; its callers see only the first")
+        return grew
+
     def _run(self):
         tables = self.tables
         work: list[FunctionRef] = []
@@ -220,39 +251,13 @@ class GfpFlow:
             for ref, _call in tables.callers.get(name, ()):
                 work.append(ref)
         queued = {r.key for r in work}
-        seen_sites = set()
+        seen_sites: set[tuple] = set()
         rounds = 0
         while work and rounds < MAX_ROUNDS:
             rounds += 1
             ref = work.pop()
             queued.discard(ref.key)
-            evaluator = tables.evaluator(ref)
-            mine = self._sinks.setdefault(ref.key, {})
-            grew = False
-            for call in ref.fn.calls:
-                for below in self.sinks_of_callee(ref, call.callee):
-                    if len(below.steps) >= MAX_DEPTH:
-                        self._limit(ref, call, f"gfp masks passed through more than {MAX_DEPTH} wrapper "
-                                               f"levels are not followed further ({call.callee}())")
-                        continue
-                    bound = self._bind(ref, call, below, evaluator)
-                    if bound is None:
-                        continue
-                    key = (ref.file.path, call.span, bound.signature(), below.signature())
-                    if key not in seen_sites and bound.mask.may_include(self.flag):
-                        seen_sites.add(key)
-                        self.sites.append(Site(Step(ref.file.path, call, ref.fn.name), ref, bound, below))
-                    if not (bound.open or bound.mask.may_include(self.flag)):
-                        continue     # nothing a caller could add or be told
-                    sig = bound.signature()
-                    if sig not in mine:
-                        if len(mine) < MAX_SINKS_PER_FUNCTION:
-                            mine[sig] = bound
-                            grew = True
-                        else:
-                            self._limit(ref, None, f"more than {MAX_SINKS_PER_FUNCTION} distinct gfp paths "
-                                                   "lead through this function; its callers see only the first")
-            if grew:
+            if self._visit(ref, seen_sites):
                 for caller, _call in tables.callers.get(ref.fn.name, ()):
                     if caller.key not in queued and any(
                             t.key == ref.key for t in tables.resolve(caller.file.path, ref.fn.name)):
