@@ -224,12 +224,21 @@ def _config(config_file: str | None, paths: list[str], rules) -> Config:
 
 
 def _options(paths: list[str], jobs: int, kernel_version: str | None, rules: set[str] | None,
-             config: Config, cache: tuple[str | None, bool]) -> Options:
+             config: Config, cache: tuple[str | None, bool], context: str = "tree") -> Options:
     if kernel_version is not None and not _valid_version(kernel_version):
         _fail(f"--kernel-version wants X.Y, got {kernel_version!r}")
     return Options(paths, jobs=jobs, kernel_version=kernel_version or config.kernel_version, rules=rules,
                    extra_allocators=config.extra_allocators, extra_retry_wait=config.extra_retry_wait,
-                   exclude=config.excludes(), cache_dir=resolve_cache_dir(*cache))
+                   exclude=config.excludes(), cache_dir=resolve_cache_dir(*cache), context=context)
+
+
+def _context_option(command):
+    """--context, shared by check and grep."""
+    return click.option(
+        "--context", type=click.Choice(["tree", "none"]), default="tree", show_default=True,
+        help="tree: in a kernel tree (found upward by its Makefile's VERSION/PATCHLEVEL), resolve "
+             "wrappers and macros from the whole tree, and report only on PATHS; none: analyse "
+             "PATHS alone.")(command)
 
 
 def _cache_options(command):
@@ -406,11 +415,12 @@ class _CheckCommand(click.Command):
 @click.option("-q", "--quiet", is_flag=True,
               help="No summary line or progress; parts not analysed only as a count.")
 @_cache_options
+@_context_option
 @_debug_option
 def check(paths, fmt, output, jobs, kernel_version, select, ignore_rules, config_file, fail_on, exit_zero,  # noqa: C901
           show_suppressed, report_unused_suppressions, baseline_file, write_baseline_file, diff_rev,
           diff_staged, show_statistics, no_notes, terse, color, stdin_filename, progress, quiet,
-          cache_dir, no_cache):
+          cache_dir, no_cache, context):
     """Check C files and trees (recursive .c/.h; default: current directory; `-`: stdin)."""
     cwd = Path.cwd()
     paths = list(paths) or ["."]
@@ -455,7 +465,7 @@ def check(paths, fmt, output, jobs, kernel_version, select, ignore_rules, config
         click.get_current_context().call_on_close(lambda: _remove_stdin_copy(stdin[0]))
         paths = [stdin[0]]
     version_given = kernel_version or config.kernel_version
-    options = _options(paths, jobs, kernel_version, run_rules, config, (cache_dir, no_cache))
+    options = _options(paths, jobs, kernel_version, run_rules, config, (cache_dir, no_cache), context)
     if options.kernel_version is None:
         options.kernel_version = kernel_version_of(locate)
     _check_version_range(options.kernel_version)
@@ -535,7 +545,8 @@ def check(paths, fmt, output, jobs, kernel_version, select, ignore_rules, config
             " (default: no kernel Makefile found; see --kernel-version)"
         _stderr(f"nofail-lint: {len(result.findings)} finding(s){f' ({detail})' if detail else ''}, "
                 f"{len(result.suppressed)} suppressed{hidden}"
-                f" in {result.files_scanned} file(s){cached}, {len(result.skipped)} skipped{excluded}{partial},"
+                f" in {result.files_scanned} file(s){cached}{result.context},"
+                f" {len(result.skipped)} skipped{excluded}{partial},"
                 f" Linux {result.kernel_version}{origin}, {result.seconds:.1f}s")
     failing = [f for f in result.findings if LEVELS.index(_level(f)) >= LEVELS.index(fail_on)]
     if failing and not exit_zero:
@@ -588,9 +599,10 @@ def _check_version_range(version: str | None):
 @_CONFIG_OPT
 @click.option("-q", "--quiet", is_flag=True, help="No progress on stderr.")
 @_cache_options
+@_context_option
 @_debug_option
 def grep_cmd(paths, flag, count, files_only, as_json, jobs, kernel_version, config_file, quiet,
-             cache_dir, no_cache):
+             cache_dir, no_cache, context):
     """List allocation sites whose effective gfp mask may include FLAG.
 
     One line per call where the flag enters the mask -- written directly, via a
@@ -610,7 +622,7 @@ def grep_cmd(paths, flag, count, files_only, as_json, jobs, kernel_version, conf
     except RuleFileError as e:
         _fail(str(e))
     config = _config(config_file, paths, rules)
-    options = _options(paths, jobs, kernel_version, set(), config, (cache_dir, no_cache))
+    options = _options(paths, jobs, kernel_version, set(), config, (cache_dir, no_cache), context)
     model = load_model()
     version = options.kernel_version or kernel_version_of(paths) or model.newest_version
     atoms = model.algebra(version).atoms
@@ -621,7 +633,7 @@ def grep_cmd(paths, flag, count, files_only, as_json, jobs, kernel_version, conf
     try:
         with paused_gc():
             analysis = analyse(options, cwd, progress)
-            found = hits(analysis.tables, wanted, cwd)
+            found = [h for h in hits(analysis.tables, wanted, cwd) if analysis.reports_on(h.path)]
     except MissingPath as e:
         progress.clear()
         _fail(f"no such file or directory: {e}")
