@@ -31,7 +31,7 @@ from .check import run_rules
 from .config import Config, ConfigError, find_config, load_config
 from .discover import SOURCE_SUFFIXES, MissingPath, discover, display_path, kernel_version_of
 from .findings import Finding, PathStep
-from .gitdiff import DiffError, changed_lines, split_changed, staged_lines
+from .gitdiff import DiffError, changed_lines, split_changed, staged_lines, touched
 from .model import load_model, version_key
 from .pipeline import Options, Terminated, analyse, paused_gc, run
 from .report import FORMATS, render
@@ -147,7 +147,7 @@ class _Progress:
     def __init__(self, mode: str | None):
         self.mode = mode          # "tty", "lines" or None
         self.started = time.monotonic()
-        self.last = 0.0
+        self.last = float("-inf")      # the first call always shows
         self.shown = False
         self.base: int | None = None    # files already done at the first call (known from the cache)
 
@@ -502,6 +502,9 @@ def check(paths, fmt, output, jobs, kernel_version, select, ignore_rules, config
         findings, unchanged = split_changed(findings, changed, cwd)
         result.suppressed, _ = split_changed(result.suppressed, changed, cwd)
         extra.append(f"{len(unchanged)} outside --diff{'-staged' if diff_staged else ' ' + diff_rev}")
+        # what could not be analysed matters only where the diff changed something
+        result.skipped = [s for s in result.skipped if touched(s.path, changed, cwd)]
+        result.incomplete = [i for i in result.incomplete if touched(i.path, changed, cwd)]
     result.findings = findings
 
     statistics = stats_report.statistics(findings, {r.id: r.name for r in rules.values()}) \

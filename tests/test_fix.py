@@ -192,7 +192,7 @@ def test_format_patch_series_passes_git_am(cli, tmp_path):
     safe = FIX_FIXTURES / "safe"
     root = _repo(tmp_path, {"fs/fxfs/do_while.c": safe / "do_while.c", "fs/fxfs/goto_retry.c": safe / "goto_retry.c",
                             "drivers/fx/endless_loop.c": safe / "endless_loop.c",
-                            "drivers/fx/skip.c": safe / "while_assign.c"}, MAINTAINERS)
+                            "drivers/fx/skip.c": safe / "wrapper_gfp.c"}, MAINTAINERS)
     (root / "fs/fxfs/goto_retry.c").write_text((root / "fs/fxfs/goto_retry.c").read_text() + "\n")
     assert _git(root, "commit", "-qam", "fxfs: add a blank line").returncode == 0
     out = tmp_path / "series"

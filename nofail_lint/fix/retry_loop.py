@@ -7,6 +7,7 @@ more than a retry, and the finding is refused. Shapes:
 
     do { p = alloc(..); ... } while (!p);
     while (!(p = alloc(..))) wait();
+    p = NULL; while (!p) { p = alloc(..); ... }
     for (;;) { p = alloc(..); if (p) break; wait(); }      (also while (1), do .. while (1))
     retry: p = alloc(..); if (!p) { wait(); goto retry; }   (label used by that goto only)
 
@@ -333,6 +334,10 @@ def _loop_shape(src: Source, loop, assign: ts.Node, lhs: str, waits: frozenset[s
         elif node.type == "do_statement":
             if null_test(src, cond, lhs) != "fail":
                 raise Refuse("not-a-null-retry", "the loop condition is not a NULL test of the allocation")
+        elif node.type == "while_statement" and null_test(src, cond, lhs) == "fail":
+            if not _null_before(src, node, lhs):
+                raise Refuse("not-a-null-retry", f"`while (!{lhs})` runs only if {lhs} is NULL before it, "
+                                                 "and nothing right before the loop says so")
         else:
             raise Refuse("not-a-null-retry", "only do/while (!p), while (!(p = ..)) and endless loops "
                                              "with `if (p) break;` are rewritten")
@@ -340,6 +345,30 @@ def _loop_shape(src: Source, loop, assign: ts.Node, lhs: str, waits: frozenset[s
             classify.noise(c)
         stmt = (stmt_node.start_byte, stmt_node.end_byte, "")
     return _Shape((node.start_byte, node.end_byte), "", stmt, node, trailing_exit, classify.counters)
+
+
+def _null_before(src: Source, loop: ts.Node, lhs: str) -> bool:
+    """The statement right before `loop` sets `lhs` to NULL (`p = NULL;` or
+    `T *p = NULL;`), so a `while (!p)` loop runs at least once."""
+    prev = loop.prev_named_sibling
+    while prev is not None and prev.type == "comment":
+        prev = prev.prev_named_sibling
+    if prev is None:
+        return False
+    if prev.type == "expression_statement" and prev.named_children:
+        e = strip_parens(prev.named_children[0])
+        return e is not None and e.type == "assignment_expression" \
+            and norm(src.text(e.child_by_field_name("left"))) == lhs \
+            and norm(src.text(e.child_by_field_name("right"))) in _NULLS
+    if prev.type == "declaration":
+        for d in prev.children_by_field_name("declarator"):
+            if d.type == "init_declarator" and norm(src.text(d.child_by_field_name("value"))) in _NULLS:
+                name = d.child_by_field_name("declarator")
+                while name is not None and name.type == "pointer_declarator":
+                    name = name.child_by_field_name("declarator")
+                if norm(src.text(name)) == lhs:
+                    return True
+    return False
 
 
 def _inside_node(inner: ts.Node, outer: ts.Node | None) -> bool:
