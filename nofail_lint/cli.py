@@ -43,6 +43,7 @@ EXIT_CLEAN, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
 EXIT_SIGINT, EXIT_SIGTERM = 128 + signal.SIGINT, 128 + signal.SIGTERM
 LEVELS = ("note", "warning", "error")          # --fail-on thresholds, lowest first
 DEFAULT_FAIL_ON = "warning"
+MAX_LISTED = 20       # parts not analysed listed on stderr (a whole kernel has about a hundred)
 
 _state = {"debug": False, "inputs": ""}        # for the one-line error report of _Main
 
@@ -529,9 +530,12 @@ def check(paths, fmt, output, jobs, kernel_version, select, ignore_rules, config
             _stderr(f"nofail-lint: warning: {len(result.incomplete)} part(s) of the input not analysed "
                     "(listed without -q, and in JSON/SARIF)")
         else:
-            for i in result.incomplete:
+            for i in result.incomplete[:MAX_LISTED]:
                 where = f"{i.path}:{i.line}" + (f"-{i.end_line}" if i.end_line > i.line else "") if i.line else i.path
                 _warn(f"not analysed: {where}: {i.message}")
+            if len(result.incomplete) > MAX_LISTED:
+                _warn(f"not analysed: {len(result.incomplete) - MAX_LISTED} more part(s) "
+                      "(all of them in --format json/sarif/github)")
     if report_unused_suppressions:
         for path, line, ids in suppressions.unused(_input_files(options, cwd)):
             shown = stdin[2] if stdin is not None and path == stdin[1] else path

@@ -435,6 +435,11 @@ def test_gfp_flow_limits_are_reported(cli, tmp_path):
     assert "more than 10 wrapper levels" in found[("deep.c", "limit")]
     assert "more than 32 distinct gfp paths" in found[("many.c", "limit")]
     assert proc.stderr.count("warning: not analysed:") == 2
+    many = {f"w{k}.c": _deep_wrappers(13).replace("w", f"m{k}_w").replace("top", f"top{k}") for k in range(25)}
+    _tree(tmp_path, **many)
+    listed = run_cli(cli, "check", ".", cwd=tmp_path)
+    assert listed.stderr.count("warning: not analysed:") == 21, listed.stderr
+    assert "warning: not analysed: 7 more part(s) (all of them in --format json/sarif/github)" in listed.stderr
     shallow = run_cli(cli, "check", "--format", "json", "--no-cache", "-", cwd=tmp_path,
                       input=_deep_wrappers(5))
     assert shallow.returncode == 1 and json.loads(shallow.stdout)["incomplete"] == []
