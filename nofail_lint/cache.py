@@ -224,9 +224,10 @@ class FactsCache:
             db.executemany("INSERT OR REPLACE INTO scans VALUES (?, ?, ?)", sealed),
             db.executemany("INSERT OR REPLACE INTO stats VALUES (?, ?, ?, ?, ?)", stat_rows)))
 
-    def load_run(self, scope: bytes) -> object | None:
-        """The last run record (incremental.RunRecord) of this scope: same paths and options."""
-        rows = self._query("SELECT digest, data FROM runs WHERE scope = ?", (scope,))
+    def load_run(self, scope: bytes, part: str) -> object | None:
+        """One part of the last run record of this scope (same paths and options;
+        incremental.RunRecord)."""
+        rows = self._query("SELECT digest, data FROM runs WHERE scope = ?", (scope + part.encode(),))
         if not rows:
             return None
         try:
@@ -235,13 +236,14 @@ class FactsCache:
             self.corrupt_entries += 1
             return None
 
-    def store_run(self, scope: bytes, record: object):
-        row = (scope, *seal(record))
+    def store_run(self, scope: bytes, parts: dict[str, object]):
+        """Replace the parts of this scope's run record given, in one transaction."""
+        rows = [(scope + name.encode(), *seal(value)) for name, value in parts.items()]
 
         def write(db):
-            db.execute("INSERT OR REPLACE INTO runs VALUES (?, ?, ?)", row)
+            db.executemany("INSERT OR REPLACE INTO runs VALUES (?, ?, ?)", rows)
             db.execute("DELETE FROM runs WHERE rowid NOT IN "
-                       f"(SELECT rowid FROM runs ORDER BY rowid DESC LIMIT {KEEP_RESULTS})")
+                       f"(SELECT rowid FROM runs ORDER BY rowid DESC LIMIT {3 * KEEP_RESULTS})")
         self._write(write)
 
     def load_result(self, key: bytes) -> object | None:

@@ -31,7 +31,7 @@ from .check import run_rules
 from .config import Config, ConfigError, find_config, load_config
 from .discover import SOURCE_SUFFIXES, MissingPath, discover, display_path, kernel_version_of
 from .findings import Finding, PathStep
-from .gitdiff import DiffError, changed_lines, split_changed, staged_lines
+from .gitdiff import DiffError, changed_lines, split_changed, staged_lines, touched
 from .model import load_model, version_key
 from .pipeline import Options, Terminated, analyse, paused_gc, run
 from .report import FORMATS, render
@@ -43,6 +43,7 @@ EXIT_CLEAN, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
 EXIT_SIGINT, EXIT_SIGTERM = 128 + signal.SIGINT, 128 + signal.SIGTERM
 LEVELS = ("note", "warning", "error")          # --fail-on thresholds, lowest first
 DEFAULT_FAIL_ON = "warning"
+MAX_LISTED = 20       # parts not analysed listed on stderr (a whole kernel has about a hundred)
 
 _state = {"debug": False, "inputs": ""}        # for the one-line error report of _Main
 
@@ -147,7 +148,7 @@ class _Progress:
     def __init__(self, mode: str | None):
         self.mode = mode          # "tty", "lines" or None
         self.started = time.monotonic()
-        self.last = 0.0
+        self.last = float("-inf")      # the first call always shows
         self.shown = False
         self.base: int | None = None    # files already done at the first call (known from the cache)
 
@@ -390,6 +391,9 @@ class _CheckCommand(click.Command):
 @click.option("--exit-zero", is_flag=True, help="Exit 0 even when there are findings (errors still exit 2).")
 @click.option("--show-suppressed", is_flag=True,
               help="Also report findings silenced by `nofail-lint: ignore` comments, marked as such.")
+@click.option("--fixes", "with_fixes", is_flag=True,
+              help="SARIF: attach the rewrites of `nofail-lint fix` (NF002; both ways out for NF003 "
+                   "and NF006) as `fixes`; verifying them costs a second analysis.")
 @click.option("--report-unused-suppressions", is_flag=True,
               help="Warn about `nofail-lint: ignore` comments that silenced nothing.")
 @click.option("--baseline", "baseline_file", type=click.Path(dir_okay=False, path_type=str), default=None,
@@ -418,7 +422,7 @@ class _CheckCommand(click.Command):
 @_context_option
 @_debug_option
 def check(paths, fmt, output, jobs, kernel_version, select, ignore_rules, config_file, fail_on, exit_zero,  # noqa: C901
-          show_suppressed, report_unused_suppressions, baseline_file, write_baseline_file, diff_rev,
+          show_suppressed, with_fixes, report_unused_suppressions, baseline_file, write_baseline_file, diff_rev,
           diff_staged, show_statistics, no_notes, terse, color, stdin_filename, progress, quiet,
           cache_dir, no_cache, context):
     """Check C files and trees (recursive .c/.h; default: current directory; `-`: stdin)."""
@@ -502,12 +506,15 @@ def check(paths, fmt, output, jobs, kernel_version, select, ignore_rules, config
         findings, unchanged = split_changed(findings, changed, cwd)
         result.suppressed, _ = split_changed(result.suppressed, changed, cwd)
         extra.append(f"{len(unchanged)} outside --diff{'-staged' if diff_staged else ' ' + diff_rev}")
+        # what could not be analysed matters only where the diff changed something
+        result.skipped = [s for s in result.skipped if touched(s.path, changed, cwd)]
+        result.incomplete = [i for i in result.incomplete if touched(i.path, changed, cwd)]
     result.findings = findings
 
     statistics = stats_report.statistics(findings, {r.id: r.name for r in rules.values()}) \
         if show_statistics else None
     model = load_model()
-    fixes = _fix_proposals(options, cwd, result.findings) if fmt == "sarif" else None
+    fixes = _fix_proposals(options, cwd, result.findings) if fmt == "sarif" and with_fixes else None
     text = render(result, fmt, rules, model.fact_lines(), cwd, __version__, show_suppressed,
                   notes=not no_notes, terse=terse, color=_use_color(color, output),
                   statistics=statistics if fmt == "json" else None, fixes=fixes)
@@ -523,9 +530,12 @@ def check(paths, fmt, output, jobs, kernel_version, select, ignore_rules, config
             _stderr(f"nofail-lint: warning: {len(result.incomplete)} part(s) of the input not analysed "
                     "(listed without -q, and in JSON/SARIF)")
         else:
-            for i in result.incomplete:
+            for i in result.incomplete[:MAX_LISTED]:
                 where = f"{i.path}:{i.line}" + (f"-{i.end_line}" if i.end_line > i.line else "") if i.line else i.path
                 _warn(f"not analysed: {where}: {i.message}")
+            if len(result.incomplete) > MAX_LISTED:
+                _warn(f"not analysed: {len(result.incomplete) - MAX_LISTED} more part(s) "
+                      "(all of them in --format json/sarif/github)")
     if report_unused_suppressions:
         for path, line, ids in suppressions.unused(_input_files(options, cwd)):
             shown = stdin[2] if stdin is not None and path == stdin[1] else path

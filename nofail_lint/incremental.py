@@ -17,10 +17,10 @@ every file reaches) it gives up and the caller runs everything.
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Callable, NamedTuple
+from typing import Any, Callable, NamedTuple, cast
 
 from .demand import _ALIAS, _C_WORDS, _IDENTIFIER, referenced_names
-from .facts import FileFacts
+from .facts import FileFacts, FunctionFacts, Span
 from .findings import Finding, Incomplete, Skipped
 
 # a re-check of more files than this costs about as much as a whole run
@@ -30,21 +30,85 @@ AFFECTED_LIMIT = 3000
 class Defines(NamedTuple):
     functions: frozenset[str]      # functions with facts and fact-less ones (they shadow)
     macros: frozenset[str]         # object-like macros and function-like wrapper macros
+    exported: frozenset[str]       # functions other files' calls can reach (link.resolve):
+                                   # not static, or static inline in a header
 
 
-class RunRecord(NamedTuple):
-    keys: dict[str, bytes]                          # display -> fact key, every file of the run
-    findings: list[Finding]
-    skipped: dict[str, Skipped]                     # extraction's skipped inputs, by file
-    defines: dict[str, Defines]                     # display -> what it defines
-    calls: dict[str, list[tuple[str, str]]]         # name -> (display, definer) calling it
-    uses: dict[str, list[tuple[str, str]]]          # name -> (display, definer) naming it otherwise
-    incomplete: list[Incomplete]                    # parts not analysed (parse errors, limits)
+class RunRecord:
+    """What a whole run leaves for the next one, in three parts stored apart
+    (cache.store_run): the state (every file's fact key, the findings, skipped
+    inputs and parts not analysed), the definitions per file, and the
+    mentions index (name -> who calls it, who names it otherwise). An edit
+    that changes no file's interface loads and rewrites only the state and
+    the definitions."""
+
+    PARTS = ("state", "defines", "mentions")
+
+    def __init__(self, keys: dict[str, bytes], findings: list[Finding], skipped: dict[str, Skipped],
+                 incomplete: list[Incomplete], defines: dict[str, Defines] | None = None,
+                 mentions: tuple[dict, dict] | None = None, load: Callable[[str], object] | None = None):
+        self.keys = keys
+        self.findings = findings
+        self.skipped = skipped
+        self.incomplete = incomplete
+        self._defines = defines
+        self._mentions = mentions
+        self._load = load
+        self.changed_parts = {"state"} | ({"defines"} if defines is not None else set()) \
+            | ({"mentions"} if mentions is not None else set())
+
+    @classmethod
+    def loaded(cls, state: object, load: Callable[[str], object]) -> RunRecord | None:
+        if not (isinstance(state, tuple) and len(state) == 4):
+            return None
+        record = cls(*state, load=load)
+        record.changed_parts = set()
+        return record
+
+    def _part(self, name: str) -> object:
+        value = self._load(name) if self._load is not None else None
+        if value is None:
+            raise LookupError(f"run record part {name!r} is missing")
+        return value
+
+    @property
+    def defines(self) -> dict[str, Defines]:
+        """display -> what it defines"""
+        if self._defines is None:
+            self._defines = cast(dict, self._part("defines"))
+        return self._defines
+
+    @property
+    def calls(self) -> dict[str, list[tuple[str, str]]]:
+        """name -> (display, definer) calling it"""
+        if self._mentions is None:
+            self._mentions = cast(tuple, self._part("mentions"))
+        return self._mentions[0]
+
+    @property
+    def uses(self) -> dict[str, list[tuple[str, str]]]:
+        """name -> (display, definer) naming it otherwise (an argument, a macro body)"""
+        if self._mentions is None:
+            self._mentions = cast(tuple, self._part("mentions"))
+        return self._mentions[1]
+
+    def parts(self) -> dict[str, object]:
+        """The parts to store: those this run changed."""
+        out: dict[str, object] = {}
+        if "state" in self.changed_parts:
+            out["state"] = (self.keys, self.findings, self.skipped, self.incomplete)
+        if "defines" in self.changed_parts:
+            out["defines"] = self._defines
+        if "mentions" in self.changed_parts:
+            out["mentions"] = self._mentions
+        return out
 
 
 def defines_of(ff: FileFacts) -> Defines:
+    header = ff.path.endswith(".h")
     return Defines(frozenset(f.name for f in ff.functions) | frozenset(ff.plain_functions),
-                   frozenset(name for name, _ in ff.macros))
+                   frozenset(name for name, _ in ff.macros),
+                   frozenset(f.name for f in ff.functions if header or not f.is_static))
 
 
 def mentions_of(ff: FileFacts):
@@ -62,6 +126,45 @@ def mentions_of(ff: FileFacts):
             yield other, "#" + name, alias
 
 
+def _shape(value: object) -> object:
+    """A fact with every position left out (Spans, and the lines and columns of
+    lock regions): what callers in other files depend on."""
+    if isinstance(value, Span):
+        return None
+    if isinstance(value, FunctionFacts):
+        value = value._replace(atomic=cast(Any, tuple(region[0] for region in value.atomic)))
+    if isinstance(value, tuple):
+        items = tuple(_shape(v) for v in value)
+        return cast(Any, type(value))(*items) if hasattr(value, "_fields") else items
+    return value
+
+
+def interface_changes(old: object, new: object) -> tuple[set[str], set[str], bool]:
+    """(functions, macros) whose facts other files can see changed between two
+    outcomes of one file, and whether anything moved (spans only). With no
+    old facts to compare, every name counts as changed."""
+    def functions(o: object) -> dict[str, object]:
+        if not isinstance(o, FileFacts):
+            return {}
+        out: dict[str, object] = {}
+        for fn in o.functions:
+            out.setdefault(fn.name, [])
+            out[fn.name].append(_shape(fn))      # type: ignore[attr-defined]
+        return out
+
+    def macros(o: object) -> dict[str, list[str]]:
+        out: dict[str, list[str]] = defaultdict(list)
+        if isinstance(o, FileFacts):
+            for name, body in o.macros:
+                out[name].append(body)
+        return out
+    before, after = functions(old), functions(new)
+    changed_fns = {n for n in before.keys() | after.keys() if before.get(n) != after.get(n)}
+    mb, ma = macros(old), macros(new)
+    changed_macros = {n for n in mb.keys() | ma.keys() if mb.get(n) != ma.get(n)}
+    return changed_fns, changed_macros, old != new
+
+
 def build_record(keys: dict[str, bytes], facts: list[FileFacts], findings: list[Finding],
                  skipped: list[Skipped], incomplete: list[Incomplete]) -> RunRecord:
     calls: dict[str, list[tuple[str, str]]] = defaultdict(list)
@@ -72,61 +175,87 @@ def build_record(keys: dict[str, bytes], facts: list[FileFacts], findings: list[
         for name, definer, called in mentions_of(ff):
             (calls if called else uses)[name].append((ff.path, definer))
     bad = {s.path: s for s in skipped if s.path in keys}
-    return RunRecord(dict(keys), list(findings), bad, defines, dict(calls), dict(uses), list(incomplete))
+    return RunRecord(dict(keys), list(findings), bad, list(incomplete), defines, (dict(calls), dict(uses)))
 
 
-def affected_files(record: RunRecord, changed: set[str], new_defines: dict[str, Defines],
-                   is_model_allocator: Callable[[str], bool], is_atom: Callable[[str], bool],
-                   limit: int = AFFECTED_LIMIT) -> set[str] | None:
-    """The changed files and every file with a function or macro that reaches,
-    by name and transitively, a name they define (old or new). None past `limit`."""
+def affected_files(record: RunRecord, changed: dict[str, tuple[set[str], set[str], bool]],
+                   new_defines: dict[str, Defines], is_model_allocator: Callable[[str], bool],
+                   is_atom: Callable[[str], bool], limit: int = AFFECTED_LIMIT) -> set[str] | None:
+    """The changed files and every file whose findings they can change.
+
+    `changed`: per changed file, the functions and macros whose facts other
+    files see changed (interface_changes), and whether anything at all moved.
+    Files with a function or macro that reaches such a name, by name and
+    transitively, are affected; a function other files cannot call (static in
+    a .c file) is followed only within its file. A file whose facts only
+    moved (lines shifted) affects the recorded findings that point into it.
+    None past `limit`."""
     files = set(changed)
-    functions: set[str] = set()
-    macros: set[str] = set()
-    for display in changed:
+    # (name, is a function, the only file whose calls reach it, or None: any file)
+    work: list[tuple[str, bool, str | None]] = []
+    moved = set()
+    for display, (functions, macros, anything) in changed.items():
+        if anything:
+            moved.add(display)
+        exported: frozenset[str] = frozenset()
         for d in (record.defines.get(display), new_defines.get(display)):
             if d is not None:
-                functions |= {n for n in d.functions if not is_model_allocator(n)}
-                macros |= {n for n in d.macros if not is_atom(n)}
-    seen: set[tuple[str, bool]] = set()
-    work = [(n, True) for n in functions] + [(n, False) for n in macros]
+                exported |= d.exported
+        work += [(n, True, None if n in exported else display) for n in functions if not is_model_allocator(n)]
+        work += [(n, False, None) for n in macros if not is_atom(n)]
+    for finding in record.findings:
+        if finding.location.path not in files and any(m in repr(finding) for m in moved):
+            files.add(finding.location.path)
+    seen: set[tuple[str, bool, str | None]] = set()
     while work:
-        name, is_function = work.pop()
-        if (name, is_function) in seen:
+        item = work.pop()
+        if item in seen:
             continue
-        seen.add((name, is_function))
+        seen.add(item)
+        name, is_function, scope = item
         mentioners = record.calls.get(name, [])
         if not is_function:         # a macro is expanded wherever it is named
             mentioners = mentioners + record.uses.get(name, [])
         for display, definer in mentioners:
+            if scope is not None and display != scope:
+                continue
             files.add(display)
             if definer.startswith("#"):
-                work.append((definer[1:], False))
+                work.append((definer[1:], False, None))
             else:
-                work.append((definer, True))
+                d = record.defines.get(display)
+                work.append((definer, True, None if d is None or definer in d.exported else display))
         if len(files) > limit:
             return None
     return files
 
 
 def updated(record: RunRecord, keys: dict[str, bytes], changed_facts: dict[str, object],
-            findings: list[Finding], incomplete: list[Incomplete], recheck: set[str]) -> RunRecord:
-    """The record after a partial re-check: new keys, spliced findings, the
-    changed files' definitions and mentions replaced."""
+            findings: list[Finding], incomplete: list[Incomplete], recheck: set[str],
+            interface_changed: bool) -> RunRecord:
+    """The record after a partial re-check: new keys, spliced findings; the
+    changed files' definitions and mentions replaced when their interface
+    changed (otherwise those parts are kept as they are, not even loaded)."""
     kept = [f for f in record.findings if f.location.path not in recheck and f.location.path in keys]
     merged = sorted(set(kept) | set(findings), key=Finding.sort_key)
     parts = [i for i in record.incomplete if i.path not in recheck and i.path in keys] + list(incomplete)
     parts.sort(key=lambda i: (i.path, i.line, i.kind, i.message))
     skipped = {p: s for p, s in record.skipped.items() if p in keys and p not in changed_facts}
+    for display, outcome in changed_facts.items():
+        if isinstance(outcome, Skipped):
+            skipped[display] = outcome
+    if not interface_changed:
+        out = RunRecord(dict(keys), merged, skipped, parts, load=record._load)
+        out._defines, out._mentions = record._defines, record._mentions
+        out.changed_parts = {"state"}
+        return out
     defines = {p: d for p, d in record.defines.items() if p in keys and p not in changed_facts}
     calls = {n: [m for m in ms if m[0] not in changed_facts] for n, ms in record.calls.items()}
     uses = {n: [m for m in ms if m[0] not in changed_facts] for n, ms in record.uses.items()}
     for display, outcome in changed_facts.items():
-        if isinstance(outcome, Skipped):
-            skipped[display] = outcome
         if not isinstance(outcome, FileFacts):
             continue
         defines[display] = defines_of(outcome)
         for name, definer, called in mentions_of(outcome):
             (calls if called else uses).setdefault(name, []).append((display, definer))
-    return RunRecord(dict(keys), merged, skipped, defines, calls, uses, parts)
+    return RunRecord(dict(keys), merged, skipped, parts, defines, (calls, uses))

@@ -30,7 +30,7 @@ from .demand import DefinitionIndex, close_over
 from .discover import SourceFile, discover, kernel_version_of, worth_parsing
 from .facts import FileFacts
 from .findings import Finding, Incomplete, RunResult, Skipped
-from .incremental import RunRecord, affected_files, build_record, defines_of, updated
+from .incremental import RunRecord, affected_files, build_record, defines_of, interface_changes, updated
 from .link import TreeTables
 from .model import load_model
 from .scan import ScanRow, kernel_root, scan_source
@@ -795,6 +795,8 @@ def _run(options: Options, cwd: Path | None, progress: Progress | None,
              None if a.targets is None else sorted(a.targets))
     key = a.result_key(*parts)
     stored = cache.load_result(key) if cache is not None else None
+    if not (isinstance(stored, tuple) and len(stored) == 3):
+        stored = None            # none, or from another shape of this tool: run again
     if stored is not None:
         findings, bad, incomplete = cast(tuple[list[Finding], list[Skipped], list[Incomplete]], stored)
         skipped = sorted(a.skipped + bad, key=lambda s: s.path)
@@ -802,8 +804,14 @@ def _run(options: Options, cwd: Path | None, progress: Progress | None,
         before = list(a.skipped)
         scope = _scope_key(a, parts)
         whole = cache is not None and a.targets is None
-        record = cache.load_run(scope) if whole and cache is not None else None
-        rechecked = _recheck(a, record) if isinstance(record, RunRecord) else None
+        record = None
+        if whole and cache is not None:
+            record = RunRecord.loaded(cache.load_run(scope, "state"),
+                                      functools.partial(cache.load_run, scope))
+        try:
+            rechecked = _recheck(a, record) if record is not None else None
+        except LookupError:             # a part of the record went missing: run everything
+            rechecked = None
         if rechecked is not None:
             record, count = rechecked
             a.note = f", {count} re-checked"
@@ -819,7 +827,7 @@ def _run(options: Options, cwd: Path | None, progress: Progress | None,
         if cache is not None:
             cache.store_result(key, (findings, [s for s in skipped if s not in before], incomplete))
             if whole and record is not None:
-                cache.store_run(scope, record)
+                cache.store_run(scope, record.parts())
     a.close()
     return RunResult(findings=findings, skipped=skipped, files_scanned=len(a.files),
                      seconds=time.monotonic() - a.started, kernel_version=a.version,
@@ -854,7 +862,21 @@ def _recheck(a: Analysis, record: RunRecord) -> tuple[RunRecord, int] | None:
         return model.allocator(name) is not None or name in o.extra_allocators
     atoms = model.algebra(a.version).atoms
     new_defines = {d: defines_of(f) for d, f in new.items() if isinstance(f, FileFacts)}
-    recheck = affected_files(record, changed, new_defines, is_allocator, atoms.__contains__)
+    old_keys = {d: record.keys[d] for d in changed if d in record.keys}
+    old = ex.cache.load_facts(old_keys.values()) if ex.cache is not None else {}
+    changes = {}
+    for d in changed:
+        if d in old_keys and old_keys[d] not in old:     # the old facts were pruned: every name counts
+            was = record.defines.get(d)
+            now = new_defines.get(d)
+            changes[d] = ((set(was.functions) if was else set()) | (set(now.functions) if now else set()),
+                          (set(was.macros) if was else set()) | (set(now.macros) if now else set()), True)
+        else:
+            before = _rehome(cast(Outcome, old[old_keys[d]]), d) if d in old_keys else None
+            changes[d] = interface_changes(before, new.get(d))
+    interface_changed = any(fns or macros for fns, macros, _ in changes.values()) or any(
+        record.defines.get(d) != new_defines.get(d) for d in changed)
+    recheck = affected_files(record, changes, new_defines, is_allocator, atoms.__contains__)
     if recheck is None:
         return None
     recheck &= current
@@ -867,7 +889,7 @@ def _recheck(a: Analysis, record: RunRecord) -> tuple[RunRecord, int] | None:
     tables = TreeTables(facts, model, a.version, o.extra_allocators, o.extra_retry_wait)
     findings = [f for f in run_rules(tables, o.rules) if f.location.path in recheck]
     incomplete = [i for i in not_analysed(tables) if i.path in recheck]
-    return updated(record, ex.keys, new, findings, incomplete, recheck), len(recheck)
+    return updated(record, ex.keys, new, findings, incomplete, recheck, interface_changed), len(recheck)
 
 
 def not_analysed(tables: TreeTables) -> list[Incomplete]:

@@ -82,6 +82,16 @@ def test_edits_recheck_only_what_they_affect(cli, tree, tmp_path):
     _same_as_scratch(cli, tree, cache)
 
 
+def test_moved_definitions_move_the_paths_that_point_into_them(cli, tree, tmp_path):
+    """Lines shifted in a file that defines wrappers: the findings of other
+    files whose paths go through it must show the new lines."""
+    cache = tmp_path / "cache"
+    _same_as_scratch(cli, tree, cache)
+    for path in sorted((tree / "nf001" / "xfile").glob("*"))[:4] + sorted((tree / "nf006").glob("*.c"))[:2]:
+        path.write_text("/* a line more */\n" + path.read_text())
+        assert "re-checked" in _same_as_scratch(cli, tree, cache)
+
+
 def test_nothing_changed_is_answered_from_the_cache(cli, tree, tmp_path):
     cache = tmp_path / "cache"
     first, _ = _findings(cli, tree, "--cache-dir", str(cache))
