@@ -391,6 +391,9 @@ class _CheckCommand(click.Command):
 @click.option("--exit-zero", is_flag=True, help="Exit 0 even when there are findings (errors still exit 2).")
 @click.option("--show-suppressed", is_flag=True,
               help="Also report findings silenced by `nofail-lint: ignore` comments, marked as such.")
+@click.option("--fixes", "with_fixes", is_flag=True,
+              help="SARIF: attach the rewrites of `nofail-lint fix` (NF002; both ways out for NF003 "
+                   "and NF006) as `fixes`; verifying them costs a second analysis.")
 @click.option("--report-unused-suppressions", is_flag=True,
               help="Warn about `nofail-lint: ignore` comments that silenced nothing.")
 @click.option("--baseline", "baseline_file", type=click.Path(dir_okay=False, path_type=str), default=None,
@@ -419,7 +422,7 @@ class _CheckCommand(click.Command):
 @_context_option
 @_debug_option
 def check(paths, fmt, output, jobs, kernel_version, select, ignore_rules, config_file, fail_on, exit_zero,  # noqa: C901
-          show_suppressed, report_unused_suppressions, baseline_file, write_baseline_file, diff_rev,
+          show_suppressed, with_fixes, report_unused_suppressions, baseline_file, write_baseline_file, diff_rev,
           diff_staged, show_statistics, no_notes, terse, color, stdin_filename, progress, quiet,
           cache_dir, no_cache, context):
     """Check C files and trees (recursive .c/.h; default: current directory; `-`: stdin)."""
@@ -511,7 +514,7 @@ def check(paths, fmt, output, jobs, kernel_version, select, ignore_rules, config
     statistics = stats_report.statistics(findings, {r.id: r.name for r in rules.values()}) \
         if show_statistics else None
     model = load_model()
-    fixes = _fix_proposals(options, cwd, result.findings) if fmt == "sarif" else None
+    fixes = _fix_proposals(options, cwd, result.findings) if fmt == "sarif" and with_fixes else None
     text = render(result, fmt, rules, model.fact_lines(), cwd, __version__, show_suppressed,
                   notes=not no_notes, terse=terse, color=_use_color(color, output),
                   statistics=statistics if fmt == "json" else None, fixes=fixes)
