@@ -33,7 +33,7 @@ from .discover import SOURCE_SUFFIXES, MissingPath, discover, display_path, kern
 from .findings import Finding, PathStep
 from .gitdiff import DiffError, changed_lines, split_changed, staged_lines, touched
 from .model import load_model, version_key
-from .pipeline import Options, Terminated, analyse, paused_gc, run
+from .pipeline import Options, Terminated, analyse, interruptible, paused_gc, run
 from .report import FORMATS, render
 from .report import statistics as stats_report
 from .rules_catalog import RuleFileError, explain_text, load_rules
@@ -641,8 +641,8 @@ def grep_cmd(paths, flag, count, files_only, as_json, jobs, kernel_version, conf
         _fail(f"--flag: {flag!r} is not a gfp flag of Linux {version}; known: {', '.join(sorted(atoms))}")
     progress = _Progress(_progress_mode(None, quiet))
     try:
-        with paused_gc():
-            analysis = analyse(options, cwd, progress)
+        with paused_gc(), interruptible():
+            analysis = analyse(options, cwd, progress, _warn)
             found = [h for h in hits(analysis.tables, wanted, cwd) if analysis.reports_on(h.path)]
     except MissingPath as e:
         progress.clear()
@@ -734,8 +734,8 @@ def fix_cmd(paths, write, patch_dir, select, ignore, unsafe_fixes, nf006, jobs, 
     options = _options(paths, jobs, kernel_version, None, config, (cache_dir, no_cache))
     progress = _Progress(_progress_mode(None, quiet))
     try:
-        with paused_gc():
-            analysis = analyse(options, cwd, progress)
+        with paused_gc(), interruptible():
+            analysis = analyse(options, cwd, progress, _warn)
             tables = analysis.tables
             before = run_rules(tables, None)
             findings, _suppressed = Suppressions(cwd, {r.name: r.id for r in rules.values()}).split(before)
