@@ -2,7 +2,7 @@
 
 Exit codes (check): 0 clean; 1 findings at or above --fail-on (default
 warning) and nothing else; 2 usage, config or tool error, a report that
-could not be written, or a run with no failing findings that could not
+could not be written, or a run with no findings at all that could not
 analyse everything (skipped inputs, parts not analysed); 130/143 interrupted
 by SIGINT/SIGTERM. An unexpected error prints one line naming the inputs
 (`--debug` adds the traceback), never a bare traceback.
@@ -348,7 +348,7 @@ _EPILOG_EXIT = """\
   0    no failing findings and every input analysed
   1    findings at or above --fail-on (default: warning; NF006 is a note)
   2    usage, config or tool error, a report that could not be written, or no
-       failing findings but some input was skipped or not fully analysed
+       findings at all but some input was skipped or not fully analysed
   130  interrupted (Ctrl-C); 143 terminated (SIGTERM). Finished files are cached."""
 
 
@@ -561,7 +561,10 @@ def check(paths, fmt, output, jobs, kernel_version, select, ignore_rules, config
     failing = [f for f in result.findings if LEVELS.index(_level(f)) >= LEVELS.index(fail_on)]
     if failing and not exit_zero:
         sys.exit(EXIT_FINDINGS)
-    sys.exit(EXIT_ERROR if result.skipped or result.incomplete else EXIT_CLEAN)
+    # incomplete is the outcome only when nothing was found: a kernel tree
+    # always has some part not analysed, and its findings are still the result
+    only_incomplete = not result.findings and (result.skipped or result.incomplete)
+    sys.exit(EXIT_ERROR if only_incomplete else EXIT_CLEAN)
 
 
 def _input_files(options: Options, cwd: Path) -> list[str]:

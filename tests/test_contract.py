@@ -147,6 +147,18 @@ def test_fail_on_and_exit_zero(cli):
     assert proc.returncode == 0 and "NF002" in proc.stdout
 
 
+def test_incomplete_runs_exit_2_only_when_nothing_was_found(cli, tmp_path):
+    _tree(tmp_path, **{"loop.c": LOOP})
+    (tmp_path / "blob.c").write_bytes(b"\x00" * 64)
+    assert run_cli(cli, "check", ".", cwd=tmp_path).returncode == 1
+    assert run_cli(cli, "check", "--exit-zero", ".", cwd=tmp_path).returncode == 0
+    assert run_cli(cli, "check", "--fail-on", "error", ".", cwd=tmp_path).returncode == 0
+    (tmp_path / "loop.c").unlink()
+    for extra in ([], ["--exit-zero"], ["--fail-on", "error"]):
+        proc = run_cli(cli, "check", *extra, ".", cwd=tmp_path)
+        assert proc.returncode == 2 and "skipped blob.c" in proc.stderr, extra
+
+
 def test_statistics_per_rule_and_top_level_directory(cli, tmp_path):
     _tree(tmp_path, **{"fs/a/one.c": LOOP, "fs/b/two.c": LOOP.replace("demo_get", "demo_two"),
                        "mm/three.c": LOOP, "top.c": LOOP})
