@@ -320,8 +320,8 @@ def _loop_shape(src: Source, loop, assign: ts.Node, lhs: str, waits: frozenset[s
         parent = stmt_node.parent
         if parent is None or parent.start_byte != body.start_byte or body.type != "compound_statement":
             raise Refuse("loop-body-not-only-retry", "the allocation is not a statement of the loop body")
-        infinite = (node.type == "for_statement" and all(node.child_by_field_name(f) is None
-                                                         for f in ("initializer", "condition", "update"))) \
+        infinite = (node.type == "for_statement" and (cond is None or _is_true(src, cond))
+                    and _counting_only(src, node, classify)) \
             or (node.type in ("while_statement", "do_statement") and _is_true(src, cond))
         others = [c for c in body.named_children if c.start_byte != stmt_node.start_byte]
         if infinite:
@@ -345,6 +345,31 @@ def _loop_shape(src: Source, loop, assign: ts.Node, lhs: str, waits: frozenset[s
             classify.noise(c)
         stmt = (stmt_node.start_byte, stmt_node.end_byte, "")
     return _Shape((node.start_byte, node.end_byte), "", stmt, node, trailing_exit, classify.counters)
+
+
+def _counting_only(src: Source, loop: ts.Node, classify: _Body) -> bool:
+    """A `for` loop's initialiser and update only set and step counters
+    (`for (tries = 0; ; tries++)`, `for (int i = 0; ; i++)`), which go with it."""
+    init, update = loop.child_by_field_name("initializer"), loop.child_by_field_name("update")
+    if init is not None:
+        if init.type == "declaration":
+            for d in init.children_by_field_name("declarator"):
+                value = d.child_by_field_name("value") if d.type == "init_declarator" else None
+                if value is not None and value.type != "number_literal":
+                    return False
+                classify.counters.add(src.text(d.child_by_field_name("declarator") if value is not None else d))
+        else:
+            e = strip_parens(init)
+            left = e.child_by_field_name("left") if e is not None and e.type == "assignment_expression" else None
+            right = e.child_by_field_name("right") if e is not None else None
+            if left is None or left.type != "identifier" or right is None or right.type != "number_literal":
+                return False
+            classify.counters.add(src.text(left))
+    if update is not None:
+        e = strip_parens(update)
+        if e is None or not classify.counter(e):
+            return False
+    return True
 
 
 def _null_before(src: Source, loop: ts.Node, lhs: str) -> bool:
