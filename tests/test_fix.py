@@ -17,7 +17,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from conftest import EXAMPLE_TREE, FIXTURES, REPO, run_cli
+from conftest import EXAMPLE_TREE, FIXTURES, REPO, TEST_CACHE, run_cli
 
 FIX_FIXTURES = FIXTURES / "fix"
 RUNS = {
@@ -282,8 +282,16 @@ def test_sarif_results_carry_the_fixes(cli):
 KERNEL_TREES = [("6.1", "NOFAIL_LINT_KERNEL_6_1"), ("6.12", "NOFAIL_LINT_KERNEL_6_12")]
 
 
+def _long_cli(cli, *args: str, cwd: Path) -> subprocess.CompletedProcess:
+    """A whole-tree run: a cold one takes minutes, more on a loaded machine."""
+    env = dict(os.environ)
+    env.pop("PYTHONPATH", None)
+    env.setdefault("NOFAIL_LINT_CACHE_DIR", TEST_CACHE)
+    return subprocess.run([cli, *args], cwd=cwd, capture_output=True, text=True, env=env, timeout=7200)
+
+
 def _kernel_findings(cli, root: Path) -> Counter:
-    proc = run_cli(cli, "check", "--format", "json", "-q", ".", cwd=root)
+    proc = _long_cli(cli, "check", "--format", "json", "-q", ".", cwd=root)
     assert proc.returncode in (0, 1), proc.stderr[-2000:]
     return Counter((f["rule_id"], f["path"], f["function"]) for f in json.loads(proc.stdout)["findings"])
 
@@ -300,12 +308,12 @@ def test_safe_fixes_on_a_real_tree(cli, tmp_path, version, var):
     overlay = tmp_path / f"linux-{version}"
     assert subprocess.run(["cp", "-as", os.path.abspath(source), str(overlay)]).returncode == 0
     before = _kernel_findings(cli, overlay)
-    proc = run_cli(cli, "fix", "-q", ".", cwd=overlay)
+    proc = _long_cli(cli, "fix", "-q", ".", cwd=overlay)
     assert proc.returncode in (0, 1) and "Traceback" not in proc.stderr, proc.stderr[-2000:]
     diff = proc.stdout
     touched = re.findall(r"(?m)^diff --git a/(\S+) ", diff)
     assert touched, "no safe fix on a real tree"
-    wrote = run_cli(cli, "fix", "-q", "--write", ".", cwd=overlay)
+    wrote = _long_cli(cli, "fix", "-q", "--write", ".", cwd=overlay)
     assert wrote.returncode in (0, 1), wrote.stderr[-2000:]
     for rel in touched:
         assert not (overlay / rel).is_symlink()                      # written as a new file
