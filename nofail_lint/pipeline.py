@@ -21,7 +21,7 @@ from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Mapping, Protocol, cast
+from typing import Any, Callable, Iterable, Mapping, Protocol, cast
 
 from .cache import FactsCache, content_hash, seal, unseal
 from .check import run_rules
@@ -671,7 +671,7 @@ class DemandRun:
 def _macros_only(files: list[SourceFile], context: WorkerContext) -> Extraction:
     """Files a partial run needs only for their object-like macros: the same
     `macros` extraction would give, without parsing (no functions)."""
-    from .extract import object_like_macros
+    from . import extract
     keys: dict[str, bytes] = {}
     outcomes: dict[str, Outcome] = {}
     for f in files:
@@ -687,7 +687,10 @@ def _macros_only(files: list[SourceFile], context: WorkerContext) -> Extraction:
         elif not worth_parsing(src, context.extra):
             outcomes[f.display] = None
         else:
-            outcomes[f.display] = FileFacts(f.display, tuple(object_like_macros(src)), ())
+            facts = FileFacts(f.display, tuple(extract.object_like_macros(src)), ())
+            if hasattr(extract, "mask_macros"):       # function-like mask macros, as extraction gives them
+                facts = cast(Any, facts)._replace(mask_macros=tuple(extract.mask_macros(src)))
+            outcomes[f.display] = facts
     return Extraction(keys, outcomes, None, context, {f.display: f.path for f in files})
 
 

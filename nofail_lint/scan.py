@@ -8,7 +8,8 @@ processes) and its rows are cached by content, like the facts.
 
 A row is a *superset* of what extraction would find defined in the file, so
 that the demand stage (demand.py) never misses a definition:
-- every function-like `#define NAME(` (a possible wrapper, extract.call_macros);
+- every function-like `#define NAME(` (a possible wrapper, extract.call_macros,
+  or a mask computation, extract.mask_macros);
 - every object-like `#define NAME` whose body could be kept by
   extract.object_like_macros (a continued body is always kept);
 - on every line that starts at column 0 with an identifier (kernel style puts
@@ -16,7 +17,9 @@ that the demand stage (demand.py) never misses a definition:
   followed by `(`, and the first identifier inside the first `(` (macro-headed
   definitions such as `SYSCALL_DEFINE3(open, ...)`, also as `sys_open`).
 One-line prototypes (`...);`) and `extern` lines are left out: they declare,
-they never define.
+they never define. And every struct field the file assigns (`->f =`, `.f |=`,
+`.f = ` in an initialiser): a field's mask is the union of its assignments
+tree-wide (link.TreeTables.field_mask).
 """
 from __future__ import annotations
 
@@ -32,11 +35,14 @@ class ScanRow(NamedTuple):
     """What one file may define, if it is worth parsing at all."""
 
     parsed: bool                     # passes the prefilter (extraction would look at it)
-    functions: frozenset[str]        # names it may define as functions or function-like macros
+    functions: frozenset[str]        # names it may define as functions
     macros: frozenset[str]           # object-like macros it may define that a mask or bound can use
+    fn_macros: frozenset[str] = frozenset()    # function-like macros it defines
+    fields: frozenset[str] = frozenset()       # struct fields it assigns
 
 
 NOTHING = ScanRow(False, frozenset(), frozenset())
+_FIELD_ASSIGNMENT = re.compile(rb"(?:->|\.)[ \t]*([A-Za-z_]\w*)[ \t]*[|&]?=(?!=)")
 
 _DEFINE = re.compile(rb"\n[ \t]*#[ \t]*define[ \t]+([A-Za-z_]\w*)(\(?)([^\n]*)")
 # the bodies extract.object_like_macros keeps: masks, ranges, aliases, sizes and orders
@@ -57,9 +63,10 @@ def scan_source(src: bytes, extra: re.Pattern[bytes] | None = None) -> ScanRow:
     text = b"\n" + src
     functions: set[bytes] = set()
     macros: set[bytes] = set()
+    fn_macros: set[bytes] = set()
     for name, paren, body in _DEFINE.findall(text):
         if paren:
-            functions.add(name)
+            fn_macros.add(name)
         elif _USEFUL_BODY.search(body) or (_SIZE_NAME.search(name) and _NUMERIC_BODY.match(body)):
             macros.add(name)
     for m in _COLUMN0_CALL_LINE.finditer(text):
@@ -73,8 +80,12 @@ def scan_source(src: bytes, extra: re.Pattern[bytes] | None = None) -> ScanRow:
             head = _CALLED_NAME.match(line)
             if head is not None and _SYSCALL_LIKE.match(head.group(1)):
                 functions.add(b"sys_" + first.group(1))
-    return ScanRow(True, frozenset(n.decode("ascii") for n in functions),
-                   frozenset(n.decode("ascii") for n in macros))
+    return ScanRow(True, _names(functions), _names(macros), _names(fn_macros),
+                   _names(set(_FIELD_ASSIGNMENT.findall(src))))
+
+
+def _names(found: set[bytes]) -> frozenset[str]:
+    return frozenset(n.decode("ascii") for n in found)
 
 
 def kernel_root(paths: list[str]) -> Path | None:
