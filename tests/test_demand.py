@@ -123,3 +123,26 @@ def _sites_cached(cli: str, root: Path, *args: str) -> list[tuple]:
     proc = run_cli(cli, "grep", "--json", "--jobs", "2", *args, cwd=root)
     assert proc.returncode in (0, 1, 2), proc.stderr
     return sorted(tuple(sorted((k, str(v)) for k, v in h.items())) for h in json.loads(proc.stdout))
+
+
+def test_a_struct_field_mask_assigned_elsewhere_is_seen(cli, tmp_path):
+    """A mask stored in a struct field by one directory and used by another:
+    the field's value is the union of its assignments tree-wide, so the
+    assigning file is context for the user's subtree."""
+    from nofail_lint import cexpr
+    if not hasattr(cexpr, "FIELD_READ"):
+        pytest.skip("struct-field masks are not followed by this version")
+    (tmp_path / "Makefile").write_text("VERSION = 6\nPATCHLEVEL = 12\n")
+    (tmp_path / "include").mkdir()
+    (tmp_path / "include" / "demo_ctx.h").write_text(
+        "struct demo_ctx {\n\tgfp_t gfp;\n\tint n;\n};\n")
+    (tmp_path / "lib").mkdir()
+    (tmp_path / "lib" / "demo_init.c").write_text(
+        "void demo_ctx_init(struct demo_ctx *ctx)\n{\n\tctx->gfp = GFP_ATOMIC | __GFP_NOFAIL;\n}\n")
+    (tmp_path / "drivers").mkdir()
+    (tmp_path / "drivers" / "demo_use.c").write_text(
+        "void *demo_use_alloc(struct demo_ctx *ctx)\n{\n\treturn kmalloc(ctx->n, ctx->gfp);\n}\n")
+    whole = _findings(cli, tmp_path, ".")
+    assert [(f[0], f[3]) for f in whole if f[0].startswith("drivers/")] == [("drivers/demo_use.c", "NF004")]
+    assert _findings(cli, tmp_path, "drivers") == _under(whole, "drivers")
+    assert _findings(cli, tmp_path, "--context", "none", "drivers") == []
