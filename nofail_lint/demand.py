@@ -48,10 +48,14 @@ class DefinitionIndex:
     incremental.Defines for exact definitions). Lookups go by batch: one pass
     of set intersections over the rows, no inverted index to build."""
 
-    def __init__(self, rows: Mapping[str, Definitions]):
+    def __init__(self, rows: Mapping[str, Definitions],
+                 find_fields: Callable[[set[str]], dict[str, set[str]]] | None = None):
+        """`find_fields(fields)`: {file: the fields it assigns}, for rows that
+        do not list their fields (scan.ScanRow)."""
         self.rows = [(display, rows[display]) for display in sorted(rows)
                      if rows[display].functions or rows[display].macros or rows[display].fn_macros
                      or rows[display].fields]
+        self.find_fields = find_fields
 
     def lookup(self, called: set[str], named: set[str], fields: set[str]) -> tuple[dict[str, set[str]], set[str]]:
         """({file: what it may define of those names}, files to extract fully).
@@ -73,6 +77,10 @@ class DefinitionIndex:
                 full.add(display)
             if f or m or a:
                 found[display] = set(f) | set(m) | {"." + n for n in a}
+        if fields and self.find_fields is not None:
+            for display, assigned in self.find_fields(fields).items():
+                full.add(display)
+                found.setdefault(display, set()).update("." + n for n in assigned)
         return found, full
 
 

@@ -33,7 +33,7 @@ from .findings import Finding, Incomplete, RunResult, Skipped
 from .incremental import RunRecord, affected_files, build_record, defines_of, interface_changes, updated
 from .link import TreeTables
 from .model import load_model
-from .scan import ScanRow, kernel_root, scan_source
+from .scan import ScanRow, assigns_field, kernel_root, scan_source
 
 
 @dataclass
@@ -664,7 +664,26 @@ class DemandRun:
             self.extraction.merge(part)
             return part.load()
 
-        close_over([f.display for f in self.targets], DefinitionIndex(self.scan.rows()), extract,
+        rows = self.scan.rows()
+
+        def find_fields(fields: set[str]) -> dict[str, set[str]]:
+            """Files (worth parsing) that assign one of `fields` (scan.assigns_field)."""
+            wanted = [(n, n.encode()) for n in sorted(fields)]
+            out: dict[str, set[str]] = {}
+            for display, row in rows.items():
+                if not row.parsed:
+                    continue
+                try:
+                    with open(by_display[display].path, "rb") as fh:
+                        src = fh.read()
+                except OSError:
+                    continue
+                hit = {n for n, b in wanted if assigns_field(src, b)}
+                if hit:
+                    out[display] = hit
+            return out
+
+        close_over([f.display for f in self.targets], DefinitionIndex(rows, find_fields), extract,
                    lambda n: model.allocator(n) is not None or n in self.extra_names, atoms.__contains__)
 
 
