@@ -147,6 +147,18 @@ def test_fail_on_and_exit_zero(cli):
     assert proc.returncode == 0 and "NF002" in proc.stdout
 
 
+def test_incomplete_runs_exit_2_only_when_nothing_was_found(cli, tmp_path):
+    _tree(tmp_path, **{"loop.c": LOOP})
+    (tmp_path / "blob.c").write_bytes(b"\x00" * 64)
+    assert run_cli(cli, "check", ".", cwd=tmp_path).returncode == 1
+    assert run_cli(cli, "check", "--exit-zero", ".", cwd=tmp_path).returncode == 0
+    assert run_cli(cli, "check", "--fail-on", "error", ".", cwd=tmp_path).returncode == 0
+    (tmp_path / "loop.c").unlink()
+    for extra in ([], ["--exit-zero"], ["--fail-on", "error"]):
+        proc = run_cli(cli, "check", *extra, ".", cwd=tmp_path)
+        assert proc.returncode == 2 and "skipped blob.c" in proc.stderr, extra
+
+
 def test_statistics_per_rule_and_top_level_directory(cli, tmp_path):
     _tree(tmp_path, **{"fs/a/one.c": LOOP, "fs/b/two.c": LOOP.replace("demo_get", "demo_two"),
                        "mm/three.c": LOOP, "top.c": LOOP})
@@ -435,6 +447,11 @@ def test_gfp_flow_limits_are_reported(cli, tmp_path):
     assert "more than 10 wrapper levels" in found[("deep.c", "limit")]
     assert "more than 32 distinct gfp paths" in found[("many.c", "limit")]
     assert proc.stderr.count("warning: not analysed:") == 2
+    many = {f"w{k}.c": _deep_wrappers(13).replace("w", f"m{k}_w").replace("top", f"top{k}") for k in range(25)}
+    _tree(tmp_path, **many)
+    listed = run_cli(cli, "check", ".", cwd=tmp_path)
+    assert listed.stderr.count("warning: not analysed:") == 21, listed.stderr
+    assert "warning: not analysed: 7 more part(s) (all of them in --format json/sarif/github)" in listed.stderr
     shallow = run_cli(cli, "check", "--format", "json", "--no-cache", "-", cwd=tmp_path,
                       input=_deep_wrappers(5))
     assert shallow.returncode == 1 and json.loads(shallow.stdout)["incomplete"] == []

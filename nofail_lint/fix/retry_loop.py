@@ -32,11 +32,12 @@ from .source import (
     call_name,
     child,
     comments_in,
-    dedent,
     function_of,
     identifiers,
     norm,
+    shift_continuation,
     strip_parens,
+    visual_width,
     words,
 )
 
@@ -239,9 +240,8 @@ def rewrite(src: Source, finding: Finding, loop, gfp_index: int | None, waits: f
         raise Refuse("layout", "code follows the loop on its last line")
     new_stmt = _with_nofail(src, call, gfp_index, stmt_node[0], stmt_node[1]) + stmt_node[2]
     indent = shape.indent or src.indent_at(start)
-    stmt_indent = src.indent_at(stmt_node[0])
-    if stmt_indent.startswith(indent) and src.between(src.line_start(stmt_node[0]), stmt_node[0]).strip() == "":
-        new_stmt = dedent(new_stmt, stmt_indent[len(indent):])
+    shift = visual_width(src.between(src.line_start(stmt_node[0]), stmt_node[0])) - visual_width(indent)
+    new_stmt = shift_continuation(new_stmt, shift)
     loop_node = shape.container
     found = comments_in(src, loop_node)
     call_lines = {src.line_start(stmt_node[0]), src.line_start(stmt_node[1])}
