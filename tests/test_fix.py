@@ -315,3 +315,15 @@ def test_safe_fixes_on_a_real_tree(cli, tmp_path, version, var):
     assert before - after == fixed                                   # only NF002 findings went
     assert after - before == Counter()                               # nothing new
     assert sum(fixed.values()) == diff.count("| __GFP_NOFAIL")
+
+
+def test_unified_diff_round_trip():
+    """The emitted diff reproduces the new text (the plan checks this for every file)."""
+    from nofail_lint.fix.patch import apply_unified, unified_diff
+    old = "a\nb\nc\nd\ne\nf\ng\nh\ni\nj\n"
+    new = "a\nB\nc\nd\ne\nf\ng\nh\nI\nj\nk"
+    diff = unified_diff("x.c", old, new)
+    assert "\\ No newline at end of file" in diff
+    assert apply_unified(old, diff) == new
+    assert apply_unified(old.replace("b", "z"), diff) is None
+    assert apply_unified(new, unified_diff("x.c", new, old)) == old
