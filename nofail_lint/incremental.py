@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any, Callable, NamedTuple, cast
 
-from .demand import _ALIAS, _C_WORDS, _IDENTIFIER, referenced_names
+from .demand import _C_WORDS, _text_names, definitions_named, referenced_names
 from .facts import FileFacts, FunctionFacts, Span
 from .findings import Finding, Incomplete, Skipped
 
@@ -28,10 +28,13 @@ AFFECTED_LIMIT = 3000
 
 
 class Defines(NamedTuple):
-    functions: frozenset[str]      # functions with facts and fact-less ones (they shadow)
-    macros: frozenset[str]         # object-like macros and function-like wrapper macros
+    functions: frozenset[str]      # functions with facts and fact-less ones (they shadow),
+                                   # function-like wrapper macros among them
+    macros: frozenset[str]         # object-like macros
     exported: frozenset[str]       # functions other files' calls can reach (link.resolve):
                                    # not static, or static inline in a header
+    fn_macros: frozenset[str]      # function-like mask macros
+    fields: frozenset[str]         # struct fields it assigns a mask to
 
 
 class RunRecord:
@@ -108,22 +111,30 @@ def defines_of(ff: FileFacts) -> Defines:
     header = ff.path.endswith(".h")
     return Defines(frozenset(f.name for f in ff.functions) | frozenset(ff.plain_functions),
                    frozenset(name for name, _ in ff.macros),
-                   frozenset(f.name for f in ff.functions if header or not f.is_static))
+                   frozenset(f.name for f in ff.functions if header or not f.is_static),
+                   frozenset(name for name, _, _ in getattr(ff, "mask_macros", ())),
+                   frozenset(name for _, name, _, _ in getattr(ff, "field_masks", ())))
 
 
 def mentions_of(ff: FileFacts):
-    """(name, definer, called) for every name a file's functions and macros mention."""
+    """(name, definer, called) for every name a file's functions, macros and
+    field assignments mention; a field read is the name "." + field, a macro
+    definer "#" + name, a field assignment's definer "#." + field."""
     for fn in ff.functions:
-        called, others = referenced_names(fn)
+        called, named, fields = referenced_names(fn)
         for name in called:
             yield name, fn.name, True
-        for name in others:
+        for name in named:
             yield name, fn.name, False
-    for name, body in ff.macros:
-        mentioned = set(_IDENTIFIER.findall(body)) - _C_WORDS
-        alias = _ALIAS.match(body) is not None
-        for other in mentioned:
+        for name in fields:
+            yield "." + name, fn.name, False
+    for name, text, alias in definitions_named(ff):
+        found: tuple[set[str], set[str], set[str]] = (set(), set(), set())
+        _text_names(text, found)
+        for other in found[1] - _C_WORDS:
             yield other, "#" + name, alias
+        for other in found[2]:
+            yield "." + other, "#" + name, False
 
 
 def _shape(value: object) -> object:
@@ -140,29 +151,30 @@ def _shape(value: object) -> object:
 
 
 def interface_changes(old: object, new: object) -> tuple[set[str], set[str], bool]:
-    """(functions, macros) whose facts other files can see changed between two
-    outcomes of one file, and whether anything moved (spans only). With no
-    old facts to compare, every name counts as changed."""
-    def functions(o: object) -> dict[str, object]:
-        if not isinstance(o, FileFacts):
-            return {}
-        out: dict[str, object] = {}
-        for fn in o.functions:
-            out.setdefault(fn.name, [])
-            out[fn.name].append(_shape(fn))      # type: ignore[attr-defined]
+    """(functions, macro-like names) whose facts other files can see changed
+    between two outcomes of one file, and whether anything moved (spans
+    only). Macro-like names are object-like and mask macros, and fields as
+    "." + name (definitions_named)."""
+    def functions(o: object) -> dict[str, list[object]]:
+        out: dict[str, list[object]] = defaultdict(list)
+        if isinstance(o, FileFacts):
+            for fn in o.functions:
+                out[fn.name].append(_shape(fn))
         return out
 
-    def macros(o: object) -> dict[str, list[str]]:
+    def named(o: object) -> dict[str, list[str]]:
         out: dict[str, list[str]] = defaultdict(list)
         if isinstance(o, FileFacts):
-            for name, body in o.macros:
-                out[name].append(body)
+            for name, text, _alias in definitions_named(o):
+                out[name].append(text)
+            for kind, name, op, value in getattr(o, "field_masks", ()):
+                out["." + name].append(f"{kind} {op} {value}")
         return out
     before, after = functions(old), functions(new)
     changed_fns = {n for n in before.keys() | after.keys() if before.get(n) != after.get(n)}
-    mb, ma = macros(old), macros(new)
-    changed_macros = {n for n in mb.keys() | ma.keys() if mb.get(n) != ma.get(n)}
-    return changed_fns, changed_macros, old != new
+    nb, na = named(old), named(new)
+    changed_named = {n for n in nb.keys() | na.keys() if nb.get(n) != na.get(n)}
+    return changed_fns, changed_named, old != new
 
 
 def build_record(keys: dict[str, bytes], facts: list[FileFacts], findings: list[Finding],
@@ -194,7 +206,7 @@ def affected_files(record: RunRecord, changed: dict[str, tuple[set[str], set[str
     # (name, is a function, the only file whose calls reach it, or None: any file)
     work: list[tuple[str, bool, str | None]] = []
     moved = set()
-    for display, (functions, macros, anything) in changed.items():
+    for display, (functions, named, anything) in changed.items():
         if anything:
             moved.add(display)
         exported: frozenset[str] = frozenset()
@@ -202,7 +214,7 @@ def affected_files(record: RunRecord, changed: dict[str, tuple[set[str], set[str
             if d is not None:
                 exported |= d.exported
         work += [(n, True, None if n in exported else display) for n in functions if not is_model_allocator(n)]
-        work += [(n, False, None) for n in macros if not is_atom(n)]
+        work += [(n, False, None) for n in named if not is_atom(n)]
     for finding in record.findings:
         if finding.location.path not in files and any(m in repr(finding) for m in moved):
             files.add(finding.location.path)
@@ -214,7 +226,7 @@ def affected_files(record: RunRecord, changed: dict[str, tuple[set[str], set[str
         seen.add(item)
         name, is_function, scope = item
         mentioners = record.calls.get(name, [])
-        if not is_function:         # a macro is expanded wherever it is named
+        if not is_function:         # a macro is expanded, a field read, wherever it is named
             mentioners = mentioners + record.uses.get(name, [])
         for display, definer in mentioners:
             if scope is not None and display != scope:

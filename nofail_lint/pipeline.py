@@ -21,7 +21,7 @@ from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Mapping, Protocol, cast
+from typing import Any, Callable, Iterable, Mapping, Protocol, cast
 
 from .cache import FactsCache, content_hash, seal, unseal
 from .check import run_rules
@@ -33,7 +33,7 @@ from .findings import Finding, Incomplete, RunResult, Skipped
 from .incremental import RunRecord, affected_files, build_record, defines_of, interface_changes, updated
 from .link import TreeTables
 from .model import load_model
-from .scan import ScanRow, kernel_root, scan_source
+from .scan import ScanRow, assigns_field, kernel_root, scan_source
 
 
 @dataclass
@@ -664,14 +664,33 @@ class DemandRun:
             self.extraction.merge(part)
             return part.load()
 
-        close_over([f.display for f in self.targets], DefinitionIndex(self.scan.rows()), extract,
+        rows = self.scan.rows()
+
+        def find_fields(fields: set[str]) -> dict[str, set[str]]:
+            """Files (worth parsing) that assign one of `fields` (scan.assigns_field)."""
+            wanted = [(n, n.encode()) for n in sorted(fields)]
+            out: dict[str, set[str]] = {}
+            for display, row in rows.items():
+                if not row.parsed:
+                    continue
+                try:
+                    with open(by_display[display].path, "rb") as fh:
+                        src = fh.read()
+                except OSError:
+                    continue
+                hit = {n for n, b in wanted if assigns_field(src, b)}
+                if hit:
+                    out[display] = hit
+            return out
+
+        close_over([f.display for f in self.targets], DefinitionIndex(rows, find_fields), extract,
                    lambda n: model.allocator(n) is not None or n in self.extra_names, atoms.__contains__)
 
 
 def _macros_only(files: list[SourceFile], context: WorkerContext) -> Extraction:
     """Files a partial run needs only for their object-like macros: the same
     `macros` extraction would give, without parsing (no functions)."""
-    from .extract import object_like_macros
+    from . import extract
     keys: dict[str, bytes] = {}
     outcomes: dict[str, Outcome] = {}
     for f in files:
@@ -687,7 +706,10 @@ def _macros_only(files: list[SourceFile], context: WorkerContext) -> Extraction:
         elif not worth_parsing(src, context.extra):
             outcomes[f.display] = None
         else:
-            outcomes[f.display] = FileFacts(f.display, tuple(object_like_macros(src)), ())
+            facts = FileFacts(f.display, tuple(extract.object_like_macros(src)), ())
+            if hasattr(extract, "mask_macros"):       # function-like mask macros, as extraction gives them
+                facts = cast(Any, facts)._replace(mask_macros=tuple(extract.mask_macros(src)))
+            outcomes[f.display] = facts
     return Extraction(keys, outcomes, None, context, {f.display: f.path for f in files})
 
 

@@ -8,7 +8,8 @@ processes) and its rows are cached by content, like the facts.
 
 A row is a *superset* of what extraction would find defined in the file, so
 that the demand stage (demand.py) never misses a definition:
-- every function-like `#define NAME(` (a possible wrapper, extract.call_macros);
+- every function-like `#define NAME(` (a possible wrapper, extract.call_macros,
+  or a mask computation, extract.mask_macros);
 - every object-like `#define NAME` whose body could be kept by
   extract.object_like_macros (a continued body is always kept);
 - on every line that starts at column 0 with an identifier (kernel style puts
@@ -17,6 +18,10 @@ that the demand stage (demand.py) never misses a definition:
   definitions such as `SYSCALL_DEFINE3(open, ...)`, also as `sys_open`).
 One-line prototypes (`...);`) and `extern` lines are left out: they declare,
 they never define.
+
+Struct fields are not listed here: a regex for `->f =` over the whole tree
+costs more than the rest of the scan together. `assigns_field` answers for
+one file and one field, when a reached function reads that field.
 """
 from __future__ import annotations
 
@@ -32,11 +37,14 @@ class ScanRow(NamedTuple):
     """What one file may define, if it is worth parsing at all."""
 
     parsed: bool                     # passes the prefilter (extraction would look at it)
-    functions: frozenset[str]        # names it may define as functions or function-like macros
+    functions: frozenset[str]        # names it may define as functions
     macros: frozenset[str]           # object-like macros it may define that a mask or bound can use
+    fn_macros: frozenset[str] = frozenset()    # function-like macros it defines
+    fields: frozenset[str] = frozenset()       # (exact definitions only; see assigns_field)
 
 
 NOTHING = ScanRow(False, frozenset(), frozenset())
+_WORD_BYTES = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_")
 
 _DEFINE = re.compile(rb"\n[ \t]*#[ \t]*define[ \t]+([A-Za-z_]\w*)(\(?)([^\n]*)")
 # the bodies extract.object_like_macros keeps: masks, ranges, aliases, sizes and orders
@@ -57,9 +65,10 @@ def scan_source(src: bytes, extra: re.Pattern[bytes] | None = None) -> ScanRow:
     text = b"\n" + src
     functions: set[bytes] = set()
     macros: set[bytes] = set()
+    fn_macros: set[bytes] = set()
     for name, paren, body in _DEFINE.findall(text):
         if paren:
-            functions.add(name)
+            fn_macros.add(name)
         elif _USEFUL_BODY.search(body) or (_SIZE_NAME.search(name) and _NUMERIC_BODY.match(body)):
             macros.add(name)
     for m in _COLUMN0_CALL_LINE.finditer(text):
@@ -73,8 +82,34 @@ def scan_source(src: bytes, extra: re.Pattern[bytes] | None = None) -> ScanRow:
             head = _CALLED_NAME.match(line)
             if head is not None and _SYSCALL_LIKE.match(head.group(1)):
                 functions.add(b"sys_" + first.group(1))
-    return ScanRow(True, frozenset(n.decode("ascii") for n in functions),
-                   frozenset(n.decode("ascii") for n in macros))
+    return ScanRow(True, _names(functions), _names(macros), _names(fn_macros))
+
+
+def assigns_field(src: bytes, field: bytes) -> bool:
+    """Does the source assign struct field `field` (`->field =`, `.field |=`,
+    `.field = ` in an initialiser)? A superset of extract's field_masks: any
+    assignment, whatever its value."""
+    n = len(field)
+    i = src.find(field)
+    while i != -1:
+        end = i + n
+        if (i == 0 or src[i - 1] not in _WORD_BYTES) and (end >= len(src) or src[end] not in _WORD_BYTES):
+            j = i - 1
+            while j >= 0 and src[j] in b" \t":
+                j -= 1
+            if j >= 0 and (src[j] == 0x2E or (src[j] == 0x3E and j > 0 and src[j - 1] == 0x2D)):   # . or ->
+                k = end
+                while k < len(src) and src[k] in b" \t":
+                    k += 1
+                op = src[k:k + 2]
+                if (op[:1] == b"=" and op != b"==") or op in (b"|=", b"&="):
+                    return True
+        i = src.find(field, i + 1)
+    return False
+
+
+def _names(found: set[bytes]) -> frozenset[str]:
+    return frozenset(n.decode("ascii") for n in found)
 
 
 def kernel_root(paths: list[str]) -> Path | None:

@@ -97,3 +97,23 @@ def test_nothing_changed_is_answered_from_the_cache(cli, tree, tmp_path):
     first, _ = _findings(cli, tree, "--cache-dir", str(cache))
     again, err = _findings(cli, tree, "--cache-dir", str(cache))
     assert first == again and "from cache" in err
+
+
+def test_a_field_assignment_edited_elsewhere_rechecks_its_users(cli, tmp_path):
+    from nofail_lint import cexpr
+    if not hasattr(cexpr, "FIELD_READ"):
+        pytest.skip("struct-field masks are not followed by this version")
+    root = tmp_path / "tree"
+    (root / "lib").mkdir(parents=True)
+    (root / "drivers").mkdir()
+    (root / "lib" / "demo_ctx.h").write_text("struct demo_ctx {\n\tgfp_t gfp;\n\tint n;\n};\n")
+    init = root / "lib" / "demo_init.c"
+    init.write_text("void demo_ctx_init(struct demo_ctx *ctx)\n{\n\tctx->gfp = GFP_KERNEL;\n}\n")
+    (root / "drivers" / "demo_use.c").write_text(
+        "void *demo_use_alloc(struct demo_ctx *ctx)\n{\n\treturn kmalloc(ctx->n, ctx->gfp);\n}\n")
+    cache = tmp_path / "cache"
+    _same_as_scratch(cli, root, cache)
+    init.write_text("void demo_ctx_init(struct demo_ctx *ctx)\n{\n\tctx->gfp = GFP_ATOMIC | __GFP_NOFAIL;\n}\n")
+    assert "re-checked" in _same_as_scratch(cli, root, cache)
+    got, _ = _findings(cli, root, "--cache-dir", str(cache))
+    assert [(r[0], r[3]) for r in got if r[0].startswith("drivers/")] == [("drivers/demo_use.c", "NF004")]
