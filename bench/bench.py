@@ -9,11 +9,18 @@ one run and on the same warm page cache:
   rg           literal `__GFP_NOFAIL` over the .c/.h files (the grep baseline)
   spatch       bench/nofail_literal.cocci: calls with a literal __GFP_NOFAIL
                argument, `--jobs N` (Coccinelle's simplest NOFAIL rule)
-  cold         nofail-lint, all rules, empty cache directory
-  warm         the same again: nothing changed
+  cold -j1     nofail-lint check, all rules, empty cache, one process
+  cold         nofail-lint check, all rules, empty cache, --jobs N
+  grep cold    nofail-lint grep (NOFAIL sites), empty cache
+  warm         check again: nothing changed
   touched      after `touch` of one .c file (new mtime, same bytes)
-  edited       after appending a comment to that file (its facts are
-               extracted again; the tree is linked and checked again)
+  edited       after appending a comment to that file
+  body edited  after inserting a line into a function body of that file
+               (every later line moves: its facts change)
+  macro edited after adding a #define to a widely included header
+  xfs cold     `check fs/xfs` from the tree root, empty cache: the subtree
+               with whole-tree context (wrappers and macros of include/, mm/)
+  xfs warm     the same again
 
 Prints a table of wall time, ratios against spatch and rg, CPU time and
 peak RSS (largest single process, from wait4), and checks that cold, warm,
@@ -41,6 +48,9 @@ COCCI = HERE / "nofail_literal.cocci"
 DEFAULT_TREE = "/tmp/k6.12/linux-source-6.12"
 DEFAULT_TARBALL = "/usr/src/linux-source-6.12.tar.xz"
 TOUCHED = "mm/vmalloc.c"
+BODY_EDIT = ("mm/vmalloc.c", b"\n\tmight_sleep();\n", b"\n\tmight_sleep();\n\t/* nofail-lint bench: body edit */\n")
+HEADER = "include/linux/slab.h"
+SUBTREE = "fs/xfs"
 
 
 @dataclass
@@ -138,32 +148,59 @@ def main() -> int:
     cache = work / "cache"
     reports = {}
 
-    def lint(name: str, what: str) -> Timing:
+    def lint(name: str, what: str, *extra: str, cache_dir: Path = cache, paths=(".",), command="check",
+             j: str = jobs) -> Timing:
         report = work / f"{name}.json"
-        t = run_measured(name, what, [args.tool, "check", "--format", "json", "-o", str(report), "-j", jobs,
-                                      "--cache-dir", str(cache), "-q", "."], tree, ok=(0, 1))
-        reports[name] = findings_of(report)
-        t.result = f"{reports[name][0]} findings"
+        if command == "check":
+            cmd = [args.tool, "check", "--format", "json", "-o", str(report)]
+        else:
+            cmd = [args.tool, "grep", "--json"]
+        t = run_measured(name, what, cmd + ["-j", j, "--cache-dir", str(cache_dir), "-q", *extra, *paths],
+                         tree, ok=(0, 1))
+        if command == "check":
+            reports[name] = findings_of(report)
+            t.result = f"{reports[name][0]} findings"
+        else:
+            t.result = f"{len(json.loads(t.stdout))} sites"
         return t
 
-    timings.append(lint("cold", f"nofail-lint, all rules, empty cache, -j {jobs}"))
-    timings.append(lint("warm", "nofail-lint again, nothing changed"))
-    target = tree / TOUCHED
-    original = target.read_bytes()
-    stat = target.stat()
+    timings.append(lint("cold -j1", "check, all rules, empty cache, -j 1", cache_dir=work / "cache-j1", j="1"))
+    timings.append(lint("cold", f"check, all rules, empty cache, -j {jobs}"))
+    timings.append(lint("grep cold", f"grep __GFP_NOFAIL sites, empty cache, -j {jobs}", cache_dir=work / "cache-grep",
+                        command="grep"))
+    timings.append(lint("warm", "check again, nothing changed"))
+    saved = {}
+    for rel in (TOUCHED, BODY_EDIT[0], HEADER):
+        target = tree / rel
+        saved[rel] = (target.read_bytes(), target.stat())
     try:
-        os.utime(target)
+        os.utime(tree / TOUCHED)
         timings.append(lint("touched", f"after touching {TOUCHED}"))
-        target.write_bytes(original + b"\n/* nofail-lint bench: edited */\n")
-        timings.append(lint("edited", f"after editing {TOUCHED} (appended comment)"))
+        (tree / TOUCHED).write_bytes(saved[TOUCHED][0] + b"\n/* nofail-lint bench: edited */\n")
+        timings.append(lint("edited", f"after appending a comment to {TOUCHED}"))
+        rel, old_text, new_text = BODY_EDIT
+        body = saved[rel][0]
+        assert old_text in body, f"bench: {rel} has no {old_text!r} to edit"
+        (tree / rel).write_bytes(body.replace(old_text, new_text, 1))
+        timings.append(lint("body edited", f"after inserting a line into a function body of {rel}"))
+        (tree / rel).write_bytes(body)
+        (tree / HEADER).write_bytes(saved[HEADER][0] + b"\n#define NOFAIL_LINT_BENCH_GFP (GFP_KERNEL | __GFP_NOFAIL)\n")
+        timings.append(lint("macro edited", f"after adding a #define to {HEADER}"))
     finally:
-        target.write_bytes(original)
-        os.utime(target, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+        for rel, (text, st) in saved.items():
+            (tree / rel).write_bytes(text)
+            os.utime(tree / rel, ns=(st.st_atime_ns, st.st_mtime_ns))
+    timings.append(lint("xfs cold", f"check {SUBTREE} from the tree root, empty cache (whole-tree context)",
+                        cache_dir=work / "cache-xfs", paths=(SUBTREE,)))
+    timings.append(lint("xfs warm", f"check {SUBTREE} again", cache_dir=work / "cache-xfs", paths=(SUBTREE,)))
     if args.report:
         shutil.copyfile(work / "cold.json", args.report)
     shutil.rmtree(work, ignore_errors=True)
 
-    same = all(reports[n][1] == reports["cold"][1] for n in reports)
+    whole = ("cold -j1", "cold", "warm", "touched", "edited", "macro edited")
+    same = all(reports[n][1] == reports["cold"][1] for n in whole)
+    sub = [r for r in reports["cold"][1] if r[0].startswith(SUBTREE + "/")]
+    same_sub = reports["xfs cold"][1] == sub and reports["xfs warm"][1] == sub
     spatch = next((t for t in timings if t.name == "spatch"), None)
     rg = timings[0]
     lines = [
@@ -177,12 +214,13 @@ def main() -> int:
         vs_spatch = f"{t.wall / spatch.wall:.2f}" if spatch else "-"
         lines.append(f"| {t.name} | {t.what} | {t.wall:.2f} | {vs_spatch} | {t.wall / rg.wall:.1f} | "
                      f"{t.cpu:.1f} | {t.rss_mib:.0f} | {t.result} |")
-    lines += ["", f"Findings identical across cold, warm, touched and edited runs: {'yes' if same else 'NO'}"]
+    lines += ["", f"Findings identical across {', '.join(whole)}: {'yes' if same else 'NO'}",
+              f"{SUBTREE} findings identical to the whole-tree run's under {SUBTREE}: {'yes' if same_sub else 'NO'}"]
     text = "\n".join(lines) + "\n"
     print(text)
     if args.markdown:
         args.markdown.write_text(text)
-    return 0 if same else 1
+    return 0 if same and same_sub else 1
 
 
 if __name__ == "__main__":

@@ -27,7 +27,7 @@ import sqlite3
 import sys
 import time
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Mapping
 
 SCHEMA = 1
 ENV_VAR = "NOFAIL_LINT_CACHE_DIR"
@@ -96,6 +96,8 @@ CREATE TABLE IF NOT EXISTS stats (path TEXT PRIMARY KEY, size INTEGER, mtime_ns 
                                   ino INTEGER, hash BLOB);
 CREATE TABLE IF NOT EXISTS facts (hash BLOB PRIMARY KEY, digest BLOB, data BLOB);
 CREATE TABLE IF NOT EXISTS results (key BLOB PRIMARY KEY, digest BLOB, data BLOB);
+CREATE TABLE IF NOT EXISTS scans (hash BLOB PRIMARY KEY, digest BLOB, data BLOB);
+CREATE TABLE IF NOT EXISTS runs (scope BLOB PRIMARY KEY, digest BLOB, data BLOB);
 """
 
 
@@ -196,6 +198,54 @@ class FactsCache:
                     self.corrupt_entries += 1
         return out
 
+    def stored_scan_hashes(self) -> set[bytes]:
+        return {r[0] for r in self._query("SELECT hash FROM scans")}
+
+    def load_scans(self, hashes: Iterable[bytes]) -> dict[bytes, object]:
+        """{hash: stored scan row} (scan.py); corrupt or missing entries are left out."""
+        wanted = sorted(set(hashes))
+        out = {}
+        for i in range(0, len(wanted), 500):
+            chunk = wanted[i:i + 500]
+            rows = self._query(f"SELECT hash, digest, data FROM scans WHERE hash IN ({','.join('?' * len(chunk))})",
+                               chunk)
+            for h, digest, data in rows:
+                try:
+                    out[h] = unseal(digest, data)
+                except _Corrupt:
+                    self.corrupt_entries += 1
+        return out
+
+    def store_scans(self, rows: Mapping[bytes, object], stats: list[tuple[str, tuple[int, int, int], bytes]]):
+        """Scan rows by content hash, and the stat rows of the files read, in one transaction."""
+        sealed = [(h, *seal(row)) for h, row in rows.items()]
+        stat_rows = self._stat_rows(stats)
+        self._write(lambda db: (
+            db.executemany("INSERT OR REPLACE INTO scans VALUES (?, ?, ?)", sealed),
+            db.executemany("INSERT OR REPLACE INTO stats VALUES (?, ?, ?, ?, ?)", stat_rows)))
+
+    def load_run(self, scope: bytes, part: str) -> object | None:
+        """One part of the last run record of this scope (same paths and options;
+        incremental.RunRecord)."""
+        rows = self._query("SELECT digest, data FROM runs WHERE scope = ?", (scope + part.encode(),))
+        if not rows:
+            return None
+        try:
+            return unseal(*rows[0])
+        except _Corrupt:
+            self.corrupt_entries += 1
+            return None
+
+    def store_run(self, scope: bytes, parts: dict[str, object]):
+        """Replace the parts of this scope's run record given, in one transaction."""
+        rows = [(scope + name.encode(), *seal(value)) for name, value in parts.items()]
+
+        def write(db):
+            db.executemany("INSERT OR REPLACE INTO runs VALUES (?, ?, ?)", rows)
+            db.execute("DELETE FROM runs WHERE rowid NOT IN "
+                       f"(SELECT rowid FROM runs ORDER BY rowid DESC LIMIT {3 * KEEP_RESULTS})")
+        self._write(write)
+
     def load_result(self, key: bytes) -> object | None:
         rows = self._query("SELECT digest, data FROM results WHERE key = ?", (key,))
         if not rows:
@@ -211,14 +261,18 @@ class FactsCache:
     def store(self, facts: dict[bytes, tuple[bytes, bytes]], stats: list[tuple[str, tuple[int, int, int], bytes]]):
         """New extraction results (sealed, see `seal`) and the stat rows of files
         read this run, in one transaction."""
-        now_ns = time.time_ns()
-        racy_ns = int(RACY_SECONDS * 1e9)
         rows = [(h, digest, data) for h, (digest, data) in facts.items()]
-        stat_rows = [(p, size, mtime, ino, h) for p, (size, mtime, ino), h in stats
-                     if now_ns - mtime > racy_ns]
+        stat_rows = self._stat_rows(stats)
         self._write(lambda db: (
             db.executemany("INSERT OR REPLACE INTO facts VALUES (?, ?, ?)", rows),
             db.executemany("INSERT OR REPLACE INTO stats VALUES (?, ?, ?, ?, ?)", stat_rows)))
+
+    @staticmethod
+    def _stat_rows(stats: list[tuple[str, tuple[int, int, int], bytes]]) -> list[tuple]:
+        """Stat rows worth recording: not of files modified too recently ("racy git")."""
+        now_ns = time.time_ns()
+        racy_ns = int(RACY_SECONDS * 1e9)
+        return [(p, size, mtime, ino, h) for p, (size, mtime, ino), h in stats if now_ns - mtime > racy_ns]
 
     def store_result(self, key: bytes, value: object):
         row = (key, *seal(value))

@@ -2,7 +2,7 @@
 
 Exit codes (check): 0 clean; 1 findings at or above --fail-on (default
 warning) and nothing else; 2 usage, config or tool error, a report that
-could not be written, or a run with no failing findings that could not
+could not be written, or a run with no findings at all that could not
 analyse everything (skipped inputs, parts not analysed); 130/143 interrupted
 by SIGINT/SIGTERM. An unexpected error prints one line naming the inputs
 (`--debug` adds the traceback), never a bare traceback.
@@ -31,9 +31,9 @@ from .check import run_rules
 from .config import Config, ConfigError, find_config, load_config
 from .discover import SOURCE_SUFFIXES, MissingPath, discover, display_path, kernel_version_of
 from .findings import Finding, PathStep
-from .gitdiff import DiffError, changed_lines, split_changed, staged_lines
+from .gitdiff import DiffError, changed_lines, split_changed, staged_lines, touched
 from .model import load_model, version_key
-from .pipeline import Options, Terminated, analyse, paused_gc, run
+from .pipeline import Options, Terminated, analyse, interruptible, paused_gc, run
 from .report import FORMATS, render
 from .report import statistics as stats_report
 from .rules_catalog import RuleFileError, explain_text, load_rules
@@ -43,6 +43,7 @@ EXIT_CLEAN, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
 EXIT_SIGINT, EXIT_SIGTERM = 128 + signal.SIGINT, 128 + signal.SIGTERM
 LEVELS = ("note", "warning", "error")          # --fail-on thresholds, lowest first
 DEFAULT_FAIL_ON = "warning"
+MAX_LISTED = 20       # parts not analysed listed on stderr (a whole kernel has about a hundred)
 
 _state = {"debug": False, "inputs": ""}        # for the one-line error report of _Main
 
@@ -147,7 +148,7 @@ class _Progress:
     def __init__(self, mode: str | None):
         self.mode = mode          # "tty", "lines" or None
         self.started = time.monotonic()
-        self.last = 0.0
+        self.last = float("-inf")      # the first call always shows
         self.shown = False
         self.base: int | None = None    # files already done at the first call (known from the cache)
 
@@ -224,12 +225,21 @@ def _config(config_file: str | None, paths: list[str], rules) -> Config:
 
 
 def _options(paths: list[str], jobs: int, kernel_version: str | None, rules: set[str] | None,
-             config: Config, cache: tuple[str | None, bool]) -> Options:
+             config: Config, cache: tuple[str | None, bool], context: str = "tree") -> Options:
     if kernel_version is not None and not _valid_version(kernel_version):
         _fail(f"--kernel-version wants X.Y, got {kernel_version!r}")
     return Options(paths, jobs=jobs, kernel_version=kernel_version or config.kernel_version, rules=rules,
                    extra_allocators=config.extra_allocators, extra_retry_wait=config.extra_retry_wait,
-                   exclude=config.excludes(), cache_dir=resolve_cache_dir(*cache))
+                   exclude=config.excludes(), cache_dir=resolve_cache_dir(*cache), context=context)
+
+
+def _context_option(command):
+    """--context, shared by check and grep."""
+    return click.option(
+        "--context", type=click.Choice(["tree", "none"]), default="tree", show_default=True,
+        help="tree: in a kernel tree (found upward by its Makefile's VERSION/PATCHLEVEL), resolve "
+             "wrappers and macros from the whole tree, and report only on PATHS; none: analyse "
+             "PATHS alone.")(command)
 
 
 def _cache_options(command):
@@ -338,7 +348,7 @@ _EPILOG_EXIT = """\
   0    no failing findings and every input analysed
   1    findings at or above --fail-on (default: warning; NF006 is a note)
   2    usage, config or tool error, a report that could not be written, or no
-       failing findings but some input was skipped or not fully analysed
+       findings at all but some input was skipped or not fully analysed
   130  interrupted (Ctrl-C); 143 terminated (SIGTERM). Finished files are cached."""
 
 
@@ -381,6 +391,9 @@ class _CheckCommand(click.Command):
 @click.option("--exit-zero", is_flag=True, help="Exit 0 even when there are findings (errors still exit 2).")
 @click.option("--show-suppressed", is_flag=True,
               help="Also report findings silenced by `nofail-lint: ignore` comments, marked as such.")
+@click.option("--fixes", "with_fixes", is_flag=True,
+              help="SARIF: attach the rewrites of `nofail-lint fix` (NF002; both ways out for NF003 "
+                   "and NF006) as `fixes`; verifying them costs a second analysis.")
 @click.option("--report-unused-suppressions", is_flag=True,
               help="Warn about `nofail-lint: ignore` comments that silenced nothing.")
 @click.option("--baseline", "baseline_file", type=click.Path(dir_okay=False, path_type=str), default=None,
@@ -406,11 +419,12 @@ class _CheckCommand(click.Command):
 @click.option("-q", "--quiet", is_flag=True,
               help="No summary line or progress; parts not analysed only as a count.")
 @_cache_options
+@_context_option
 @_debug_option
 def check(paths, fmt, output, jobs, kernel_version, select, ignore_rules, config_file, fail_on, exit_zero,  # noqa: C901
-          show_suppressed, report_unused_suppressions, baseline_file, write_baseline_file, diff_rev,
+          show_suppressed, with_fixes, report_unused_suppressions, baseline_file, write_baseline_file, diff_rev,
           diff_staged, show_statistics, no_notes, terse, color, stdin_filename, progress, quiet,
-          cache_dir, no_cache):
+          cache_dir, no_cache, context):
     """Check C files and trees (recursive .c/.h; default: current directory; `-`: stdin)."""
     cwd = Path.cwd()
     paths = list(paths) or ["."]
@@ -455,7 +469,7 @@ def check(paths, fmt, output, jobs, kernel_version, select, ignore_rules, config
         click.get_current_context().call_on_close(lambda: _remove_stdin_copy(stdin[0]))
         paths = [stdin[0]]
     version_given = kernel_version or config.kernel_version
-    options = _options(paths, jobs, kernel_version, run_rules, config, (cache_dir, no_cache))
+    options = _options(paths, jobs, kernel_version, run_rules, config, (cache_dir, no_cache), context)
     if options.kernel_version is None:
         options.kernel_version = kernel_version_of(locate)
     _check_version_range(options.kernel_version)
@@ -492,12 +506,15 @@ def check(paths, fmt, output, jobs, kernel_version, select, ignore_rules, config
         findings, unchanged = split_changed(findings, changed, cwd)
         result.suppressed, _ = split_changed(result.suppressed, changed, cwd)
         extra.append(f"{len(unchanged)} outside --diff{'-staged' if diff_staged else ' ' + diff_rev}")
+        # what could not be analysed matters only where the diff changed something
+        result.skipped = [s for s in result.skipped if touched(s.path, changed, cwd)]
+        result.incomplete = [i for i in result.incomplete if touched(i.path, changed, cwd)]
     result.findings = findings
 
     statistics = stats_report.statistics(findings, {r.id: r.name for r in rules.values()}) \
         if show_statistics else None
     model = load_model()
-    fixes = _fix_proposals(options, cwd, result.findings) if fmt == "sarif" else None
+    fixes = _fix_proposals(options, cwd, result.findings) if fmt == "sarif" and with_fixes else None
     text = render(result, fmt, rules, model.fact_lines(), cwd, __version__, show_suppressed,
                   notes=not no_notes, terse=terse, color=_use_color(color, output),
                   statistics=statistics if fmt == "json" else None, fixes=fixes)
@@ -513,9 +530,12 @@ def check(paths, fmt, output, jobs, kernel_version, select, ignore_rules, config
             _stderr(f"nofail-lint: warning: {len(result.incomplete)} part(s) of the input not analysed "
                     "(listed without -q, and in JSON/SARIF)")
         else:
-            for i in result.incomplete:
+            for i in result.incomplete[:MAX_LISTED]:
                 where = f"{i.path}:{i.line}" + (f"-{i.end_line}" if i.end_line > i.line else "") if i.line else i.path
                 _warn(f"not analysed: {where}: {i.message}")
+            if len(result.incomplete) > MAX_LISTED:
+                _warn(f"not analysed: {len(result.incomplete) - MAX_LISTED} more part(s) "
+                      "(all of them in --format json/sarif/github)")
     if report_unused_suppressions:
         for path, line, ids in suppressions.unused(_input_files(options, cwd)):
             shown = stdin[2] if stdin is not None and path == stdin[1] else path
@@ -535,12 +555,16 @@ def check(paths, fmt, output, jobs, kernel_version, select, ignore_rules, config
             " (default: no kernel Makefile found; see --kernel-version)"
         _stderr(f"nofail-lint: {len(result.findings)} finding(s){f' ({detail})' if detail else ''}, "
                 f"{len(result.suppressed)} suppressed{hidden}"
-                f" in {result.files_scanned} file(s){cached}, {len(result.skipped)} skipped{excluded}{partial},"
+                f" in {result.files_scanned} file(s){cached}{result.context},"
+                f" {len(result.skipped)} skipped{excluded}{partial},"
                 f" Linux {result.kernel_version}{origin}, {result.seconds:.1f}s")
     failing = [f for f in result.findings if LEVELS.index(_level(f)) >= LEVELS.index(fail_on)]
     if failing and not exit_zero:
         sys.exit(EXIT_FINDINGS)
-    sys.exit(EXIT_ERROR if result.skipped or result.incomplete else EXIT_CLEAN)
+    # incomplete is the outcome only when nothing was found: a kernel tree
+    # always has some part not analysed, and its findings are still the result
+    only_incomplete = not result.findings and (result.skipped or result.incomplete)
+    sys.exit(EXIT_ERROR if only_incomplete else EXIT_CLEAN)
 
 
 def _input_files(options: Options, cwd: Path) -> list[str]:
@@ -588,9 +612,10 @@ def _check_version_range(version: str | None):
 @_CONFIG_OPT
 @click.option("-q", "--quiet", is_flag=True, help="No progress on stderr.")
 @_cache_options
+@_context_option
 @_debug_option
 def grep_cmd(paths, flag, count, files_only, as_json, jobs, kernel_version, config_file, quiet,
-             cache_dir, no_cache):
+             cache_dir, no_cache, context):
     """List allocation sites whose effective gfp mask may include FLAG.
 
     One line per call where the flag enters the mask -- written directly, via a
@@ -610,7 +635,7 @@ def grep_cmd(paths, flag, count, files_only, as_json, jobs, kernel_version, conf
     except RuleFileError as e:
         _fail(str(e))
     config = _config(config_file, paths, rules)
-    options = _options(paths, jobs, kernel_version, set(), config, (cache_dir, no_cache))
+    options = _options(paths, jobs, kernel_version, set(), config, (cache_dir, no_cache), context)
     model = load_model()
     version = options.kernel_version or kernel_version_of(paths) or model.newest_version
     atoms = model.algebra(version).atoms
@@ -619,9 +644,9 @@ def grep_cmd(paths, flag, count, files_only, as_json, jobs, kernel_version, conf
         _fail(f"--flag: {flag!r} is not a gfp flag of Linux {version}; known: {', '.join(sorted(atoms))}")
     progress = _Progress(_progress_mode(None, quiet))
     try:
-        with paused_gc():
-            analysis = analyse(options, cwd, progress)
-            found = hits(analysis.tables, wanted, cwd)
+        with paused_gc(), interruptible():
+            analysis = analyse(options, cwd, progress, _warn)
+            found = [h for h in hits(analysis.tables, wanted, cwd) if analysis.reports_on(h.path)]
     except MissingPath as e:
         progress.clear()
         _fail(f"no such file or directory: {e}")
@@ -712,8 +737,8 @@ def fix_cmd(paths, write, patch_dir, select, ignore, unsafe_fixes, nf006, jobs, 
     options = _options(paths, jobs, kernel_version, None, config, (cache_dir, no_cache))
     progress = _Progress(_progress_mode(None, quiet))
     try:
-        with paused_gc():
-            analysis = analyse(options, cwd, progress)
+        with paused_gc(), interruptible():
+            analysis = analyse(options, cwd, progress, _warn)
             tables = analysis.tables
             before = run_rules(tables, None)
             findings, _suppressed = Suppressions(cwd, {r.name: r.id for r in rules.values()}).split(before)

@@ -114,17 +114,24 @@ def discover(paths: list[str], cwd: Path | None = None) -> tuple[list[SourceFile
 _MAKE_VAR = re.compile(rb"^(VERSION|PATCHLEVEL)\s*=\s*(\d+)\s*$", re.MULTILINE)
 
 
+def makefile_version(makefile: Path) -> str | None:
+    """VERSION.PATCHLEVEL set by this Makefile (a kernel tree's top level), if any."""
+    try:
+        text = makefile.read_bytes()[:4096]
+    except OSError:
+        return None
+    found = dict(_MAKE_VAR.findall(text))
+    if b"VERSION" in found and b"PATCHLEVEL" in found:
+        return f"{int(found[b'VERSION'])}.{int(found[b'PATCHLEVEL'])}"
+    return None
+
+
 def kernel_version_of(paths: list[str]) -> str | None:
     """VERSION.PATCHLEVEL from the top-level Makefile above the first path."""
     for raw in paths:
         p = Path(os.path.abspath(raw))
         for d in [p, *p.parents] if p.is_dir() else list(p.parents):
-            mk = d / "Makefile"
-            try:
-                text = mk.read_bytes()[:4096]
-            except OSError:
-                continue
-            found = dict(_MAKE_VAR.findall(text))
-            if b"VERSION" in found and b"PATCHLEVEL" in found:
-                return f"{int(found[b'VERSION'])}.{int(found[b'PATCHLEVEL'])}"
+            version = makefile_version(d / "Makefile")
+            if version is not None:
+                return version
     return None

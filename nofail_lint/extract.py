@@ -771,7 +771,9 @@ def _function_facts(root: ts.Node, src: bytes, lines: SourceText) -> tuple[list[
     writes = sorted(caps.get("write", ()), key=by_start)
     addressed = sorted(caps.get("addr", ()), key=by_start)
     returns_by_fn: dict[int, list[ts.Node]] = {}
-    for n in caps.get("ret", ()):
+    # in source order: the query's capture order is not, and the first returned
+    # allocator call is the one a wrapper's notes cite
+    for n in sorted(caps.get("ret", ()), key=by_start):
         f = owner(n)
         if f is not None:
             returns_by_fn.setdefault(id(f), []).append(n)

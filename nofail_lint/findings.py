@@ -98,4 +98,5 @@ class RunResult:
     suppressed: list[Finding] = field(default_factory=list)   # silenced by inline comments
     excluded: int = 0                                          # files left out by the config
     from_cache: int | None = None      # files whose facts came from the cache; None: no cache
+    context: str = ""                  # for a partial run in a kernel tree: where definitions came from
     incomplete: list[Incomplete] = field(default_factory=list)  # regions and limits not analysed

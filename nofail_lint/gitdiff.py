@@ -120,3 +120,8 @@ def split_changed(findings: list[Finding], changed: dict[str, set[int] | None],
         else:
             drop.append(f)
     return keep, drop
+
+
+def touched(path: str, changed: dict[str, set[int] | None], cwd: Path) -> bool:
+    """Whether the diff changed anything in `path` (a reported path)."""
+    return os.path.realpath(Path(os.path.abspath(cwd)) / path) in changed

@@ -52,7 +52,8 @@ def run_cli(cli: str, *args: str, cwd: Path | str = REPO, **kw) -> subprocess.Co
     env = dict(os.environ)
     env.pop("PYTHONPATH", None)   # test the installed package, not the checkout
     env.setdefault("NOFAIL_LINT_CACHE_DIR", TEST_CACHE)
-    return subprocess.run([cli, *args], cwd=cwd, capture_output=True, text=True, env=env, timeout=600, **kw)
+    timeout = int(os.environ.get("NOFAIL_LINT_TEST_TIMEOUT", "600"))     # real trees on a busy machine: more
+    return subprocess.run([cli, *args], cwd=cwd, capture_output=True, text=True, env=env, timeout=timeout, **kw)
 
 
 def expectations(root: Path, relative_to: Path, marker: re.Pattern = EXPECT) -> set[tuple[str, int, str]]:

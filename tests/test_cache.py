@@ -110,6 +110,7 @@ def test_truncated_entries_are_detected_and_recomputed(cli, tmp_path):
     cold = _check(cli, tree, cache)
     _corrupt_every(_db(cache), "facts")
     _corrupt_every(_db(cache), "results")      # so the run must link again, loading the facts
+    _corrupt_every(_db(cache), "runs")         # (not re-check from the last run's record)
     again = _check(cli, tree, cache)
     assert again.stdout == cold.stdout
     assert "damaged entries recomputed" in again.stderr

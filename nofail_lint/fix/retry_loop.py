@@ -7,6 +7,7 @@ more than a retry, and the finding is refused. Shapes:
 
     do { p = alloc(..); ... } while (!p);
     while (!(p = alloc(..))) wait();
+    p = NULL; while (!p) { p = alloc(..); ... }
     for (;;) { p = alloc(..); if (p) break; wait(); }      (also while (1), do .. while (1))
     retry: p = alloc(..); if (!p) { wait(); goto retry; }   (label used by that goto only)
 
@@ -31,11 +32,12 @@ from .source import (
     call_name,
     child,
     comments_in,
-    dedent,
     function_of,
     identifiers,
     norm,
+    shift_continuation,
     strip_parens,
+    visual_width,
     words,
 )
 
@@ -238,9 +240,8 @@ def rewrite(src: Source, finding: Finding, loop, gfp_index: int | None, waits: f
         raise Refuse("layout", "code follows the loop on its last line")
     new_stmt = _with_nofail(src, call, gfp_index, stmt_node[0], stmt_node[1]) + stmt_node[2]
     indent = shape.indent or src.indent_at(start)
-    stmt_indent = src.indent_at(stmt_node[0])
-    if stmt_indent.startswith(indent) and src.between(src.line_start(stmt_node[0]), stmt_node[0]).strip() == "":
-        new_stmt = dedent(new_stmt, stmt_indent[len(indent):])
+    shift = visual_width(src.between(src.line_start(stmt_node[0]), stmt_node[0])) - visual_width(indent)
+    new_stmt = shift_continuation(new_stmt, shift)
     loop_node = shape.container
     found = comments_in(src, loop_node)
     call_lines = {src.line_start(stmt_node[0]), src.line_start(stmt_node[1])}
@@ -319,8 +320,8 @@ def _loop_shape(src: Source, loop, assign: ts.Node, lhs: str, waits: frozenset[s
         parent = stmt_node.parent
         if parent is None or parent.start_byte != body.start_byte or body.type != "compound_statement":
             raise Refuse("loop-body-not-only-retry", "the allocation is not a statement of the loop body")
-        infinite = (node.type == "for_statement" and all(node.child_by_field_name(f) is None
-                                                         for f in ("initializer", "condition", "update"))) \
+        infinite = (node.type == "for_statement" and (cond is None or _is_true(src, cond))
+                    and _counting_only(src, node, classify)) \
             or (node.type in ("while_statement", "do_statement") and _is_true(src, cond))
         others = [c for c in body.named_children if c.start_byte != stmt_node.start_byte]
         if infinite:
@@ -333,6 +334,10 @@ def _loop_shape(src: Source, loop, assign: ts.Node, lhs: str, waits: frozenset[s
         elif node.type == "do_statement":
             if null_test(src, cond, lhs) != "fail":
                 raise Refuse("not-a-null-retry", "the loop condition is not a NULL test of the allocation")
+        elif node.type == "while_statement" and null_test(src, cond, lhs) == "fail":
+            if not _null_before(src, node, lhs):
+                raise Refuse("not-a-null-retry", f"`while (!{lhs})` runs only if {lhs} is NULL before it, "
+                                                 "and nothing right before the loop says so")
         else:
             raise Refuse("not-a-null-retry", "only do/while (!p), while (!(p = ..)) and endless loops "
                                              "with `if (p) break;` are rewritten")
@@ -340,6 +345,55 @@ def _loop_shape(src: Source, loop, assign: ts.Node, lhs: str, waits: frozenset[s
             classify.noise(c)
         stmt = (stmt_node.start_byte, stmt_node.end_byte, "")
     return _Shape((node.start_byte, node.end_byte), "", stmt, node, trailing_exit, classify.counters)
+
+
+def _counting_only(src: Source, loop: ts.Node, classify: _Body) -> bool:
+    """A `for` loop's initialiser and update only set and step counters
+    (`for (tries = 0; ; tries++)`, `for (int i = 0; ; i++)`), which go with it."""
+    init, update = loop.child_by_field_name("initializer"), loop.child_by_field_name("update")
+    if init is not None:
+        if init.type == "declaration":
+            for d in init.children_by_field_name("declarator"):
+                value = d.child_by_field_name("value") if d.type == "init_declarator" else None
+                if value is not None and value.type != "number_literal":
+                    return False
+                classify.counters.add(src.text(d.child_by_field_name("declarator") if value is not None else d))
+        else:
+            e = strip_parens(init)
+            left = e.child_by_field_name("left") if e is not None and e.type == "assignment_expression" else None
+            right = e.child_by_field_name("right") if e is not None else None
+            if left is None or left.type != "identifier" or right is None or right.type != "number_literal":
+                return False
+            classify.counters.add(src.text(left))
+    if update is not None:
+        e = strip_parens(update)
+        if e is None or not classify.counter(e):
+            return False
+    return True
+
+
+def _null_before(src: Source, loop: ts.Node, lhs: str) -> bool:
+    """The statement right before `loop` sets `lhs` to NULL (`p = NULL;` or
+    `T *p = NULL;`), so a `while (!p)` loop runs at least once."""
+    prev = loop.prev_named_sibling
+    while prev is not None and prev.type == "comment":
+        prev = prev.prev_named_sibling
+    if prev is None:
+        return False
+    if prev.type == "expression_statement" and prev.named_children:
+        e = strip_parens(prev.named_children[0])
+        return e is not None and e.type == "assignment_expression" \
+            and norm(src.text(e.child_by_field_name("left"))) == lhs \
+            and norm(src.text(e.child_by_field_name("right"))) in _NULLS
+    if prev.type == "declaration":
+        for d in prev.children_by_field_name("declarator"):
+            if d.type == "init_declarator" and norm(src.text(d.child_by_field_name("value"))) in _NULLS:
+                name = d.child_by_field_name("declarator")
+                while name is not None and name.type == "pointer_declarator":
+                    name = name.child_by_field_name("declarator")
+                if norm(src.text(name)) == lhs:
+                    return True
+    return False
 
 
 def _inside_node(inner: ts.Node, outer: ts.Node | None) -> bool:

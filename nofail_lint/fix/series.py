@@ -168,15 +168,26 @@ _WHAT = {
     "nf006-drop-check": "drop NULL checks that __GFP_NOFAIL makes dead",
     "nf006-drop-nofail": "drop __GFP_NOFAIL where the failure is handled",
 }
+_SHORT = {
+    "nf002-nofail": "retry loops",
+    "nf006-drop-check": "dead NULL checks",
+    "nf006-drop-nofail": "NOFAIL with a failure path",
+}
+_SUBJECT_MAX = 75
 
 
-def _summary(rewrites: list[Rewrite]) -> str:
+def _summary(rewrites: list[Rewrite], prefix: str) -> str:
+    """One line, as short as kernel subjects are: what changes, and where if one function."""
     kinds = sorted({rw.kind for rw in rewrites})
     functions = sorted({rw.finding.function for rw in rewrites if rw.finding.function})
-    if len(kinds) == 1 and len(functions) == 1:
-        what = _WHAT[kinds[0]].replace("loops", "loop").replace("checks", "check")
-        return f"{what} in {functions[0]}()"
-    return " and ".join(_WHAT[k] for k in kinds)
+    if len(kinds) > 1:
+        return "fix __GFP_NOFAIL use (" + ", ".join(_SHORT[k] for k in kinds) + ")"
+    what = _WHAT[kinds[0]]
+    if len(functions) == 1:
+        one = what.replace("loops", "loop").replace("checks", "check") + f" in {functions[0]}()"
+        if len(prefix) + 2 + len(one) <= _SUBJECT_MAX:
+            return one
+    return what
 
 
 def _wrap(text: str) -> list[str]:
@@ -261,7 +272,7 @@ def write_series(plan: Plan, out_dir: Path, root: Path, cwd: Path, tables: TreeT
             by_path[rw.path].append(rw)
         rels = sorted(repo_path(p, cwd, root) for p in by_path)
         prefix = subject_prefix(root, rels)
-        subject = f"{prefix}: {_summary(g.rewrites)}"
+        subject = f"{prefix}: {_summary(g.rewrites, prefix)}"
         number = f"PATCH {n}/{total}" if total > 1 else "PATCH"
         diff = "".join(unified_diff(repo_path(p, cwd, root), rws[0].old,
                                     apply_hunks(rws[0].old, [h for rw in rws for h in rw.hunks]))

@@ -196,11 +196,33 @@ def _strip_comments_and_strings(text: str) -> str:
     return re.sub(r'/\*.*?\*/|//[^\n]*|"(?:\\.|[^"\\])*"|\'(?:\\.|[^\'\\])*\'', " ", text, flags=re.DOTALL)
 
 
-def dedent(text: str, prefix: str) -> str:
-    """Remove `prefix` from the start of every line after the first that has it."""
+TAB = 8
+
+
+def visual_width(text: str) -> int:
+    """Columns `text` takes on screen from the start of a line (tabs to 8)."""
+    col = 0
+    for ch in text:
+        col = (col // TAB + 1) * TAB if ch == "\t" else col + 1
+    return col
+
+
+def shift_continuation(text: str, shift: int) -> str:
+    """Move the lines after the first `shift` columns left, keeping kernel
+    style: tabs, then spaces for alignment (the first line moves as a whole)."""
+    if shift <= 0:
+        return text
     lines = text.split("\n")
-    return "\n".join([lines[0]] + [ln[len(prefix):] if prefix and ln.startswith(prefix) else ln
-                                   for ln in lines[1:]])
+    out = [lines[0]]
+    for ln in lines[1:]:
+        body = ln.lstrip(" \t")
+        lead = visual_width(ln[:len(ln) - len(body)])
+        if not body or lead < shift:
+            out.append(ln)
+            continue
+        width = lead - shift
+        out.append("\t" * (width // TAB) + " " * (width % TAB) + body)
+    return "\n".join(out)
 
 
 def comments_in(src: Source, node, skip: tuple[ts.Node, ...] = ()) -> list[tuple[int, str]]:
