@@ -419,11 +419,11 @@ class MaskEvaluator:
         if not bodies or name in self._active or len(self._bound) > 8:
             return UNKNOWN
         values = [self.eval(a) for a in args]
-        result = None
+        result: Mask | None = None
         self._active.add(name)
         try:
             for params, body in bodies:
-                self._bound.append(dict(zip(params, values)))
+                self._bound.append(dict(zip(params, values, strict=True)))
                 try:
                     m = self.eval(parse_expr(body))
                 finally:
@@ -431,7 +431,7 @@ class MaskEvaluator:
                 result = m if result is None else mask_union(result, m)
         finally:
             self._active.discard(name)
-        return result
+        return UNKNOWN if result is None else result     # bodies is not empty: never UNKNOWN
 
     def atom_of(self, name: str) -> str | None:
         if name in self.atoms:

@@ -281,7 +281,8 @@ _Q_FILE = _query("""
 (pointer_expression argument: (_) @addr)
 (ERROR) @err
 (assignment_expression left: (field_expression field: (field_identifier))) @fassign
-(declaration type: (struct_specifier name: (type_identifier)) declarator: (init_declarator value: (initializer_list))) @initdecl
+(declaration type: (struct_specifier name: (type_identifier))
+             declarator: (init_declarator value: (initializer_list))) @initdecl
 (if_statement condition: (_) @cond)
 (while_statement condition: (_) @cond)
 (do_statement condition: (_) @cond)
@@ -800,6 +801,8 @@ def _function_facts(root: ts.Node, src: bytes, lines: SourceText) -> tuple[list[
         types: dict[str, str | None] = {}
         for node in fassigns_by_fn.get(id(f), ()):
             lhs, rhs = node.child_by_field_name("left"), node.child_by_field_name("right")
+            if lhs is None:
+                continue
             base = strip(lhs.child_by_field_name("argument"))
             text = node_text(rhs)
             if base is None or base.type != "identifier" or not (
@@ -823,8 +826,9 @@ def _function_facts(root: ts.Node, src: bytes, lines: SourceText) -> tuple[list[
                     or tests or any(s <= call.start_byte < e for s, e, _ in regions)):
                 continue
             api = model.allocator(node_text(fn))
-            guards = frozenset()
-            if api is not None and api.range_default and max(api.start, api.end) < len(arg_texts):
+            guards: frozenset = frozenset()
+            if api is not None and api.range_default and api.start is not None and api.end is not None \
+                    and max(api.start, api.end) < len(arg_texts):
                 guards = range_guards(arg_texts[api.start], arg_texts[api.end], api.range_default)
             substituted = tuple(field_reads(values.substitute(a, call.start_byte, 0, guards), fn_text, types)
                                 for a in arg_texts)
@@ -982,20 +986,21 @@ def _true_when_null(cond: ts.Node | None, key: str) -> bool:
     cond = strip(cond)
     if cond is None:
         return False
-    if cond.type == "unary_expression" and cond.child_by_field_name("operator").text == b"!":
+    if cond.type == "unary_expression" and node_text(cond.child_by_field_name("operator")) == "!":
         arg = strip(cond.child_by_field_name("argument"))
         return arg is not None and "".join(node_text(arg).split()) == key
     if cond.type == "binary_expression":
-        op = cond.child_by_field_name("operator").text
+        op = node_text(cond.child_by_field_name("operator"))
         left, right = strip(cond.child_by_field_name("left")), strip(cond.child_by_field_name("right"))
-        if op == b"||":
+        if op == "||":
             return _true_when_null(left, key) or _true_when_null(right, key)
-        if op == b"==" and left is not None and right is not None:
+        if op == "==" and left is not None and right is not None:
             texts = {"".join(node_text(left).split()), "".join(node_text(right).split())}
             return key in texts and bool(texts & {"NULL", "0"})
         return False
     if cond.type == "call_expression" and node_text(cond.child_by_field_name("function")) in ("unlikely", "likely"):
-        args = cond.child_by_field_name("arguments").named_children
+        arguments = cond.child_by_field_name("arguments")
+        args = arguments.named_children if arguments is not None else []
         return bool(args) and _true_when_null(args[0], key)
     return False
 
@@ -1090,9 +1095,10 @@ def _atomic_byte_ranges(f: _Function) -> list[tuple[int, int, ts.Node]]:
             continue
         start = call.end_byte
         if node_text(fn) in trylocks:
-            start = _trylock_success_start(call, f.body)
-            if start is None:
+            success = _trylock_success_start(call, f.body)
+            if success is None:
                 continue
+            start = success
         end = f.body.end_byte
         for later, lfn, _ in calls[i + 1:]:
             if later.start_byte >= start and node_text(lfn) in unlocks:
@@ -1110,7 +1116,7 @@ def _trylock_success_start(call: ts.Node, body: ts.Node) -> int | None:
     while p is not None and p.type in ("parenthesized_expression", "unary_expression", "call_expression",
                                         "argument_list"):
         if p.type == "unary_expression":
-            if p.child_by_field_name("operator").text != b"!":
+            if node_text(p.child_by_field_name("operator")) != "!":
                 return None
             negated = not negated
         elif p.type == "call_expression" and node_text(p.child_by_field_name("function")) not in ("likely", "unlikely"):
@@ -1118,9 +1124,11 @@ def _trylock_success_start(call: ts.Node, body: ts.Node) -> int | None:
         p = p.parent
     if p is None or p.type != "if_statement":
         return None
-    if not negated:
-        return p.child_by_field_name("consequence").start_byte
     cons = p.child_by_field_name("consequence")
+    if cons is None:
+        return None
+    if not negated:
+        return cons.start_byte
     kids = [c for c in cons.named_children if c.type != "comment"] if cons.type == "compound_statement" else [cons]
     if not kids or kids[-1].type not in ("return_statement", "goto_statement", "break_statement", "continue_statement"):
         return None

@@ -7,6 +7,7 @@ Where gfp masks and vmalloc ranges flow through wrappers is check/gfp_flow.py's.
 """
 from __future__ import annotations
 
+import functools
 from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
@@ -53,18 +54,18 @@ def flag_terms(e, macro_bodies, params_ok=(), depth: int = 0) -> set[str] | None
         bodies = macro_bodies(e[1])
         if len(bodies) == 1:
             inner = flag_terms(parse_expr(bodies[0]), macro_bodies, params_ok, depth + 1)
-            return None if inner is None else inner | {e[1]}
+            return None if inner is None else {*inner, e[1]}
         if bodies or not (e[1].isupper() or e[1] in params_ok):
             return None     # a macro with several bodies, or a variable we know nothing of
         return {e[1]}
     if kind == "bin" and e[1] in ("|", "+"):
         a = flag_terms(e[2], macro_bodies, params_ok, depth + 1)
         b = flag_terms(e[3], macro_bodies, params_ok, depth + 1) if a is not None else None
-        return None if b is None else a | b
+        return None if a is None or b is None else a | b
     if kind == "cond":
         a = flag_terms(e[2], macro_bodies, params_ok, depth + 1)
         b = flag_terms(e[3], macro_bodies, params_ok, depth + 1) if a is not None else None
-        return None if b is None else a | b
+        return None if a is None or b is None else a | b
     return None
 
 
@@ -170,15 +171,19 @@ class TreeTables:
             for path, op, value in self.field_values.get(key, ()):
                 if op != "=":
                     e = parse_expr(f"(__nfl_base) {op[0]} ({value})")
-                    m = MaskEvaluator(self.algebra.atoms, self.algebra.composites,
-                                      lambda n, p=path: [] if n == "__nfl_base" else self.macro_bodies(p, n),
-                                      resolve_fn_macro=lambda n, p=path: self.fn_macro_bodies(p, n),
-                                      resolve_field=self.field_mask)
-                    m._bound.append({"__nfl_base": base})
-                    result = mask_union(result, m.eval(e))
+                    ev = MaskEvaluator(self.algebra.atoms, self.algebra.composites,
+                                       functools.partial(self._macro_bodies_but_base, path),
+                                       resolve_fn_macro=functools.partial(self.fn_macro_bodies, path),
+                                       resolve_field=self.field_mask)
+                    ev._bound.append({"__nfl_base": base})
+                    result = mask_union(result, ev.eval(e))
             base = result
         self._field_masks[key] = base
         return base
+
+    def _macro_bodies_but_base(self, path: str, name: str) -> list[str]:
+        """Macro bodies, with `__nfl_base` (a field's value so far) left to the evaluator's binding."""
+        return [] if name == "__nfl_base" else self.macro_bodies(path, name)
 
     def fn_macro_bodies(self, path: str, name: str) -> list[tuple[tuple[str, ...], str]]:
         return self.file_fn_macros.get(path, {}).get(name) or self.fn_macros.get(name, [])
@@ -254,7 +259,8 @@ class TreeTables:
                     if api is not None and api.fails == "errno" and (ff.path, fn.name) not in out:
                         out[(ff.path, fn.name)] = (fn.name, rc.callee)
                 if fn.mentions_enomem and (ff.path, fn.name) not in out:
-                    alloc = next((c.callee for c in fn.calls if self.allocator_chain(ff.path, c.callee) is not None), None)
+                    alloc = next((c.callee for c in fn.calls
+                                  if self.allocator_chain(ff.path, c.callee) is not None), None)
                     if alloc is not None:
                         out[(ff.path, fn.name)] = (fn.name, alloc)
         work = list({key[1] for key in out})
@@ -322,21 +328,28 @@ class TreeTables:
             for ff, fn in by_callee.get(name, ()):
                 if (ff.path, fn.name) in out:
                     continue
-                conds: set[tuple[int, str]] = set()
-                via = None
-                for rc in fn.returns:
-                    target = next((out[r.key] for r in self.resolve(ff.path, rc.callee, True) if r.key in out), None)
-                    if target is None:
-                        break
-                    mapped = self.flags_passed(ff.path, fn.params, rc.args, target.may_fail_if)
-                    if mapped is None:
-                        break
-                    conds.update(mapped)
-                    via = via or (rc, target)
-                else:
-                    out[(ff.path, fn.name)] = NofailWrapper(FunctionRef(ff, fn), tuple(sorted(conds)), via, None)
+                wrapper = self._wrapper_of_wrappers(ff, fn, out)
+                if wrapper is not None:
+                    out[(ff.path, fn.name)] = wrapper
                     work.append(fn.name)
         return out
+
+    def _wrapper_of_wrappers(self, ff: FileFacts, fn: FunctionFacts,
+                             known: dict[tuple[str, str], NofailWrapper]) -> NofailWrapper | None:
+        """`fn` as a NOFAIL wrapper if every return is a call to a known one
+        whose may-fail flags map to `fn`'s own parameters."""
+        conds: set[tuple[int, str]] = set()
+        via = None
+        for rc in fn.returns:
+            target = next((known[r.key] for r in self.resolve(ff.path, rc.callee, True) if r.key in known), None)
+            if target is None:
+                return None
+            mapped = self.flags_passed(ff.path, fn.params, rc.args, target.may_fail_if)
+            if mapped is None:
+                return None
+            conds.update(mapped)
+            via = via or (rc, target)
+        return NofailWrapper(FunctionRef(ff, fn), tuple(sorted(conds)), via, None)
 
     def flags_passed(self, path: str, params: tuple[str, ...], args: tuple[str, ...],
                      may_fail_if: tuple[tuple[int, str], ...]) -> set[tuple[int, str]] | None:

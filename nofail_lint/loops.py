@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import bisect
 import re
+from collections.abc import Sequence
 from typing import Protocol
 
 import tree_sitter as ts
@@ -34,6 +35,7 @@ class FunctionNodes(Protocol):
 
     node: ts.Node
     body: ts.Node
+    params: tuple[str, ...]
     calls: list[tuple[ts.Node, ts.Node, ts.Node]]     # (call, function, arguments)
     assign_nodes: list[tuple[ts.Node, ts.Node]]       # (assignment, left side)
 
@@ -596,16 +598,16 @@ class LoopAnalyser:
         return tuple(sorted({node_text(fn) for _, fn in self._calls_in(start, end)}))
 
     def _retry(self, call: ts.Node, fn: ts.Node, kind: str, anchor: ts.Node, start: int, end: int,
-               conditional: bool, exit_conds: list[ts.Node | None] = ()) -> RetryLoop:
+               conditional: bool, exit_conds: Sequence[ts.Node | None] = ()) -> RetryLoop:
         args = call.child_by_field_name("arguments")
         arg_texts = tuple(node_text(a) for a in (args.named_children if args is not None else ())
                           if a.type != "comment")
         site = CallSite(node_text(fn), self.lines.span(fn, call), arg_texts)
         return RetryLoop(site, kind, self.lines.span(anchor), conditional, self._callees_in(start, end),
                          self._flag_exits(exit_conds) if conditional else (),
-                         any(c is not None and b"ENOMEM" in c.text for c in exit_conds))
+                         any("ENOMEM" in node_text(c) for c in exit_conds))
 
-    def _flag_exits(self, conds: list[ts.Node | None]) -> tuple[tuple[int, str], ...]:
+    def _flag_exits(self, conds: Sequence[ts.Node | None]) -> tuple[tuple[int, str], ...]:
         """`flags & KM_MAYFAIL` on a parameter in the exit conditions: the
         caller's flag that lets the loop give up (xfs's old kmem_alloc())."""
         out = set()
@@ -854,7 +856,7 @@ def _tested_value(node: ts.Node | None) -> ts.Node | None:
     """`(p = alloc(...))` in a test stands for `p`."""
     node = strip(node)
     if node is not None and node.type == "assignment_expression" \
-            and node.child_by_field_name("operator").text == b"=":
+            and node_text(node.child_by_field_name("operator")) == "=":
         return strip(node.child_by_field_name("left"))
     return node
 

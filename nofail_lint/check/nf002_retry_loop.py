@@ -53,7 +53,8 @@ def check(tables: TreeTables, rule: RuleDoc) -> list[Finding]:
         # a loop that tries several allocators (kmalloc, then a vmalloc
         # fallback) is one finding, at the first, naming the others
         tries.sort(key=lambda t: (t[2].call.span.line, t[2].call.span.column))
-        out.append(_finding(tables, rule, *tries[0], also=[t[2].call for t in tries[1:]]))
+        ff, fn, loop, chain, waiting, enomem = tries[0]
+        out.append(_finding(tables, rule, ff, fn, loop, chain, waiting, enomem, also=[t[2].call for t in tries[1:]]))
     return out
 
 

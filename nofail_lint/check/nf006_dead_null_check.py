@@ -89,7 +89,7 @@ def _looping_wrapper_findings(tables: TreeTables, rule: RuleDoc, out: dict) -> N
 
 
 def check(tables: TreeTables, rule: RuleDoc) -> list[Finding]:
-    out = {}
+    out: dict[tuple, Finding] = {}
     _looping_wrapper_findings(tables, rule, out)
     for site in flow_for(tables).sites:
         sink = site.sink
