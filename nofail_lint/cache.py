@@ -185,29 +185,21 @@ class FactsCache:
 
     def load_facts(self, hashes: Iterable[bytes]) -> dict[bytes, object]:
         """{hash: stored extraction result}; corrupt or missing entries are left out."""
-        wanted = sorted(set(hashes))
-        out = {}
-        for i in range(0, len(wanted), 500):
-            chunk = wanted[i:i + 500]
-            rows = self._query(f"SELECT hash, digest, data FROM facts WHERE hash IN ({','.join('?' * len(chunk))})",
-                               chunk)
-            for h, digest, data in rows:
-                try:
-                    out[h] = unseal(digest, data)
-                except _Corrupt:
-                    self.corrupt_entries += 1
-        return out
+        return self._load_by_hash("facts", hashes)
 
     def stored_scan_hashes(self) -> set[bytes]:
         return {r[0] for r in self._query("SELECT hash FROM scans")}
 
     def load_scans(self, hashes: Iterable[bytes]) -> dict[bytes, object]:
         """{hash: stored scan row} (scan.py); corrupt or missing entries are left out."""
+        return self._load_by_hash("scans", hashes)
+
+    def _load_by_hash(self, table: str, hashes: Iterable[bytes]) -> dict[bytes, object]:
         wanted = sorted(set(hashes))
         out = {}
         for i in range(0, len(wanted), 500):
             chunk = wanted[i:i + 500]
-            rows = self._query(f"SELECT hash, digest, data FROM scans WHERE hash IN ({','.join('?' * len(chunk))})",
+            rows = self._query(f"SELECT hash, digest, data FROM {table} WHERE hash IN ({','.join('?' * len(chunk))})",
                                chunk)
             for h, digest, data in rows:
                 try:
@@ -227,7 +219,10 @@ class FactsCache:
     def load_run(self, scope: bytes, part: str) -> object | None:
         """One part of the last run record of this scope (same paths and options;
         incremental.RunRecord)."""
-        rows = self._query("SELECT digest, data FROM runs WHERE scope = ?", (scope + part.encode(),))
+        return self._load_one("SELECT digest, data FROM runs WHERE scope = ?", scope + part.encode())
+
+    def _load_one(self, sql: str, key: bytes) -> object | None:
+        rows = self._query(sql, (key,))
         if not rows:
             return None
         try:
@@ -247,14 +242,7 @@ class FactsCache:
         self._write(write)
 
     def load_result(self, key: bytes) -> object | None:
-        rows = self._query("SELECT digest, data FROM results WHERE key = ?", (key,))
-        if not rows:
-            return None
-        try:
-            return unseal(*rows[0])
-        except _Corrupt:
-            self.corrupt_entries += 1
-            return None
+        return self._load_one("SELECT digest, data FROM results WHERE key = ?", key)
 
     # ------------------------------------------------------------ writes
 

@@ -21,12 +21,12 @@ from typing import AbstractSet, Callable, Iterable, Mapping, Protocol
 from . import cexpr
 from .facts import FileFacts, FunctionFacts
 
-_IDENTIFIER = re.compile(r"[A-Za-z_]\w*")
+IDENTIFIER = re.compile(r"[A-Za-z_]\w*")
 FIELD_READ = getattr(cexpr, "FIELD_READ", "__nfl_field")
 _FIELD = re.compile(re.escape(FIELD_READ) + r"\(\s*\w+\s*,\s*(\w+)\s*\)")
-_ALIAS = re.compile(r"^\(?\s*[A-Za-z_]\w*\s*\)?$")
+ALIAS = re.compile(r"^\(?\s*[A-Za-z_]\w*\s*\)?$")
 # words of C that can never name a definition
-_C_WORDS = frozenset(
+C_WORDS = frozenset(
     "if else for while do switch case default return goto break continue sizeof typeof "
     "struct union enum const volatile static inline extern unsigned signed int long short "
     "char void bool true false NULL".split())
@@ -92,7 +92,7 @@ def _names_in(value: object, field: str, out: tuple[set[str], set[str], set[str]
         if field.startswith("callee"):
             out[0].add(value)
         else:
-            _text_names(value, out)
+            text_names(value, out)
     elif isinstance(value, tuple):
         fields = getattr(value, "_fields", None)
         if fields is not None:
@@ -103,11 +103,11 @@ def _names_in(value: object, field: str, out: tuple[set[str], set[str], set[str]
                 _names_in(item, field, out)
 
 
-def _text_names(text: str, out: tuple[set[str], set[str], set[str]]):
+def text_names(text: str, out: tuple[set[str], set[str], set[str]]):
     """Identifiers (possible macros) and field reads of an expression text."""
     if FIELD_READ in text:
         out[2].update(m.group(1) for m in _FIELD.finditer(text))
-    out[1].update(_IDENTIFIER.findall(text))
+    out[1].update(IDENTIFIER.findall(text))
 
 
 def referenced_names(fn: FunctionFacts) -> tuple[set[str], set[str], set[str]]:
@@ -117,14 +117,14 @@ def referenced_names(fn: FunctionFacts) -> tuple[set[str], set[str], set[str]]:
     for name, value in zip(fn._fields, fn, strict=True):
         if name not in ("name", "is_static", "params", "span"):
             _names_in(value, name, out)
-    return out[0] - _C_WORDS, out[1] - _C_WORDS - set(fn.params), out[2]
+    return out[0] - C_WORDS, out[1] - C_WORDS - set(fn.params), out[2]
 
 
 def definitions_named(ff: FileFacts) -> Iterable[tuple[str, str, bool]]:
     """(name, text, alias) of every macro-like definition of a file: object-like
     macros, function-like mask macros, and field assignments as "." + field."""
     for name, body in ff.macros:
-        yield name, body, _ALIAS.match(body) is not None
+        yield name, body, ALIAS.match(body) is not None
     for name, _params, body in getattr(ff, "mask_macros", ()):
         yield name, body, False
     for _kind, name, _op, value in getattr(ff, "field_masks", ()):
@@ -172,10 +172,10 @@ def close_over(targets: Iterable[str], index: DefinitionIndex, extract: Extracto
         for name, text, alias in definitions_named(ff):
             if (wanted is None or name in wanted) and (display, "#" + name) not in reached:
                 reached.add((display, "#" + name))
-                _text_names(text, found)
-                found[1].difference_update(_C_WORDS)
+                text_names(text, found)
+                found[1].difference_update(C_WORDS)
                 if alias:                   # `#define my_alloc kmalloc` may name a function
-                    found[0].update(_IDENTIFIER.findall(text))
+                    found[0].update(IDENTIFIER.findall(text))
 
     full: set[str] = set(targets)
     first = extract(sorted(full), True)

@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any, Callable, NamedTuple, cast
 
-from .demand import _C_WORDS, _text_names, definitions_named, referenced_names
+from .demand import C_WORDS, definitions_named, referenced_names, text_names
 from .facts import FileFacts, FunctionFacts, Span
 from .findings import Finding, Incomplete, Skipped
 
@@ -130,8 +130,8 @@ def mentions_of(ff: FileFacts):
             yield "." + name, fn.name, False
     for name, text, alias in definitions_named(ff):
         found: tuple[set[str], set[str], set[str]] = (set(), set(), set())
-        _text_names(text, found)
-        for other in found[1] - _C_WORDS:
+        text_names(text, found)
+        for other in found[1] - C_WORDS:
             yield other, "#" + name, alias
         for other in found[2]:
             yield "." + other, "#" + name, False
