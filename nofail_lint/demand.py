@@ -23,7 +23,13 @@ from .facts import FileFacts, FunctionFacts
 
 IDENTIFIER = re.compile(r"[A-Za-z_]\w*")
 FIELD_READ = getattr(cexpr, "FIELD_READ", "__nfl_field")
-_FIELD = re.compile(re.escape(FIELD_READ) + r"\(\s*\w+\s*,\s*(\w+)\s*\)")
+_FIELD = re.compile(re.escape(FIELD_READ) + r"\(\s*(\w+)\s*,\s*(\w+)\s*\)")
+
+
+def field_key(kind: str, name: str) -> str:
+    """A struct field as the demand and incremental stages name it: "type.field"
+    (link.TreeTables.field_mask unites assignments per struct type and field)."""
+    return f"{kind}.{name}"
 ALIAS = re.compile(r"^\(?\s*[A-Za-z_]\w*\s*\)?$")
 # words of C that can never name a definition
 C_WORDS = frozenset(
@@ -106,7 +112,7 @@ def _names_in(value: object, field: str, out: tuple[set[str], set[str], set[str]
 def text_names(text: str, out: tuple[set[str], set[str], set[str]]):
     """Identifiers (possible macros) and field reads of an expression text."""
     if FIELD_READ in text:
-        out[2].update(m.group(1) for m in _FIELD.finditer(text))
+        out[2].update(field_key(m.group(1), m.group(2)) for m in _FIELD.finditer(text))
     out[1].update(IDENTIFIER.findall(text))
 
 
@@ -127,8 +133,8 @@ def definitions_named(ff: FileFacts) -> Iterable[tuple[str, str, bool]]:
         yield name, body, ALIAS.match(body) is not None
     for name, _params, body in getattr(ff, "mask_macros", ()):
         yield name, body, False
-    for _kind, name, _op, value in getattr(ff, "field_masks", ()):
-        yield "." + name, value, False
+    for kind, name, _op, value in getattr(ff, "field_masks", ()):
+        yield "." + field_key(kind, name), value, False
 
 
 # extract(files, full): {file: outcome}; full=False needs only the file's macros

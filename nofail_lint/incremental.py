@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any, Callable, NamedTuple, cast
 
-from .demand import C_WORDS, definitions_named, referenced_names, text_names
+from .demand import C_WORDS, definitions_named, field_key, referenced_names, text_names
 from .facts import FileFacts, FunctionFacts, Span
 from .findings import Finding, Incomplete, Skipped
 
@@ -113,7 +113,7 @@ def defines_of(ff: FileFacts) -> Defines:
                    frozenset(name for name, _ in ff.macros),
                    frozenset(f.name for f in ff.functions if header or not f.is_static),
                    frozenset(name for name, _, _ in getattr(ff, "mask_macros", ())),
-                   frozenset(name for _, name, _, _ in getattr(ff, "field_masks", ())))
+                   frozenset(field_key(kind, name) for kind, name, _, _ in getattr(ff, "field_masks", ())))
 
 
 def mentions_of(ff: FileFacts):
@@ -168,7 +168,7 @@ def interface_changes(old: object, new: object) -> tuple[set[str], set[str], boo
             for name, text, _alias in definitions_named(o):
                 out[name].append(text)
             for kind, name, op, value in getattr(o, "field_masks", ()):
-                out["." + name].append(f"{kind} {op} {value}")
+                out["." + field_key(kind, name)].append(f"{op} {value}")
         return out
     before, after = functions(old), functions(new)
     changed_fns = {n for n in before.keys() | after.keys() if before.get(n) != after.get(n)}

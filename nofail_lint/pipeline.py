@@ -667,8 +667,10 @@ class DemandRun:
         rows = self.scan.rows()
 
         def find_fields(fields: set[str]) -> dict[str, set[str]]:
-            """Files (worth parsing) that assign one of `fields` (scan.assigns_field)."""
-            wanted = [(n, n.encode()) for n in sorted(fields)]
+            """Files (worth parsing) that may assign one of `fields` (scan.assigns_field)."""
+            # "type.field": a file can assign it only if it names the struct type
+            wanted = [(key, kind.encode(), name.encode())
+                      for key in sorted(fields) for kind, _, name in [key.partition(".")]]
             out: dict[str, set[str]] = {}
             for display, row in rows.items():
                 if not row.parsed:
@@ -678,7 +680,7 @@ class DemandRun:
                         src = fh.read()
                 except OSError:
                     continue
-                hit = {n for n, b in wanted if assigns_field(src, b)}
+                hit = {key for key, kind, name in wanted if kind in src and assigns_field(src, name)}
                 if hit:
                     out[display] = hit
             return out
