@@ -672,8 +672,9 @@ class DemandRun:
             wanted = [(key, kind.encode(), name.encode())
                       for key in sorted(fields) for kind, _, name in [key.partition(".")]]
             out: dict[str, set[str]] = {}
+            kinds = {key.partition(".")[0] for key in fields}
             for display, row in rows.items():
-                if not row.parsed:
+                if not row.parsed or row.structs.isdisjoint(kinds):
                     continue
                 try:
                     with open(by_display[display].path, "rb") as fh:

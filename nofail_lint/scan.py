@@ -41,9 +41,11 @@ class ScanRow(NamedTuple):
     macros: frozenset[str]           # object-like macros it may define that a mask or bound can use
     fn_macros: frozenset[str] = frozenset()    # function-like macros it defines
     fields: frozenset[str] = frozenset()       # (exact definitions only; see assigns_field)
+    structs: frozenset[str] = frozenset()      # struct tags it names: only these can have fields assigned here
 
 
 NOTHING = ScanRow(False, frozenset(), frozenset())
+_STRUCT_TAG = re.compile(rb"struct[ \t\n]+([A-Za-z_]\w*)")
 _WORD_BYTES = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_")
 
 _DEFINE = re.compile(rb"\n[ \t]*#[ \t]*define[ \t]+([A-Za-z_]\w*)(\(?)([^\n]*)")
@@ -82,7 +84,8 @@ def scan_source(src: bytes, extra: re.Pattern[bytes] | None = None) -> ScanRow:
             head = _CALLED_NAME.match(line)
             if head is not None and _SYSCALL_LIKE.match(head.group(1)):
                 functions.add(b"sys_" + first.group(1))
-    return ScanRow(True, _names(functions), _names(macros), _names(fn_macros))
+    return ScanRow(True, _names(functions), _names(macros), _names(fn_macros),
+                   structs=_names(set(_STRUCT_TAG.findall(src))))
 
 
 def assigns_field(src: bytes, field: bytes) -> bool:
