@@ -18,11 +18,13 @@ from .check import run_rules
 from .check.gfp_flow import LIMITS
 from .demand import DefinitionIndex, close_over
 from .discover import SourceFile, discover, kernel_version_of
-from .engine.runs import DemandRun
+from .engine.runs import DemandRun, SeedRun, TreeRun
 from .engine.store import Extraction, _rehome, extract_all
 from .engine.workers import Outcome, Progress, Terminated, interruptible, paused_gc
 from .facts import FileFacts
 from .findings import Finding, Incomplete, RunResult, Skipped
+from .grep import Hit
+from .grep import hits as grep_hits
 from .incremental import RunRecord, affected_files, build_record, defines_of, interface_changes, updated
 from .link import TreeTables
 from .model import load_model
@@ -65,7 +67,7 @@ class Analysis:
     excluded: int
     started: float                 # time.monotonic() at the start
     options: Options
-    demand: DemandRun | None = None          # a partial run in a kernel tree
+    demand: TreeRun | None = None            # a partial run in a kernel tree, or a seed-driven run
     note: str = ""                           # for the summary line (an incremental re-check)
     _tables: TreeTables | None = None
 
@@ -89,9 +91,8 @@ class Analysis:
         if d is None:
             return self.note
         if not d.closed:
-            return f", whole-tree context of {d.root} unchanged"
-        extra = len(set(self.extraction.keys) - self._target_set)
-        return f", with {extra} of the {len(d.context)} file(s) of {d.root} as context"
+            return f", whole-tree context of {d.root} unchanged" if d.root is not None else ""
+        return d.note(self._target_set)
 
     def reports_on(self, path: str) -> bool:
         return self.demand is None or path in self._target_set
@@ -113,8 +114,12 @@ class Analysis:
 
 
 def analyse(options: Options, cwd: Path | None = None, progress: Progress | None = None,
-            warn: Callable[[str], None] | None = None) -> Analysis:
-    """discover -> extract (-> link, on first use of .tables); the shared front half of `run` and `grep`."""
+            warn: Callable[[str], None] | None = None, flag: str | None = None) -> Analysis:
+    """discover -> extract (-> link, on first use of .tables); the shared front half of `run` and `grep`.
+
+    With `flag`, only where that gfp flag enters a mask is wanted (`grep`):
+    a seed-driven run (engine/runs.SeedRun) that extracts the files naming
+    the flag or its macro closure and what their masks reach."""
     started = time.monotonic()
     model = load_model()
     files, skipped = discover(options.paths, cwd)
@@ -129,11 +134,51 @@ def analyse(options: Options, cwd: Path | None = None, progress: Progress | None
     cache = FactsCache.open(options.cache_dir) if options.cache_dir is not None else None
     extra = options.extra_allocators | options.extra_retry_wait
     root = kernel_root(options.paths) if options.context == "tree" else None
-    if root is not None and not any(os.path.abspath(p) == str(root) for p in options.paths):
+    partial = root is not None and not any(os.path.abspath(p) == str(root) for p in options.paths)
+    if flag is not None:
+        seeded = SeedRun(files, root if partial else None, cwd, options.jobs, progress, extra, cache, version,
+                         warn, flag)
+        return Analysis(seeded.extraction, files, skipped, version, excluded, started, options, seeded)
+    if partial:
+        assert root is not None
         demand = DemandRun(files, root, cwd, options.jobs, progress, extra, cache, version, warn)
         return Analysis(demand.extraction, files, skipped, version, excluded, started, options, demand)
     extraction = extract_all(files, options.jobs, progress, extra, cache, warn)
     return Analysis(extraction, files, skipped, version, excluded, started, options)
+
+
+@dataclass
+class GrepResult:
+    hits: list[Hit]
+    skipped: list[Skipped]
+    context: str
+    from_cache: bool
+
+
+def grep(options: Options, flag: str, cwd: Path | None = None, progress: Progress | None = None,
+         warn: Callable[[str], None] | None = None) -> GrepResult:
+    """Where `flag` enters an allocation's mask, in the requested files
+    (grep.hits over a seed-driven run). With a cache, an unchanged tree
+    answers from the stored result."""
+    with paused_gc(), interruptible():
+        a = analyse(options, cwd, progress, warn, flag=flag)
+        cache = a.extraction.cache
+        key = a.result_key("grep", flag, a.version, sorted(options.extra_allocators),
+                           sorted(options.extra_retry_wait), str(cwd or Path.cwd()))
+        stored = cache.load_result(key) if cache is not None else None
+        if isinstance(stored, tuple) and len(stored) == 2:
+            hits, bad = cast(tuple[list[Hit], list[Skipped]], stored)
+            skipped = sorted(a.skipped + bad, key=lambda s: s.path)
+            note, reused = ", unchanged tree: stored result", True
+        else:
+            before = list(a.skipped)
+            hits = [h for h in grep_hits(a.tables, flag, cwd) if a.reports_on(h.path)]
+            skipped = a.skipped
+            if cache is not None:
+                cache.store_result(key, (hits, [s for s in skipped if s not in before]))
+            note, reused = a.context_note(), False
+        a.close()
+    return GrepResult(hits, skipped, note, reused)
 
 
 def run(options: Options, cwd: Path | None = None, progress: Progress | None = None,
