@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from .discover import makefile_version, worth_parsing
+from .relevance import GFP_T, RELEVANT_ARG_BYTES
 
 
 class ScanRow(NamedTuple):
@@ -152,13 +153,18 @@ def assigns_field(src: bytes, field: bytes) -> bool:
     return False
 
 
-_FIELD_STORE = re.compile(rb"(?:\.|->)[ \t]*([A-Za-z_]\w*)[ \t]*(?:=(?!=)|\|=|&=)")
+_FIELD_STORE = re.compile(rb"(?:\.|->)[ \t]*([A-Za-z_]\w*)[ \t]*(?:=(?!=)|\|=|&=)([^;]*)")
 _FIELD_USE = re.compile(rb"(?:\.|->)[ \t]*([A-Za-z_]\w*)")
 
 
 def stored_fields(src: bytes) -> frozenset[bytes]:
-    """Every field name `assigns_field` would say yes to, in one pass."""
-    return frozenset(_FIELD_STORE.findall(src))
+    """The fields this file may store a mask in, in one pass: every field
+    `assigns_field` would say yes to whose stored value (up to the `;`) can
+    carry a mask by extraction's own test (relevance.py), or any such field
+    where the file declares a gfp_t variable the value could name."""
+    any_value = GFP_T in src
+    return frozenset(name for name, value in _FIELD_STORE.findall(src)
+                     if any_value or RELEVANT_ARG_BYTES.search(value))
 
 
 def used_fields(src: bytes) -> frozenset[bytes]:

@@ -26,6 +26,7 @@ from __future__ import annotations
 import re
 from typing import Callable, Iterable, Mapping
 
+from ..cexpr import close_paren
 from ..demand import (
     C_WORDS,
     FIELD_READ,
@@ -44,19 +45,52 @@ _FIELD = re.compile(re.escape(FIELD_READ) + r"\(\s*(\w+)\s*,\s*(\w+)\s*\)")
 FieldReaders = Callable[[set[str]], set[str]]
 
 
-def _carried(args: Iterable[str], carriers: frozenset[str], fields: set[str]) -> bool:
-    for a in args:
-        if not carriers.isdisjoint(IDENTIFIER.findall(a)):
-            return True
-        if fields and FIELD_READ in a and any(field_key(k, n) in fields for k, n in _FIELD.findall(a)):
-            return True
-    return False
+_CALL = re.compile(r"([A-Za-z_]\w*)\s*\(")
 
 
-def _followed(fn: FunctionFacts, carriers: frozenset[str], fields: set[str]) -> list[tuple[str, tuple[str, ...]]]:
-    """(callee, argument texts) of the calls and returned calls that carry a mask in."""
-    out = [(c.callee, c.args) for c in fn.calls if _carried(c.args, carriers, fields)]
-    out += [(r.callee, r.args) for r in fn.returns if _carried(r.args, carriers, fields)]
+def mask_text(arg: str, is_fn_macro: Callable[[str], bool]) -> str:
+    """The part of an argument a mask can come from: the mask evaluator
+    (cexpr.MaskEvaluator) reads a call's value only for a function-like
+    macro (and a field read); any other call is an unknown value, whatever
+    its arguments (`ASSERT(p->x)` with `p` a local holding `kzalloc(..., gfp)`
+    carries no mask). Those arguments are left out."""
+    if "(" not in arg:
+        return arg
+    out = []
+    i = 0
+    for m in _CALL.finditer(arg):
+        if m.start() < i:
+            continue                       # inside a call already left out
+        name = m.group(1)
+        if name == FIELD_READ or is_fn_macro(name):
+            continue
+        close = close_paren(arg, m.end() - 1)
+        if close is None:
+            break
+        out.append(arg[i:m.end()])
+        i = close
+    out.append(arg[i:])
+    return "".join(out)
+
+
+def _carries(arg: str, carriers: frozenset[str], fields: set[str], is_fn_macro: Callable[[str], bool]) -> bool:
+    if carriers.isdisjoint(IDENTIFIER.findall(arg)) and not (fields and FIELD_READ in arg):
+        return False
+    arg = mask_text(arg, is_fn_macro)
+    if not carriers.isdisjoint(IDENTIFIER.findall(arg)):
+        return True
+    return bool(fields) and FIELD_READ in arg and any(field_key(k, n) in fields for k, n in _FIELD.findall(arg))
+
+
+def _followed(fn: FunctionFacts, carriers: frozenset[str], fields: set[str],
+              is_fn_macro: Callable[[str], bool]) -> list[tuple[str, tuple[str, ...], frozenset[int]]]:
+    """(callee, argument texts, positions of the arguments that carry the
+    mask) of the calls and returned calls that carry a mask in."""
+    out = []
+    for callee, args in [(c.callee, c.args) for c in fn.calls] + [(r.callee, r.args) for r in fn.returns]:
+        positions = frozenset(i for i, a in enumerate(args) if _carries(a, carriers, fields, is_fn_macro))
+        if positions:
+            out.append((callee, args, positions))
     return out
 
 
@@ -64,13 +98,18 @@ class FlowDemand:
     """The closure itself; `outcomes` holds every file extracted on the way."""
 
     def __init__(self, index: DefinitionIndex, extract: Extractor, readers: FieldReaders,
-                 is_model_allocator: Callable[[str], bool], is_atom: Callable[[str], bool]):
-        self.index, self.extract, self.readers = index, extract, readers
+                 is_model_allocator: Callable[[str], bool], is_atom: Callable[[str], bool],
+                 is_fn_macro: Callable[[str], bool]):
+        self.index, self.extract, self.readers, self.is_fn_macro = index, extract, readers, is_fn_macro
         self.is_model_allocator, self.is_atom = is_model_allocator, is_atom
         self.outcomes: dict[str, object] = {}
         self.full: set[str] = set()
         self.seeded_fields: set[str] = set()
-        self._reached: set[tuple[str, str]] = set()      # (file, function, "#" macro or "." field)
+        self._positions: dict[str, set[int]] = {}          # callee -> argument positions a mask arrives at
+        self._done: dict[tuple[str, str], frozenset[int]] = {}   # (file, function) -> positions followed
+        self._defined_in: dict[str, set[str]] = {}         # callee -> files found that may define it
+        self._dirty: set[str] = set()                      # callees reached at new positions
+        self._reached: set[tuple[str, str]] = set()        # (file, "#" macro or "." field) followed
         self._looked_up: set[tuple[str, int]] = set()
         self._called: set[str] = set()
         self._named: set[str] = set()
@@ -117,34 +156,49 @@ class FlowDemand:
             self._follow(ff, fn, seeds)
 
     def _follow(self, ff: FileFacts, fn: FunctionFacts, carriers: frozenset[str]):
-        """Collect what the carrying calls of `fn` name; a callee defined in the
-        same file is followed at once (a call resolves there first)."""
+        """Collect what the carrying calls of `fn` name, and the positions the
+        mask arrives at in each callee; a callee defined in the same file is
+        followed at once (a call resolves there first)."""
         local = {f.name: f for f in ff.functions}
         todo = [(fn, carriers)]
         while todo:
             f, carry = todo.pop()
-            for callee, args in _followed(f, carry, self.seeded_fields):
-                key = (ff.path, callee)
+            for callee, args, positions in _followed(f, carry, self.seeded_fields, self.is_fn_macro):
                 self._called.add(callee)
                 for a in args:
                     text_names(a, (self._called, self._named, self._fields))
-                if callee in local and key not in self._reached:
-                    self._reached.add(key)
-                    target = local[callee]
-                    todo.append((target, frozenset(target.params)))
+                known = self._positions.setdefault(callee, set())
+                if not positions <= known:
+                    known |= positions
+                    self._dirty.add(callee)
+                target = local.get(callee)
+                if target is not None:
+                    more = self._carriers(ff.path, target)
+                    if more is not None:
+                        todo.append((target, more))
         self._named.difference_update(C_WORDS)
         self._called.difference_update(C_WORDS)
 
+    def _carriers(self, display: str, fn: FunctionFacts) -> frozenset[str] | None:
+        """The parameters of `fn` a mask arrives at that were not followed yet."""
+        positions = frozenset(self._positions.get(fn.name, ()))
+        done = self._done.get((display, fn.name), frozenset())
+        if positions <= done:
+            return None
+        self._done[(display, fn.name)] = positions | done
+        return frozenset(fn.params[i] for i in positions - done if i < len(fn.params) and fn.params[i])
+
     def _reach(self, display: str, wanted: set[str]):
-        """Follow what a file defines of `wanted`: functions (their parameters
-        carry the mask), macros and field assignments (their text)."""
+        """Follow what a file defines of `wanted`: functions (the parameters a
+        mask arrives at carry it), macros and field assignments (their text)."""
         ff = self.outcomes.get(display)
         if not isinstance(ff, FileFacts):
             return
         for fn in ff.functions:
-            if fn.name in wanted and (display, fn.name) not in self._reached:
-                self._reached.add((display, fn.name))
-                self._follow(ff, fn, frozenset(fn.params))
+            if fn.name in wanted:
+                carriers = self._carriers(display, fn)
+                if carriers is not None:
+                    self._follow(ff, fn, carriers)
         found = (self._called, self._named, self._fields)
         for name, text, alias in definitions_named(ff):
             if name in wanted and (display, "#" + name) not in self._reached:
@@ -163,15 +217,23 @@ class FlowDemand:
             self._called.clear()
             self._named.clear()
             self._fields.clear()
-            if not fresh:
+            dirty = {n for n in self._dirty if (n, 0) in self._looked_up}
+            self._dirty -= dirty
+            if not fresh and not dirty:
                 return
             self._looked_up |= fresh
             called = {n for n, k in fresh if k == 0 and not self.is_atom(n) and not self.is_model_allocator(n)}
             named = {n for n, k in fresh if k < 2 and not self.is_atom(n)} - called
             fields = {n for n, k in fresh if k == 2}
-            need, need_full = self.index.lookup(called, named, fields)
+            need, need_full = self.index.lookup(called, named, fields) if fresh else ({}, set())
             self._load(sorted(need_full), True)
             self._load(sorted(d for d in need if d not in self.outcomes), False)
+            for display, names in need.items():
+                for name in names:
+                    self._defined_in.setdefault(name, set()).add(display)
+            for name in sorted(dirty):              # reached again, at new positions
+                for display in sorted(self._defined_in.get(name, ())):
+                    need.setdefault(display, set()).add(name)
             for display in sorted(need):
                 self._reach(display, need[display])
 
@@ -188,9 +250,7 @@ class FlowDemand:
                     continue
                 for kind, name, _op, value in ff.field_masks:
                     key = field_key(kind, name)
-                    if key in self.seeded_fields:
-                        continue
-                    if _carried((value,), seeds, self.seeded_fields):
+                    if key not in self.seeded_fields and _carries(value, seeds, self.seeded_fields, self.is_fn_macro):
                         self.seeded_fields.add(key)
                         grown.add(key)
                         changed = True
@@ -202,6 +262,7 @@ class FlowDemand:
 
 def close_down(seed_files: Iterable[str], seeds: frozenset[str], index: DefinitionIndex, extract: Extractor,
                readers: FieldReaders, is_model_allocator: Callable[[str], bool],
-               is_atom: Callable[[str], bool]) -> Mapping[str, object]:
-    """Every outcome the seed files and what their masks reach need."""
-    return FlowDemand(index, extract, readers, is_model_allocator, is_atom).run(seed_files, seeds)
+               is_atom: Callable[[str], bool], is_fn_macro: Callable[[str], bool]) -> Mapping[str, object]:
+    """Every outcome the seed files and what their masks reach need.
+    `is_fn_macro(name)`: may the tree define `name` as a function-like macro."""
+    return FlowDemand(index, extract, readers, is_model_allocator, is_atom, is_fn_macro).run(seed_files, seeds)

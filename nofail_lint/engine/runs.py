@@ -208,7 +208,13 @@ class SeedRun(TreeRun):
                 start.add(display)
         close_down(sorted(start), seeds.names, DefinitionIndex(self.rows, self.find_fields), self.extract,
                    lambda fields: self.field_readers(fields, requested),
-                   lambda n: model.allocator(n) is not None or n in self.extra_names, algebra.atoms.__contains__)
+                   lambda n: model.allocator(n) is not None or n in self.extra_names, algebra.atoms.__contains__,
+                   self.fn_macros.__contains__)
+
+    @property
+    def fn_macros(self) -> frozenset[str]:
+        """Every name the tree may define as a function-like macro."""
+        return frozenset().union(*(row.fn_macros for row in self.rows.values()))
 
     def note(self, target_set: frozenset[str]) -> str:
         seeds = self.seeds
