@@ -165,8 +165,11 @@ class FlowDemand:
             f, carry = todo.pop()
             for callee, args, positions in _followed(f, carry, self.seeded_fields, self.is_fn_macro):
                 self._called.add(callee)
-                for a in args:
-                    text_names(a, (self._called, self._named, self._fields))
+                ignored: set[str] = set()
+                for i, a in enumerate(args):
+                    # identifiers of every argument may be macros the flow evaluates
+                    # (guards, bounds); fields matter only where the mask is
+                    text_names(a, (self._called, self._named, self._fields if i in positions else ignored))
                 known = self._positions.setdefault(callee, set())
                 if not positions <= known:
                     known |= positions
@@ -225,7 +228,8 @@ class FlowDemand:
             called = {n for n, k in fresh if k == 0 and not self.is_atom(n) and not self.is_model_allocator(n)}
             named = {n for n, k in fresh if k < 2 and not self.is_atom(n)} - called
             fields = {n for n, k in fresh if k == 2}
-            need, need_full = self.index.lookup(called, named, fields) if fresh else ({}, set())
+            need, need_full = self.index.lookup(called, named, fields, macro_calls_full=False) \
+                if fresh else ({}, set())
             self._load(sorted(need_full), True)
             self._load(sorted(d for d in need if d not in self.outcomes), False)
             for display, names in need.items():

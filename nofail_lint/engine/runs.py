@@ -216,6 +216,17 @@ class SeedRun(TreeRun):
         """Every name the tree may define as a function-like macro."""
         return frozenset().union(*(row.fn_macros for row in self.rows.values()))
 
+    def extract(self, displays: list[str], full: bool) -> Mapping[str, Outcome]:
+        """As TreeRun.extract; a file read for its macros also gives the
+        function-like macros that pass a gfp on (flow_demand looks up a
+        callee that is only such a macro without parsing its file)."""
+        if full:
+            return super().extract(displays, full)
+        part = _macros_only([self.by_display[d] for d in displays if d in self.by_display], self.scan.context,
+                            with_calls=True)
+        self.extraction.merge(part)
+        return part.load()
+
     def note(self, target_set: frozenset[str]) -> str:
         seeds = self.seeds
         if seeds is None:

@@ -246,10 +246,13 @@ def scan_all(files: list[SourceFile], jobs: int, extra_names: frozenset[str],
 
 
 
-def _macros_only(files: list[SourceFile], context: WorkerContext) -> Extraction:
+def _macros_only(files: list[SourceFile], context: WorkerContext, with_calls: bool = False) -> Extraction:
     """Files a partial run needs only for their object-like macros: the same
-    `macros` extraction would give, without parsing (no functions)."""
+    `macros` extraction would give, without parsing (no functions). With
+    `with_calls`, also the function-like macros that pass a gfp on, as
+    extraction gives them (extract.call_macros: text, no parsing)."""
     from .. import extract
+    from ..source import SourceText
     keys: dict[str, bytes] = {}
     outcomes: dict[str, Outcome] = {}
     for f in files:
@@ -259,14 +262,15 @@ def _macros_only(files: list[SourceFile], context: WorkerContext) -> Extraction:
         except OSError as e:
             outcomes[f.display] = Skipped(f.display, f"cannot read: {e.strerror or e}")
             continue
-        keys[f.display] = context.fact_key(content_hash(src)) + b"/macros"
+        keys[f.display] = context.fact_key(content_hash(src)) + (b"/macros+calls" if with_calls else b"/macros")
         if b"\0" in src[:8192]:
             outcomes[f.display] = Skipped(f.display, "binary file (NUL bytes)")
         elif not worth_parsing(src, context.extra):
             outcomes[f.display] = None
         else:
             # object-like and function-like mask macros, as extraction gives them
-            outcomes[f.display] = FileFacts(f.display, tuple(extract.object_like_macros(src)), (),
+            calls = tuple(extract.call_macros(src, SourceText(src))) if with_calls else ()
+            outcomes[f.display] = FileFacts(f.display, tuple(extract.object_like_macros(src)), calls,
                                             mask_macros=tuple(extract.mask_macros(src)))
     return Extraction(keys, outcomes, None, context, {f.display: f.path for f in files})
 
