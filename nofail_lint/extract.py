@@ -19,7 +19,7 @@ from .cexpr import FIELD_READ, close_paren, split_args
 from .facts import CallSite, FileFacts, FunctionFacts, ReturnedCall, Span
 from .loops import FOR_EACH_MACRO, NULL_TEST_CALLS, LoopAnalyser, is_loop, is_null_test, result_key, strip
 from .model import load_model
-from .relevance import RELEVANT_ARG
+from .relevance import INTERESTING_MACRO, RELEVANT_ARG
 from .source import SourceText, decode, node_text
 
 LANGUAGE = ts.Language(tsc.language())
@@ -117,7 +117,7 @@ _DEFINE = re.compile(
     re.MULTILINE,
 )
 _COMMENT = re.compile(rb"/\*.*?\*/|//[^\n]*", re.DOTALL)
-_INTERESTING_MACRO = re.compile(rb"GFP|NOFAIL|VMALLOC|nofail|MAYFAIL|MAY_FAIL")
+_INTERESTING_MACRO = INTERESTING_MACRO   # relevance.py: shape, or a name of the tree's mask macros
 _ALIAS_BODY = re.compile(rb"^\(?\s*[A-Za-z_]\w*\s*\)?$")
 # small integer constants named like an order or a size (page orders for NF005)
 _NUMERIC_BODY = re.compile(rb"^\(?\s*(?:0[xX][0-9a-fA-F]+|\d+)[uUlL]*\s*\)?$")

@@ -19,7 +19,8 @@ from .check.gfp_flow import LIMITS
 from .demand import DefinitionIndex, close_over
 from .discover import SourceFile, discover, kernel_version_of
 from .engine.runs import DemandRun, SeedRun, TreeRun
-from .engine.store import Extraction, _rehome, extract_all
+from .engine.seeds import find_seeds, unshaped
+from .engine.store import Extraction, _rehome, extract_all, scan_all
 from .engine.workers import Outcome, Progress, Terminated, interruptible, paused_gc
 from .facts import FileFacts
 from .findings import Finding, Incomplete, RunResult, Skipped
@@ -27,7 +28,7 @@ from .grep import Hit
 from .grep import hits as grep_hits
 from .incremental import RunRecord, affected_files, build_record, defines_of, interface_changes, updated
 from .link import TreeTables
-from .model import load_model
+from .model import NOFAIL, load_model
 from .scan import kernel_root
 
 __all__ = ["Options", "Analysis", "analyse", "run", "not_analysed", "Terminated", "interruptible", "paused_gc"]
@@ -143,7 +144,11 @@ def analyse(options: Options, cwd: Path | None = None, progress: Progress | None
         assert root is not None
         demand = DemandRun(files, root, cwd, options.jobs, progress, extra, cache, version, warn)
         return Analysis(demand.extraction, files, skipped, version, excluded, started, options, demand)
-    extraction = extract_all(files, options.jobs, progress, extra, cache, warn)
+    # the tree's own mask macros named unlike a mask are relevant to extraction (relevance.py)
+    scan = scan_all(files, options.jobs, extra, cache)
+    nofail = find_seeds(NOFAIL, model.algebra(version).composites, scan.rows(), {f.display: f.path for f in files})
+    extraction = extract_all(files, options.jobs, progress, extra, cache, warn, scan.known, None,
+                             unshaped(nofail.names))
     return Analysis(extraction, files, skipped, version, excluded, started, options)
 
 

@@ -13,6 +13,7 @@ reported.
 """
 from __future__ import annotations
 
+import abc
 import hashlib
 import re
 from pathlib import Path
@@ -21,18 +22,19 @@ from typing import Callable, Mapping
 from ..cache import FactsCache
 from ..demand import DefinitionIndex, close_over
 from ..discover import SourceFile, discover
-from ..model import load_model
+from ..model import NOFAIL, load_model
 from ..scan import ScanRow, stored_fields, used_fields
 from .flow_demand import close_down
-from .seeds import Seeds, find_seeds
+from .seeds import Seeds, find_seeds, unshaped
 from .store import Extraction, _macros_only, extract_all, scan_all
-from .workers import Outcome, Progress
+from .workers import Outcome, Progress, WorkerContext
 
 
-class TreeRun:
+class TreeRun(abc.ABC):
     """The tree's files and their scan rows; extraction on demand."""
 
     kind = "context"
+    macro_calls = False     # a file read for its macros also gives its forwarding macros (SeedRun)
 
     def __init__(self, targets: list[SourceFile], root: Path | None, cwd: Path | None, jobs: int,
                  progress: Progress | None, extra_names: frozenset[str], cache: FactsCache | None,
@@ -55,6 +57,7 @@ class TreeRun:
         self._stored: dict[str, frozenset[bytes]] = {}
         self._used: dict[str, frozenset[bytes]] = {}
         self._rounds = 0
+        self.relevant: frozenset[str] = frozenset()     # relevance.py: set before anything is extracted
 
     def inputs_key(self, *parts: object) -> bytes:
         """Every file of the tree (path and content) and `parts`: the run's inputs."""
@@ -74,12 +77,13 @@ class TreeRun:
         """Outcomes of `displays`: extracted (full) or their macros only."""
         wanted = [self.by_display[d] for d in displays if d in self.by_display]
         if not full:
-            part = _macros_only(wanted, self.scan.context)
+            part = _macros_only(wanted, WorkerContext.make(self.extra_names, relevant=self.relevant),
+                                with_calls=self.macro_calls)
         else:
             stored = frozenset(self.cache.stored_hashes()) if self.cache is not None else None
             first = self._rounds == 0
             part = extract_all(wanted, self.jobs, self.progress if first else None, self.extra_names,
-                               self.cache, self.warn if first else None, self.scan.known, stored)
+                               self.cache, self.warn if first else None, self.scan.known, stored, self.relevant)
             self._rounds += 1
         self.extraction.merge(part)
         return part.load()
@@ -131,8 +135,17 @@ class TreeRun:
                 out.add(display)
         return out
 
+    def nofail_names(self) -> Seeds:
+        """__GFP_NOFAIL's macro closure over the tree; its names of no mask
+        shape become relevant to extraction (relevance.py)."""
+        seeds = find_seeds(NOFAIL, load_model().algebra(self.version).composites, self.rows,
+                           {d: f.path for d, f in self.by_display.items()})
+        self.relevant = unshaped(seeds.names)
+        return seeds
+
+    @abc.abstractmethod
     def close_over(self):
-        raise NotImplementedError
+        """Extract what the run needs (once)."""
 
     def note(self, target_set: frozenset[str]) -> str:
         extra = len(set(self.extraction.keys) - target_set)
@@ -153,6 +166,7 @@ class DemandRun(TreeRun):
         if self.closed:
             return
         self.closed = True
+        self.nofail_names()
         model = load_model()
         atoms = model.algebra(self.version).atoms
         close_over([f.display for f in self.targets], DefinitionIndex(self.rows, self.find_fields), self.extract,
@@ -183,6 +197,7 @@ class SeedRun(TreeRun):
     in the requested files and what their masks reach (flow_demand.py)."""
 
     kind = "seeds"
+    macro_calls = True      # flow_demand looks a callee that is only such a macro up without parsing
 
     def __init__(self, targets: list[SourceFile], root: Path | None, cwd: Path | None, jobs: int,
                  progress: Progress | None, extra_names: frozenset[str], cache: FactsCache | None,
@@ -198,7 +213,11 @@ class SeedRun(TreeRun):
         model = load_model()
         algebra = model.algebra(self.version)
         paths = {d: f.path for d, f in self.by_display.items()}
-        self.seeds = seeds = find_seeds(self.flag, algebra.composites, self.rows, paths, self.scan.context.extra)
+        self.seeds = seeds = find_seeds(self.flag, algebra.composites, self.rows, paths)
+        # extraction keeps what names the flag's macros, and NOFAIL's (every rule's flag: the
+        # facts are shared with `check` through the cache)
+        nofail = seeds if self.flag == NOFAIL else self.nofail_names()
+        self.relevant = unshaped(seeds.names) | unshaped(nofail.names)
         requested = frozenset(f.display for f in self.targets)
         start = set(seeds.files & requested)
         # a seed stored into a struct field elsewhere reaches readers here
@@ -215,17 +234,6 @@ class SeedRun(TreeRun):
     def fn_macros(self) -> frozenset[str]:
         """Every name the tree may define as a function-like macro."""
         return frozenset().union(*(row.fn_macros for row in self.rows.values()))
-
-    def extract(self, displays: list[str], full: bool) -> Mapping[str, Outcome]:
-        """As TreeRun.extract; a file read for its macros also gives the
-        function-like macros that pass a gfp on (flow_demand looks up a
-        callee that is only such a macro without parsing its file)."""
-        if full:
-            return super().extract(displays, full)
-        part = _macros_only([self.by_display[d] for d in displays if d in self.by_display], self.scan.context,
-                            with_calls=True)
-        self.extraction.merge(part)
-        return part.load()
 
     def note(self, target_set: frozenset[str]) -> str:
         seeds = self.seeds

@@ -18,8 +18,9 @@ The closure is computed on text, never by parsing:
   without `GFP` in it (`OBJCGS_CLEAR_MASK`) is searched for in the text of
   the files the prefilter keeps, one pass for all such names of a round.
 
-Only files the byte prefilter keeps (discover.worth_parsing) can be seeds:
-extraction never looks at the others, in any kind of run.
+The closure names without the shape extraction looks for (relevance.py)
+are handed to extraction (`unshaped`): they widen the byte prefilter and
+what extraction keeps, so `kmalloc(64, DEMO_MUST)` is a call like any other.
 """
 from __future__ import annotations
 
@@ -27,7 +28,7 @@ import re
 from dataclasses import dataclass
 from typing import Iterable, Mapping
 
-from ..discover import worth_parsing
+from ..relevance import RELEVANT_ARG_BYTES
 from ..scan import ScanRow
 
 _DEFINE = re.compile(rb"^[ \t]*#[ \t]*define[ \t]+([A-Za-z_]\w*)(?:\([^)\n]*\))?((?:[^\n\\]|\\.|\\\n)*)",
@@ -43,6 +44,12 @@ class Seeds:
     names: frozenset[str]          # the flag's spellings and every macro whose expansion contains it
     files: frozenset[str]          # display paths of the files (prefilter kept) naming one of `names`
     text_passes: int = 0           # passes over file text the closure needed (names without GFP)
+
+
+def unshaped(names: Iterable[str]) -> frozenset[str]:
+    """The names extraction would not find relevant by their shape
+    (relevance.py): these widen the prefilter and what extraction keeps."""
+    return frozenset(n for n in names if RELEVANT_ARG_BYTES.search(n.encode()) is None)
 
 
 def spellings(flag: str) -> set[str]:
@@ -67,7 +74,7 @@ def model_closure(flag: str, composites: Mapping[str, str]) -> set[str]:
 
 
 def find_seeds(flag: str, composites: Mapping[str, str], rows: Mapping[str, ScanRow],
-               paths: Mapping[str, str], extra: re.Pattern[bytes] | None = None) -> Seeds:
+               paths: Mapping[str, str]) -> Seeds:
     """The flag's macro closure over the tree and the files that mention it.
 
     `rows`: every file's scan row (display -> ScanRow); `paths`: display ->
@@ -92,7 +99,7 @@ def find_seeds(flag: str, composites: Mapping[str, str], rows: Mapping[str, Scan
             break
         searched.update(unseen)
         passes += 1
-        found, more = _text_pass(unseen, names, rows, paths, extra)
+        found, more = _text_pass(unseen, names, rows, paths)
         text_hits |= found
         if not more - names:
             break
@@ -102,22 +109,20 @@ def find_seeds(flag: str, composites: Mapping[str, str], rows: Mapping[str, Scan
 
 
 def _text_pass(wanted: Iterable[str], names: set[str], rows: Mapping[str, ScanRow],
-               paths: Mapping[str, str], extra: re.Pattern[bytes] | None) -> tuple[set[str], set[str]]:
+               paths: Mapping[str, str]) -> tuple[set[str], set[str]]:
     """(files that name one of `wanted` as a word, #defines of those files
     whose body names one of `names` or `wanted`)."""
     needles = [n.encode() for n in wanted]
     words = {n.encode() for n in names} | set(needles)
     files: set[str] = set()
     more: set[str] = set()
-    for display, row in rows.items():
-        if not row.parsed:
-            continue
+    for display in rows:                  # every file: naming a seed makes a file worth parsing
         try:
             with open(paths[display], "rb") as fh:
                 src = fh.read()
         except OSError:
             continue
-        if not any(n in src for n in needles) or not worth_parsing(src, extra):
+        if not any(n in src for n in needles) or b"\0" in src[:8192]:
             continue
         present = set(_WORD.findall(src))
         if present.isdisjoint(needles):

@@ -16,6 +16,7 @@ from ..cache import FactsCache, content_hash, seal, unseal
 from ..discover import SourceFile, worth_parsing
 from ..facts import FileFacts
 from ..findings import Skipped
+from ..relevance import extra_names
 from ..scan import ScanRow, scan_source
 from .workers import (
     NOTHING_SCANNED,
@@ -113,7 +114,7 @@ def _rehome(outcome: Outcome, display: str) -> Outcome:
 def extract_all(files: list[SourceFile], jobs: int, progress: Progress | None = None,
                 extra_names: frozenset[str] = frozenset(), cache: FactsCache | None = None,
                 warn: Callable[[str], None] | None = None, known: dict[str, bytes] | None = None,
-                stored: frozenset[bytes] | None = None) -> Extraction:
+                stored: frozenset[bytes] | None = None, relevant: frozenset[str] = frozenset()) -> Extraction:
     """Extract every file the cache does not already hold, in worker processes.
 
     Files whose stat identity the cache recorded are not even read. The rest
@@ -130,6 +131,7 @@ def extract_all(files: list[SourceFile], jobs: int, progress: Progress | None = 
     re-raises, and the next run starts from what was finished.
     `known` ({absolute path: content hash} of unchanged files) and `stored`
     (the fact keys the cache holds) may be passed in by a caller that has them.
+    `relevant`: the tree's mask macros named unlike a mask (relevance.py).
     """
     contents: dict[str, bytes] = {}
     if cache is not None:
@@ -137,7 +139,7 @@ def extract_all(files: list[SourceFile], jobs: int, progress: Progress | None = 
             known = cache.known_hashes([(f.absolute, f.identity) for f in files])
         if stored is None:
             stored = frozenset(cache.stored_hashes())
-    context = WorkerContext.make(extra_names, stored or frozenset())
+    context = WorkerContext.make(extra_names, stored or frozenset(), relevant)
     if cache is not None and known:
         for f in files:
             content = known.get(f.absolute)
@@ -269,8 +271,9 @@ def _macros_only(files: list[SourceFile], context: WorkerContext, with_calls: bo
             outcomes[f.display] = None
         else:
             # object-like and function-like mask macros, as extraction gives them
-            calls = tuple(extract.call_macros(src, SourceText(src))) if with_calls else ()
-            outcomes[f.display] = FileFacts(f.display, tuple(extract.object_like_macros(src)), calls,
-                                            mask_macros=tuple(extract.mask_macros(src)))
+            with extra_names(context.relevant):
+                calls = tuple(extract.call_macros(src, SourceText(src))) if with_calls else ()
+                outcomes[f.display] = FileFacts(f.display, tuple(extract.object_like_macros(src)), calls,
+                                                mask_macros=tuple(extract.mask_macros(src)))
     return Extraction(keys, outcomes, None, context, {f.display: f.path for f in files})
 

@@ -27,6 +27,7 @@ from ..cache import content_hash, seal
 from ..discover import worth_parsing
 from ..facts import FileFacts
 from ..findings import Skipped
+from ..relevance import extra_names
 from ..scan import ScanRow, scan_source
 
 # progress(files done, files total), called in the parent process
@@ -46,19 +47,24 @@ class WorkerContext:
     however many fact keys the cache holds)."""
 
     stored: frozenset[bytes] = frozenset()   # fact keys the cache holds: such files are not extracted
-    extra: re.Pattern[bytes] | None = None   # configured names that widen the prefilter
+    extra: re.Pattern[bytes] | None = None   # configured and relevant names that widen the prefilter
     salt: bytes = b""                        # mixed into fact keys when `extra` is set
+    relevant: frozenset[str] = frozenset()   # the tree's mask macros named unlike a mask (relevance.py)
 
     @classmethod
-    def make(cls, extra_names: frozenset[str], stored: frozenset[bytes] = frozenset()) -> WorkerContext:
-        if not extra_names:
+    def make(cls, extra_names: frozenset[str], stored: frozenset[bytes] = frozenset(),
+             relevant: frozenset[str] = frozenset()) -> WorkerContext:
+        widen = extra_names | relevant
+        if not widen:
             return cls(stored)
-        names = b"|".join(sorted(re.escape(n).encode() for n in extra_names))
-        return cls(stored, re.compile(rb"\b(?:" + names + rb")\b"), "\0".join(sorted(extra_names)).encode())
+        names = b"|".join(sorted(re.escape(n).encode() for n in widen))
+        salt = "\0".join(sorted(extra_names)) + ("\1" + "\0".join(sorted(relevant)) if relevant else "")
+        return cls(stored, re.compile(rb"\b(?:" + names + rb")\b"), salt.encode(), relevant)
 
     def fact_key(self, content: bytes) -> bytes:
         """Facts are stored by content hash, salted by the configured extra names
-        (they change which files pass the prefilter)."""
+        (they change which files pass the prefilter) and the relevant names
+        (they change what extraction keeps)."""
         return content if not self.salt else content_hash(content + self.salt)
 
 
@@ -147,7 +153,8 @@ def _analyse_source(src: bytes, display: str, context: WorkerContext) -> Outcome
         if _PARSER is None:
             _PARSER = ts.Parser(LANGUAGE)
         with _time_budget(FILE_SECONDS):
-            return extract(src, display, _PARSER)
+            with extra_names(context.relevant):
+                return extract(src, display, _PARSER)
     except _FileTimeout:
         return Skipped(display, f"analysis took longer than {FILE_SECONDS:.0f} s; skipped")
     except RecursionError:
