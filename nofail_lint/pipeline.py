@@ -145,7 +145,7 @@ def analyse(options: Options, cwd: Path | None = None, progress: Progress | None
         demand = DemandRun(files, root, cwd, options.jobs, progress, extra, cache, version, warn)
         return Analysis(demand.extraction, files, skipped, version, excluded, started, options, demand)
     # the tree's own mask macros named unlike a mask are relevant to extraction (relevance.py)
-    scan = scan_all(files, options.jobs, extra, cache)
+    scan = scan_all(files, options.jobs, extra, cache, progress)
     nofail = find_seeds(NOFAIL, model.algebra(version).composites, scan.rows(), {f.display: f.path for f in files})
     extraction = extract_all(files, options.jobs, progress, extra, cache, warn, scan.known, None,
                              unshaped(nofail.names))

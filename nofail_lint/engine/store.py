@@ -210,7 +210,7 @@ def _rescan(path: str, context: WorkerContext) -> ScanRow:
 
 
 def scan_all(files: list[SourceFile], jobs: int, extra_names: frozenset[str],
-             cache: FactsCache | None) -> TreeScan:
+             cache: FactsCache | None, progress: Progress | None = None) -> TreeScan:
     """Every file's fact key, and its ScanRow computed where the cache has none:
     unchanged files are known by their stat identity and not read, the rest
     are read (and scanned) in worker processes."""
@@ -243,7 +243,8 @@ def scan_all(files: list[SourceFile], jobs: int, extra_names: frozenset[str],
         if cache is not None and (new_rows or stats):
             cache.store_scans(new_rows, stats)
 
-    _run_workers(items, jobs, context, None, 0, len(items), take, None, _scan_batch, _scan_one)
+    _run_workers(items, jobs, context, progress, len(files) - len(items), len(files), take, None,
+                 _scan_batch, _scan_one)
     return TreeScan({d: context.fact_key(c) for d, c in contents.items()}, known, fresh, cache, files, context)
 
 
