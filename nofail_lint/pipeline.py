@@ -19,7 +19,7 @@ from .check.gfp_flow import LIMITS
 from .demand import DefinitionIndex, close_over
 from .discover import SourceFile, discover, kernel_version_of
 from .engine.runs import DemandRun, SeedRun, TreeRun
-from .engine.seeds import find_seeds, unshaped
+from .engine.seeds import unshaped
 from .engine.store import Extraction, _rehome, extract_all, scan_all
 from .engine.workers import Outcome, Progress, Terminated, interruptible, paused_gc
 from .facts import FileFacts
@@ -146,7 +146,7 @@ def analyse(options: Options, cwd: Path | None = None, progress: Progress | None
         return Analysis(demand.extraction, files, skipped, version, excluded, started, options, demand)
     # the tree's own mask macros named unlike a mask are relevant to extraction (relevance.py)
     scan = scan_all(files, options.jobs, extra, cache, progress)
-    nofail = find_seeds(NOFAIL, model.algebra(version).composites, scan.rows(), {f.display: f.path for f in files})
+    nofail = scan.seeds(NOFAIL, model.algebra(version).composites)
     extraction = extract_all(files, options.jobs, progress, extra, cache, warn, scan.known, None,
                              unshaped(nofail.names))
     return Analysis(extraction, files, skipped, version, excluded, started, options)
