@@ -205,11 +205,12 @@ def test_format_patch_series_passes_git_am(cli, tmp_path):
     assert "Subject: [PATCH 3/3] fxfs: use __GFP_NOFAIL instead of open-coded retry loops" in fxfs
     assert "To: Ann Dev <ann@example.org>" in fxfs
     assert "Bob Review <bob@example.org>" in fxfs and "linux-fxfs@vger.kernel.org" in fxfs
-    assert "linux-kernel@vger.kernel.org" in fxfs            # THE REST matches too: Cc
+    assert "linux-kernel@vger.kernel.org" in fxfs            # THE REST matches too: its list in Cc,
+    assert "torvalds" not in "".join(texts)                  # its chief penguin nowhere (get_maintainer.pl)
     assert "include/linux/gfp_types.h" in fxfs               # model facts with their citations
     driver = next(t for t in texts if "drivers/fx/endless_loop.c" in t)
     assert "To: =?utf-8?q?J=C3=B6rg_Driver?= <joerg@example.org>" in driver
-    assert "Subject: [PATCH 1/3] drivers/fx: " in driver      # no prefix in the log: the path
+    assert "Subject: [PATCH 1/3] fx: " in driver              # no prefix in the log: the directory's name
     skip = next(t for t in texts if "drivers/fx/skip.c" in t)
     assert "joerg@example.org" not in skip                   # X: excludes it from FX DRIVER
     am = _git(root, "am", *map(str, patches))
