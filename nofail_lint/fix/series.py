@@ -413,6 +413,15 @@ def write_series(plan: Plan, out_dir: Path, root: Path, cwd: Path, tables: TreeT
     return written
 
 
+_COVER = {
+    "nf002-nofail": ("open-coded __GFP_NOFAIL retry loop use the flag instead",
+                     "open-coded __GFP_NOFAIL retry loops use the flag instead"),
+    "nf006-drop-check": ("NULL check made dead by __GFP_NOFAIL go away", "NULL checks made dead by __GFP_NOFAIL go away"),
+    "nf006-drop-nofail": ("allocation that handles failure drop __GFP_NOFAIL",
+                          "allocations that handle failure drop __GFP_NOFAIL"),
+}
+
+
 def _cover(plan: Plan, summaries: list[tuple[str, str, Recipients | None]], options: SeriesOptions,
            date: str, cwd: Path, root: Path) -> str:
     """`git format-patch --cover-letter`'s shape: the blurb, the shortlog, the diffstat."""
@@ -421,10 +430,12 @@ def _cover(plan: Plan, summaries: list[tuple[str, str, Recipients | None]], opti
     title = subject("treewide" if len({s.split(":")[0] for s, _, _ in summaries}) > 1 else
                     summaries[0][0].split(":")[0], [rw for rw in plan.rewrites if rw.kind == min(kinds)]) \
         if len(kinds) == 1 else "treewide: fix __GFP_NOFAIL use"
-    paras = [wrap(f"This series changes {len(plan.rewrites)} place{'s' if len(plan.rewrites) != 1 else ''} "
-                  "where __GFP_NOFAIL is open-coded or misused, one patch per maintainer entry and kind "
-                  "of change. Each patch stands alone; they can be applied in any order:")]
-    paras.append([f"- {s}" for s, _, _ in summaries])
+    what = Counter(rw.kind for rw in plan.rewrites)
+    done = [f"{n} {_COVER.get(k, ('change', 'changes'))[n != 1]}" for k, n in sorted(what.items())]
+    paras = [wrap(f"This series makes {_join(done)}, in {total} patch{'es' if total != 1 else ''}: "
+                  "one per MAINTAINERS section and kind of change. The patches do not depend on each "
+                  "other. Each was checked by running nofail-lint's analysis again on the patched "
+                  "tree: the finding is gone and nothing new is reported.")]
     if plan.refusals:
         lines = [f"Not changed ({len(plan.refusals)}): findings nofail-lint reports but has no safe, "
                  "verified rewrite for:"]
