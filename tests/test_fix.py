@@ -515,7 +515,8 @@ def test_subjects_fit_in_75_characters():
     def rw(fn: str, kind: str = "nf002-nofail") -> Rewrite:
         f = Finding("NF002", "warning", "m", Location("x.c", 1, 1, 1, 2), function=fn)
         return Rewrite(f, kind, True, "t", "x.c", "", "")
-    assert subject("cxgb4", [rw("cxgb4_tid_put")]) == "cxgb4: use __GFP_NOFAIL in cxgb4_tid_put() instead of a retry loop"
+    assert subject("cxgb4", [rw("cxgb4_tid_put")]) == \
+        "cxgb4: use __GFP_NOFAIL in cxgb4_tid_put() instead of a retry loop"
     assert subject("cxgb4", [rw("process_tid_release_list")]) == "cxgb4: use __GFP_NOFAIL instead of a retry loop"
     assert subject("atm", [rw("modify_qos"), rw("sigd_enq2")]) == \
         "atm: use __GFP_NOFAIL instead of open-coded retry loops"
@@ -651,7 +652,8 @@ K:\t\\bfx_special_alloc\\b
     assert skip.primary == "FX CORE" and not [a for a in skip.everyone() if "joerg" in a]   # X:
     assert not [a for a in r.everyone() if "kim@" in a]
     patch = "Subject: fx: x\n\nmessage\n---\n--- a/f\n+++ b/f\n@@ -1,2 +1,2 @@\n {}\n{}\tfx_special_alloc();\n"
-    for before, where, listed in (("", " ", False), ("", "+", True), ("", "-", True), ("fx_special_alloc\n", " ", True)):
+    cases = (("", " ", False), ("", "+", True), ("", "-", True), ("fx_special_alloc\n", " ", True))
+    for before, where, listed in cases:
         text = patch.replace("message", "message " + before).format("", where)
         keyed = m.recipients(["drivers/fx/fx_main.c"], text)    # K: in the message or a changed line
         assert ("Kim Key <kim@example.org>" in keyed.cc) == listed, (before, where)

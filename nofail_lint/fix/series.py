@@ -416,7 +416,8 @@ def write_series(plan: Plan, out_dir: Path, root: Path, cwd: Path, tables: TreeT
 _COVER = {
     "nf002-nofail": ("open-coded __GFP_NOFAIL retry loop use the flag instead",
                      "open-coded __GFP_NOFAIL retry loops use the flag instead"),
-    "nf006-drop-check": ("NULL check made dead by __GFP_NOFAIL go away", "NULL checks made dead by __GFP_NOFAIL go away"),
+    "nf006-drop-check": ("NULL check made dead by __GFP_NOFAIL go away",
+                         "NULL checks made dead by __GFP_NOFAIL go away"),
     "nf006-drop-nofail": ("allocation that handles failure drop __GFP_NOFAIL",
                           "allocations that handle failure drop __GFP_NOFAIL"),
 }
