@@ -693,3 +693,88 @@ def test_get_maintainer_runs_only_when_asked(cli, tmp_path):
     assert "get-maintainer" not in run_cli(cli, "check", "--help").stdout
     missing = run_cli(cli, "fix", "--format-patch", str(asked), "--get-maintainer=nope.pl", ".", cwd=root)
     assert missing.returncode == 2 and "nope.pl does not exist" in missing.stderr
+
+
+_CHECKPATCH_TOTAL = re.compile(r"total: (\d+) errors?, (\d+) warnings?, (?:(\d+) checks?, )?\d+ lines checked")
+
+
+def _headers(text: str, name: str) -> list[str]:
+    """A header's value(s), continuation lines joined."""
+    head = text.split("\n\n", 1)[0]
+    m = re.search(rf"(?m)^{name}: (.*(?:\n[ \t].*)*)", head)
+    return [m.group(1).replace("\n", " ")] if m else []
+
+
+@pytest.mark.kernel
+@pytest.mark.parametrize("version,var", KERNEL_TREES)
+def test_patch_series_on_a_real_tree(cli, tmp_path, version, var):
+    """`fix --format-patch` on a real tree, outside any git repository, as a
+    contributor would send it: every patch passes the tree's own
+    `scripts/checkpatch.pl --strict` with no error or warning, is addressed
+    exactly as `scripts/get_maintainer.pl --nogit --nogit-fallback` says,
+    applies with `git am` (on a git repository holding the touched files as
+    the tree has them), and the tree with the patches applied has lost the
+    fixed findings and gained none."""
+    from nofail_lint.fix.maintainers import addresses
+    source = os.environ.get(var)
+    if not source:
+        pytest.skip(f"{var} is not set")
+    if shutil.which("perl") is None:
+        pytest.skip("needs perl for the tree's scripts")
+    source = os.path.abspath(source)
+    overlay = tmp_path / f"linux-{version}"
+    assert subprocess.run(["cp", "-as", source, str(overlay)]).returncode == 0
+    env = _home(tmp_path, "Ann Dev", "ann@example.org")
+    env["NOFAIL_LINT_CACHE_DIR"] = os.environ.get("NOFAIL_LINT_CACHE_DIR", TEST_CACHE)
+    before = _kernel_findings(cli, overlay)
+    out = tmp_path / "series"
+    proc = subprocess.run([cli, "fix", "--format-patch", str(out), "."], cwd=overlay, capture_output=True,
+                          text=True, env=env, timeout=7200)
+    assert proc.returncode in (0, 1) and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    patches = sorted(p for p in out.glob("*.patch") if not p.name.startswith("0000-"))
+    assert patches, "no patch on a real tree"
+    report = []
+    touched: set[str] = set()
+    fixed = 0
+    for patch in patches:
+        text = patch.read_text(encoding="utf-8")
+        subject = _headers(text, "Subject")[0]
+        assert len(re.sub(r"^\[PATCH[^\]]*\] ", "", subject)) <= 75, subject
+        assert "\nSigned-off-by: Ann Dev <ann@example.org>\n---\n" in text
+        files = re.findall(r"(?m)^diff --git a/(\S+) ", text)
+        touched.update(files)
+        fixed += text.count("| __GFP_NOFAIL")
+        cp = subprocess.run(["perl", "scripts/checkpatch.pl", "--strict", "--no-color", str(patch)], cwd=source,
+                            capture_output=True, text=True, timeout=600)
+        m = _CHECKPATCH_TOTAL.search(cp.stdout)
+        assert m, cp.stdout[-2000:] + cp.stderr[-1000:]
+        errors, warnings, checks = int(m.group(1)), int(m.group(2)), int(m.group(3) or 0)
+        assert (errors, warnings) == (0, 0), cp.stdout
+        gm = subprocess.run(["perl", "scripts/get_maintainer.pl", "--nogit", "--nogit-fallback", "--norolestats",
+                             str(patch)], cwd=source, capture_output=True, text=True, timeout=600)
+        assert gm.returncode == 0, gm.stderr
+        want = addresses([ln for ln in gm.stdout.splitlines() if ln.strip()])
+        got = addresses(_headers(text, "To") + _headers(text, "Cc"))
+        assert got == want, (patch.name, sorted(got ^ want))
+        report.append(f"{patch.name}: checkpatch {errors} errors, {warnings} warnings, {checks} checks; "
+                      f"{len(got)} recipients as get_maintainer.pl")
+    repo = tmp_path / "git-copy"          # the touched files as the tree has them, in git
+    for rel in sorted(touched):
+        (repo / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(Path(source) / rel, repo / rel)
+    for args in (("init", "-q"), ("add", "-A"), ("commit", "-qm", f"Linux {version}: files the series touches")):
+        assert _git(repo, *args).returncode == 0
+    am = _git(repo, "am", *map(str, patches))
+    assert am.returncode == 0, am.stdout + am.stderr
+    assert len(_git(repo, "log", "--format=%H").stdout.split()) == len(patches) + 1
+    for rel in touched:                   # the applied files replace their links in the overlay
+        (overlay / rel).unlink()
+        shutil.copy(repo / rel, overlay / rel)
+    after = _kernel_findings(cli, overlay)
+    gone = before - after
+    assert after - before == Counter(), after - before                # nothing new
+    assert set(r for r, _, _ in gone) == {"NF002"} and sum(gone.values()) == fixed
+    assert {p for _, p, _ in gone} == touched
+    print(f"\nLinux {version}: {len(patches)} patch(es), {fixed} fix(es) in {len(touched)} file(s); "
+          f"git am: all applied; findings {sum(before.values())} -> {sum(after.values())}")
+    print("\n".join(report))

@@ -18,6 +18,7 @@ checks, ...), or per directory when the tree has no MAINTAINERS file, in
 """
 from __future__ import annotations
 
+import datetime
 import email.utils
 import re
 import subprocess
@@ -220,17 +221,18 @@ def _why_nf002(c: Change, old: str) -> list[str]:
            "knows that the caller cannot handle failure: it keeps retrying reclaim and compaction "
            "itself and, when the OOM killer cannot help, lets the request use memory reserves, "
            "instead of failing the same way on every call."]
-    mask = f"The mask, {c.gfp}, allows direct reclaim" if c.gfp else "The mask allows direct reclaim"
+    mask = f"the mask, {c.gfp}, allows direct reclaim" if c.gfp else "the mask allows direct reclaim"
     sleeps = [w for w in c.waits if _SLEEPS.match(w)]
     if sleeps:
-        mask += f", and the loop already slept in {_calls(tuple(sleeps))}, so this context can block"
+        mask += f" and the loop already slept in {_calls(tuple(sleeps))}, so this context can block"
     else:
         mask += ", so the allocation may block"
-    out.append(mask + ", as __GFP_NOFAIL requires.")
+    why = f"__GFP_NOFAIL is safe here: {mask}, as the flag requires"
     if c.size_kind == "order" and c.size.isdigit() and int(c.size) <= 1:
-        out.append(f"The request is order {c.size}; __GFP_NOFAIL is not supported above order 1.")
+        why += f"; and the request is order {c.size}, while the flag is not supported above order 1"
     elif c.size_kind == "size" and re.fullmatch(r"sizeof\s*\(?[\w\s*]+\)?", c.size):
-        out.append(f"The size is {c.size}, a fixed-size object.")
+        why += f"; and the request has a fixed size, {c.size}"
+    out.append(why + ".")
     return out
 
 
@@ -377,7 +379,7 @@ def write_series(plan: Plan, out_dir: Path, root: Path, cwd: Path, tables: TreeT
     except OSError as e:
         raise SeriesError(f"cannot create {out_dir}: {e.strerror or e}") from None
     total = len(groups)
-    date = email.utils.formatdate(localtime=False)
+    date = email.utils.format_datetime(datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0))
     texts: list[tuple[Path, str]] = []
     summaries: list[tuple[str, str, Recipients | None]] = []
     for n, g in enumerate(groups, 1):
