@@ -169,7 +169,7 @@ def grep(options: Options, flag: str, cwd: Path | None = None, progress: Progres
         a = analyse(options, cwd, progress, warn, flag=flag)
         cache = a.extraction.cache
         key = a.result_key("grep", flag, a.version, sorted(options.extra_allocators),
-                           sorted(options.extra_retry_wait), str(cwd or Path.cwd()))
+                           sorted(options.extra_retry_wait), str(cwd or Path.cwd()), sorted(a.targets or ()))
         stored = cache.load_result(key) if cache is not None else None
         if isinstance(stored, tuple) and len(stored) == 2:
             hits, bad = cast(tuple[list[Hit], list[Skipped]], stored)
