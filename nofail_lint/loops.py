@@ -159,7 +159,7 @@ class _Region(NamedTuple):
     conds: tuple[ts.Node | None, ...]   # the conditions on the exits (and the loop's own)
     tested: frozenset[str]          # lvalues those conditions read
     mods: tuple[tuple[str, ts.Node], ...]   # lvalues written in the region
-    past_continue: bool             # an exit reached only past `if (!p) continue;` is success-only
+    past_skip: bool                 # an exit reached only past `if (!p) continue;` is success-only
     candidates: tuple[_Candidate, ...]
 
 
@@ -317,11 +317,12 @@ class _Paths:
     """The exit finder: which statements of a region run, and which exits can
     be taken, on an iteration where the context's call failed."""
 
-    def __init__(self, ctx: _Context, truth: _Truth, labels: dict[str, ts.Node]):
+    def __init__(self, ctx: _Context, truth: _Truth, labels: dict[str, ts.Node], gotos: Sequence[ts.Node]):
         self.ctx = ctx
         self.truth = truth
         self.labels = labels
-        self._leaves: dict[int, bool] = {}    # memo: if-statement -> always leaves on failure
+        self.gotos = gotos                    # the function's goto statements, in source order
+        self._taken: dict[int, bool] = {}     # memo: if-statement -> its condition holds on failure
 
     def guard(self, node: ts.Node) -> tuple[str, bool]:
         """Conjunction of the if-conditions that lead from the region down to `node`."""
@@ -359,50 +360,81 @@ class _Paths:
             return False
         stop, entered = self.ctx.region, self.ctx.entered_at
         child, p = node, node.parent
-        while p is not None and p != stop:
+        # up to the region's node itself: a goto loop's scope is the block
+        # that holds the label, and its statements are the iteration's
+        while p is not None and child != stop:
             if p.type == "compound_statement":
-                s = child.prev_named_sibling
+                # a jump to a label reaches it whatever came before the label
+                s = child.prev_named_sibling if child.type != "labeled_statement" else None
                 while s is not None:
                     if entered is not None and s.end_byte <= entered:
                         break   # before the retry label: not run again
-                    if s.type in _LEAVING and self._leaves_region(s):
+                    if s.type in _LEAVING and self._leaves_region(s, node.start_byte):
                         return False
-                    if s.type == "if_statement" and self._if_leaves(s):
+                    if s.type == "if_statement" and self._if_leaves(s, node.start_byte):
                         return False
-                    s = s.prev_named_sibling
+                    s = s.prev_named_sibling if s.type != "labeled_statement" else None
             child, p = p, p.parent
         return True
 
-    def _if_leaves(self, s: ts.Node) -> bool:
+    def _if_leaves(self, s: ts.Node, pos: int) -> bool:
         """`if (!p) { ...; continue; }`: an if without else whose branch always
-        leaves the iteration, taken whenever the call failed."""
-        leaves = self._leaves.get(s.id)
-        if leaves is None:
-            leaves = s.child_by_field_name("alternative") is None \
-                and self._always_leaves(s.child_by_field_name("consequence")) \
-                and self.truth.cond(s.child_by_field_name("condition"))[0] == T
-            self._leaves[s.id] = leaves
-        return leaves
+        leaves the iteration (or jumps past `pos`), taken whenever the call failed."""
+        if s.child_by_field_name("alternative") is not None \
+                or not self._always_leaves(s.child_by_field_name("consequence"), pos):
+            return False
+        taken = self._taken.get(s.id)
+        if taken is None:
+            taken = self._taken[s.id] = self.truth.cond(s.child_by_field_name("condition"))[0] == T
+        return taken
 
-    def _leaves_region(self, stmt: ts.Node) -> bool:
-        """continue/break/return, or a goto to a label outside the region."""
+    def _leaves_region(self, stmt: ts.Node, pos: int) -> bool:
+        """continue/break/return, a goto to a label outside the region or to
+        the region's own retry label, or a forward goto whose path never
+        comes back to `pos` before the iteration ends (multi-hop: `if (!p)
+        goto wait; ... wait: cond_resched(); goto again;`)."""
         if stmt.type != "goto_statement":
             return True
-        region = self.ctx.region
         label = self.labels.get(node_text(stmt.child_by_field_name("label")))
-        # the back edge of the goto loop being analysed ends the iteration too
-        return label is None or not (region.start_byte <= label.start_byte < region.end_byte) \
+        return label is None or self._ends_iteration(label) or self._jumps_past(label, pos)
+
+    def _ends_iteration(self, label: ts.Node) -> bool:
+        """A jump to `label` leaves the region, or is the goto loop's back edge."""
+        region = self.ctx.region
+        return not (region.start_byte <= label.start_byte < region.end_byte) \
             or label.start_byte == self.ctx.entered_at
 
-    def _always_leaves(self, node: ts.Node | None) -> bool:
+    def _jumps_past(self, label: ts.Node, pos: int) -> bool:
+        """Every path from a forward `label` ends the iteration without coming
+        back to `pos`: the code run from the label (up to its first
+        unconditional jump) only jumps to labels that end the iteration or are
+        past `pos` themselves, followed label by label (chains of labels)."""
+        todo, seen = [label], set()
+        while todo:
+            lab = todo.pop()
+            if self._ends_iteration(lab):
+                continue
+            if lab.start_byte <= pos:
+                return False      # lands before `pos`: `pos` may run again in this iteration
+            if lab.id in seen:
+                continue
+            seen.add(lab.id)
+            for stmt in _run_from(lab):
+                for g in _gotos_within(self.gotos, stmt):
+                    target = self.labels.get(node_text(g.child_by_field_name("label")))
+                    if target is not None:
+                        todo.append(target)
+        return True
+
+    def _always_leaves(self, node: ts.Node | None, pos: int) -> bool:
         """A branch that ends by leaving the iteration whatever happens inside it."""
         if node is None:
             return False
         if node.type in _LEAVING:
-            return self._leaves_region(node)
+            return self._leaves_region(node, pos)
         if node.type == "compound_statement":
             kids = [c for c in node.named_children if c.type != "comment"]
-            return bool(kids) and kids[-1].type in _LEAVING and self._leaves_region(kids[-1])
+            return bool(kids) and kids[-1].type in _LEAVING and self._leaves_region(kids[-1], pos)
         return False
 
 
@@ -422,6 +454,7 @@ class LoopAnalyser:
         self.lines = lines
         self.labels = labels
         self.gotos = gotos
+        self._gotos_sorted = sorted(gotos, key=lambda g: g.start_byte)
         self._int_names: set[str] | None = None     # the function's integer locals, read once
         self.fn_text = decode(lines.src[f.node.start_byte:f.body.end_byte])
 
@@ -447,13 +480,15 @@ class LoopAnalyser:
         if not candidates:
             return None
         exits = self._exits(loop, loop.start_byte, loop.end_byte)
-        has_continue = any(e.type == "continue_statement"
-                           for e in self._in_range(self.all_exits, loop.start_byte, loop.end_byte))
+        # `if (!p) continue;`, or `if (!p) goto wait;` to a label in the body:
+        # an exit reached only past such a branch is taken only on success
+        skips = any(e.type == "continue_statement" or e.type == "goto_statement" and self._label_within(e, loop)
+                    for e in self._in_range(self.all_exits, loop.start_byte, loop.end_byte))
         cond = loop.child_by_field_name("condition")
         conds = [cond] + self._exit_conditions(exits, loop)
         kind = {"do_statement": "do-while", "while_statement": "while", "for_statement": "for"}[loop.type]
         return _Region(kind, loop, loop, loop.start_byte, loop.end_byte, None, cond, tuple(exits), tuple(conds),
-                       frozenset(self._tested(conds)), tuple(self._modifications(loop)), has_continue,
+                       frozenset(self._tested(conds)), tuple(self._modifications(loop)), skips,
                        tuple(candidates))
 
     def _goto_region(self, g: ts.Node) -> _Region | None:
@@ -481,6 +516,10 @@ class LoopAnalyser:
         return _Region("goto", label, scope, start, end, start, g, tuple(exits), tuple(conds),
                        frozenset(self._tested(conds)), tuple(mods), True, tuple(candidates))
 
+    def _label_within(self, goto: ts.Node, node: ts.Node) -> bool:
+        label = self.labels.get(node_text(goto.child_by_field_name("label")))
+        return label is not None and node.start_byte <= label.start_byte < node.end_byte
+
     def _candidates(self, start: int, end: int, own: Callable[[ts.Node], bool]) -> list[_Candidate]:
         """Calls in [start, end) that belong to this loop (`own`) and whose
         result is tested, unless the loop first looks the object up or
@@ -503,12 +542,12 @@ class LoopAnalyser:
         persistent failure of `cand`, and one on its success?"""
         ctx = self._context(region, cand.result)
         truth = _Truth(ctx, self._copies_of)
-        paths = _Paths(ctx, truth, self.labels)
+        paths = _Paths(ctx, truth, self.labels, self._gotos_sorted)
         if region.kind == "goto":
             stay, dep = paths.guard(region.back) if region.back is not None else (T, False)
         else:
             stay, dep = truth.cond(region.back)
-        exit_guard = paths.exit_guard if region.past_continue else paths.guard
+        exit_guard = paths.exit_guard if region.past_skip else paths.guard
         ways_out = [(_not(stay), dep)] + [exit_guard(e) for e in region.exits]
         verdict = self._verdict(ways_out)
         if verdict is None or verdict and self._honours_nofail(region.conds):
@@ -525,7 +564,7 @@ class LoopAnalyser:
         """
         base = frozenset(k for k, _ in region.mods if k != r.key)
         probe_ctx = _Context(r, region.node, region.entered_at, base, frozenset())
-        probe = _Paths(probe_ctx, _Truth(probe_ctx, self._copies_of), self.labels)
+        probe = _Paths(probe_ctx, _Truth(probe_ctx, self._copies_of), self.labels, self._gotos_sorted)
         varying: set[str] = set()
         for k, n in region.mods:
             if k == r.key or k in varying:
@@ -827,6 +866,28 @@ def _reads_written(node: ts.Node, modified: frozenset[str]) -> bool:
 
 
 _LEAVING = frozenset({"continue_statement", "break_statement", "return_statement", "goto_statement"})
+
+
+def _run_from(label: ts.Node):
+    """The statements run from a label on by falling through: its own
+    statement, then the following ones up to the first that always jumps."""
+    stmt: ts.Node | None = label
+    while stmt is not None:
+        inner = stmt
+        while inner.type == "labeled_statement" and inner.named_children:
+            inner = inner.named_children[-1]      # `a: b: stmt;`
+        yield inner
+        if inner.type in _LEAVING:
+            return
+        stmt = stmt.next_named_sibling
+        while stmt is not None and stmt.type == "comment":
+            stmt = stmt.next_named_sibling
+
+
+def _gotos_within(gotos: Sequence[ts.Node], node: ts.Node) -> list[ts.Node]:
+    lo = bisect.bisect_left(gotos, node.start_byte, key=lambda g: g.start_byte)
+    hi = bisect.bisect_left(gotos, node.end_byte, key=lambda g: g.start_byte)
+    return list(gotos[lo:hi])
 
 
 def _compared(node: ts.Node) -> bool:
