@@ -25,7 +25,7 @@ from typing import NamedTuple, Protocol
 
 import tree_sitter as ts
 
-from .facts import CallSite, RetryLoop
+from .facts import CallSite, RetryLoop, Span
 from .model import load_model
 from .source import SourceText, decode, node_text
 
@@ -465,12 +465,19 @@ class LoopAnalyser:
         return self._judge_all(region) if region is not None else []
 
     def analyse_goto_loops(self) -> list[RetryLoop]:
-        out = []
+        """Each backward goto is a region of its own; several gotos back to one
+        label are one loop: a call retried through more than one of them is
+        reported once (an unconditional verdict over a conditional one)."""
+        found: dict[tuple[Span, Span], RetryLoop] = {}
         for g in self.gotos:
             region = self._goto_region(g)
-            if region is not None:
-                out.extend(self._judge_all(region))
-        return out
+            if region is None:
+                continue
+            for loop in self._judge_all(region):
+                key = (loop.loop_span, loop.call.span)
+                if key not in found or found[key].conditional_exit and not loop.conditional_exit:
+                    found[key] = loop
+        return list(found.values())
 
     def _loop_region(self, loop: ts.Node) -> _Region | None:
         if loop.type == "while_statement" and not self.lines.src.startswith(b"while", loop.start_byte):
