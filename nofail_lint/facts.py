@@ -72,6 +72,8 @@ class FunctionFacts(NamedTuple):
     atomic: tuple[tuple[str, int, int, int, int], ...] = ()
     other_returns: int = 0     # return statements that return no call's result (NULL, -ENOMEM...)
     mentions_enomem: bool = False   # `-ENOMEM` appears in the body (returned or assigned)
+    # calls whose ERR_PTR it returns as an error code (`return PTR_ERR(p);`, loops.errno_callees)
+    callees_errno: tuple[str, ...] = ()
 
 
 class FileFacts(NamedTuple):

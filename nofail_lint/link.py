@@ -253,6 +253,8 @@ class TreeTables:
         by_callee: dict[str, list[tuple[FileFacts, FunctionFacts]]] = defaultdict(list)
         for ff in self.files:
             for fn in ff.functions:
+                for callee in fn.callees_errno:      # `return PTR_ERR(p);` after `p = callee()`
+                    by_callee[callee].append((ff, fn))
                 for rc in fn.returns:
                     by_callee[rc.callee].append((ff, fn))
                     api = self.model.allocator(rc.callee)

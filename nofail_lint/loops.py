@@ -987,6 +987,43 @@ def is_null_test(cond: ts.Node | None, key: str, whole: bool = True) -> bool:
     return False
 
 
+def errno_callees(f: FunctionNodes, returns: Sequence[ts.Node]) -> tuple[str, ...]:
+    """Calls whose error pointer the function returns as an error code:
+    `return PTR_ERR(p);`, `return PTR_ERR_OR_ZERO(p);`, or `ret = PTR_ERR(p);`
+    returned later, with `p` assigned from the call before the return. An
+    ERR_PTR(-ENOMEM) from an allocation travels on as -ENOMEM (NF002's
+    -ENOMEM chain, link.enomem_sources)."""
+    out: set[str] = set()
+    for ret in returns:
+        value = strip(ret.named_children[0] if ret.named_children else None)
+        if value is None:
+            continue
+        values = [value] if value.type != "identifier" else \
+            [_rhs(a) for a, lhs in f.assign_nodes if a.start_byte < ret.start_byte and lhs.text == value.text]
+        for v in values:
+            v = strip(v)
+            callee = v.child_by_field_name("function") if v is not None and v.type == "call_expression" else None
+            if v is None or callee is None or callee.text not in _PTR_ERR:
+                continue
+            args = v.child_by_field_name("arguments")
+            ptr = strip(args.named_children[0]) if args is not None and len(args.named_children) == 1 else None
+            if ptr is None:
+                continue
+            key = _norm(node_text(ptr))
+            for a, lhs in f.assign_nodes:
+                rhs = strip(_rhs(a))
+                if a.start_byte < ret.start_byte and _norm(node_text(lhs)) == key \
+                        and rhs is not None and rhs.type == "call_expression":
+                    fn = rhs.child_by_field_name("function")
+                    if fn is not None and fn.type == "identifier":
+                        out.add(node_text(fn))
+    return tuple(sorted(out))
+
+
+def _rhs(assign: ts.Node) -> ts.Node | None:
+    return assign.child_by_field_name("value" if assign.type == "init_declarator" else "right")
+
+
 def strip(node: ts.Node | None) -> ts.Node | None:
     while node is not None and node.type in ("parenthesized_expression", "cast_expression"):
         node = node.child_by_field_name("value") if node.type == "cast_expression" else (
