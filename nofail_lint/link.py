@@ -310,7 +310,7 @@ class TreeTables:
                 if not fn.returns or fn.other_returns:
                     continue
                 for loop in fn.retry_loops:
-                    if loop.conditional_exit and not loop.may_fail_if:
+                    if loop.code_only or loop.conditional_exit and not loop.may_fail_if:
                         continue     # leaves on something we cannot tie to a caller's flag
                     returned = {rc.callee for rc in fn.returns}
                     if returned <= set(loop.callees_in_loop) and self.retries_allocation(ff, loop):

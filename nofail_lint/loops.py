@@ -57,6 +57,8 @@ _ZERO = frozenset({"0", "NULL", "false", "0UL", "0L", "0U"})
 _ERR_DECL = re.compile(r"(?<!unsigned\s)\b(?:int|long|ssize_t|s32|s64|vm_fault_t|blk_status_t|errno_t)\s+([^;{}()]*);")
 _ERRNO_TEST = re.compile(r"\s*(?:(?:==|!=)\s*-\s*E[A-Z]|<\s*0\b)")
 _DECL_NAME = re.compile(r"(?:^|,)\s*([A-Za-z_]\w*)")
+# a constant a function returns as its own status code: -EAGAIN, REPEAT_SEARCH, 2
+_CODE_CONST = re.compile(r"^(?:-E[A-Z0-9_]+|[A-Z][A-Z0-9_]*|-?\d+)$")
 _PARAM_FLAG_TEST = re.compile(r"\b([A-Za-z_]\w*)\s*&\s*\(?\s*([A-Z_][A-Z0-9_]*)\b")
 
 
@@ -172,6 +174,9 @@ class _Context(NamedTuple):
     entered_at: int | None          # `_Region.entered_at`
     varying: frozenset[str]         # lvalues that change on an iteration where the call failed
     success_only: frozenset[str]    # lvalues the region writes only when the call succeeded
+    # the failure's value when it is one code the loop compares with
+    # (`ret == REPEAT_SEARCH`): None means any error code, or NULL
+    code: str | None = None
 
 
 class _Truth:
@@ -199,7 +204,7 @@ class _Truth:
         if r.matches(node):
             # a bare result in boolean context: NULL is false, an error code is
             # true, a count that made no progress may be anything
-            return (V if r.count else T if r.errno else F), True
+            return (V if r.count else T if r.errno or self.ctx.code else F), True
         if t == "unary_expression":
             v, d = self.cond(node.child_by_field_name("argument"))
             if node_text(node.child_by_field_name("operator")) == "!":
@@ -213,6 +218,8 @@ class _Truth:
                 return (_and(a, b) if op == "&&" else _or(a, b)), da or db
             for this, other in ((left, right), (right, left)):
                 if this is not None and r.matches(strip(this)):
+                    if self.ctx.code is not None:
+                        return _compare_code(op, other, self.ctx.code), True
                     if r.count:
                         return self._compare_count(op if this is left else _flip(op), other), True
                     return self._compare(op if this is left else _flip(op), other, r.errno), True
@@ -311,6 +318,17 @@ class _Truth:
         if other_text in _ZERO or not other_text:
             return V
         return {"==": F, "!=": T}.get(op, V)
+
+
+def _compare_code(op: str, other: ts.Node | None, code: str) -> str:
+    """`result OP other` when the failure returns exactly `code` (not zero):
+    equal to it, different from every other constant code."""
+    other_text = _norm(node_text(other)) if other is not None else ""
+    if other_text == code:
+        return {"==": T, "!=": F}.get(op, V)
+    if other_text in _ZERO or _CODE_CONST.match(other_text):
+        return {"==": F, "!=": T}.get(op, V)
+    return V
 
 
 class _Paths:
@@ -546,8 +564,28 @@ class LoopAnalyser:
 
     def _judge(self, region: _Region, cand: _Candidate) -> RetryLoop | None:
         """The one verdict for both loop kinds: is there a way out on
-        persistent failure of `cand`, and one on its success?"""
-        ctx = self._context(region, cand.result)
+        persistent failure of `cand`, and one on its success?
+
+        When failure in general has a way out but failure with one code the
+        loop compares the result with does not (`while (ret == XX_AGAIN)`),
+        the loop retries that code: a finding only if the callee returns it
+        when an allocation fails (`RetryLoop.code_only`, decided by NF002)."""
+        codes = self._compared_codes(region, cand.result)
+        verdict = self._verdict(self._ways_out(region, self._context(region, cand.result)))
+        code, code_only = (codes[0] if len(codes) == 1 else ""), False
+        if verdict is None:
+            for c in codes:
+                verdict = self._verdict(self._ways_out(region, self._context(region, cand.result, c)))
+                if verdict is not None:
+                    code, code_only = c, True
+                    break
+        if verdict is None or verdict and self._honours_nofail(region.conds):
+            return None
+        return self._retry(region, cand, verdict)._replace(retries_code=code, code_only=code_only)
+
+    def _ways_out(self, region: _Region, ctx: _Context) -> list[tuple[str, bool]]:
+        """Each way out of the region (the loop condition or back edge not
+        taken, each exit) under the context: its truth, and whether it reads the result."""
         truth = _Truth(ctx, self._copies_of)
         paths = _Paths(ctx, truth, self.labels, self._gotos_sorted)
         if region.kind == "goto":
@@ -555,13 +593,27 @@ class LoopAnalyser:
         else:
             stay, dep = truth.cond(region.back)
         exit_guard = paths.exit_guard if region.past_skip else paths.guard
-        ways_out = [(_not(stay), dep)] + [exit_guard(e) for e in region.exits]
-        verdict = self._verdict(ways_out)
-        if verdict is None or verdict and self._honours_nofail(region.conds):
-            return None
-        return self._retry(region, cand, verdict)
+        return [(_not(stay), dep)] + [exit_guard(e) for e in region.exits]
 
-    def _context(self, region: _Region, r: _Result) -> _Context:
+    def _compared_codes(self, region: _Region, r: _Result) -> list[str]:
+        """Constant codes other than 0 and -ENOMEM that the region's conditions
+        compare the result with (`ret == REPEAT_SEARCH`, `err != -EAGAIN`)."""
+        out: list[str] = []
+        for c in region.conds:
+            stack = [c] if c is not None else []
+            while stack:
+                n = stack.pop()
+                if n.type == "binary_expression" and node_text(n.child_by_field_name("operator")) in ("==", "!="):
+                    left, right = n.child_by_field_name("left"), n.child_by_field_name("right")
+                    for this, other in ((left, right), (right, left)):
+                        text = _norm(node_text(other))
+                        if r.matches(strip(this)) and _CODE_CONST.match(text) and text not in _ZERO \
+                                and text != "-ENOMEM" and text not in out:
+                            out.append(text)
+                stack.extend(n.named_children)
+        return out
+
+    def _context(self, region: _Region, r: _Result, code: str | None = None) -> _Context:
         """Fix which lvalues change on an iteration where the call failed.
 
         A write reachable only on success (`ring->nr++` after `if (!p) continue;`)
@@ -570,7 +622,7 @@ class LoopAnalyser:
         Reachability is decided with every written lvalue taken as varying.
         """
         base = frozenset(k for k, _ in region.mods if k != r.key)
-        probe_ctx = _Context(r, region.node, region.entered_at, base, frozenset())
+        probe_ctx = _Context(r, region.node, region.entered_at, base, frozenset(), code)
         probe = _Paths(probe_ctx, _Truth(probe_ctx, self._copies_of), self.labels, self._gotos_sorted)
         varying: set[str] = set()
         for k, n in region.mods:
@@ -580,7 +632,7 @@ class LoopAnalyser:
                 continue
             if k not in region.tested or probe.reachable_on_failure(n):
                 varying.add(k)
-        return _Context(r, region.node, region.entered_at, frozenset(varying), base - varying)
+        return _Context(r, region.node, region.entered_at, frozenset(varying), base - varying, code)
 
     @staticmethod
     def _verdict(ways_out: list[tuple[str, bool]]) -> bool | None:
@@ -1018,6 +1070,104 @@ def errno_callees(f: FunctionNodes, returns: Sequence[ts.Node]) -> tuple[str, ..
                     if fn is not None and fn.type == "identifier":
                         out.add(node_text(fn))
     return tuple(sorted(out))
+
+
+def failure_codes(f: FunctionNodes, returns: Sequence[ts.Node]) -> tuple[tuple[str, str, str], ...]:
+    """The constant codes the function returns when a call failed, as
+    (code, callee, how): how is "null" (`if (!p) return XX_AGAIN;` after
+    `p = callee()`, also IS_ERR), "err" (`if (err) return XX_AGAIN;` after
+    `err = callee()`) or "pass" (`if (callee() == XX_AGAIN) return
+    XX_AGAIN;`). The code is returned directly or stored in the variable the
+    function returns (`ret = XX_AGAIN; goto out;`). NF002 decides which
+    callees are allocations (link.TreeTables.code_chain)."""
+    sites: list[tuple[ts.Node, str]] = []
+    for ret in returns:
+        value = strip(ret.named_children[0] if ret.named_children else None)
+        if value is None:
+            continue
+        text = _norm(node_text(value))
+        if _CODE_CONST.match(text) and text not in _ZERO:
+            sites.append((ret, text))
+        elif value.type == "identifier":
+            for a, lhs in f.assign_nodes:
+                rhs = strip(_rhs(a))
+                code = _norm(node_text(rhs)) if rhs is not None else ""
+                if a.type == "assignment_expression" and lhs.text == value.text and a.start_byte < ret.start_byte \
+                        and _CODE_CONST.match(code) and code not in _ZERO:
+                    sites.append((a, code))
+    out: set[tuple[str, str, str]] = set()
+    for site, code in sites:
+        child, p = site, site.parent
+        while p is not None and p != f.body:
+            if p.type == "if_statement" and child == p.child_by_field_name("consequence"):
+                failed = _failed_calls(f, p.child_by_field_name("condition"), code)
+                out.update((code, callee, how) for callee, how in failed)
+            child, p = p, p.parent
+    return tuple(sorted(out))
+
+
+def _failed_calls(f: FunctionNodes, cond: ts.Node | None, code: str) -> list[tuple[str, str]]:
+    """The calls whose failure makes `cond` true: (callee, how) as in failure_codes."""
+    cond = strip(cond)
+    while cond is not None and cond.type == "call_expression" and node_text(cond.child_by_field_name("function")) in (
+            "likely", "unlikely"):
+        args = cond.child_by_field_name("arguments")
+        cond = strip(args.named_children[0]) if args is not None and args.named_children else None
+    if cond is None:
+        return []
+    if cond.type == "binary_expression" and node_text(cond.child_by_field_name("operator")) == "||":
+        return _failed_calls(f, cond.child_by_field_name("left"), code) + \
+            _failed_calls(f, cond.child_by_field_name("right"), code)
+    out = []
+    for value, how in _tested_results(cond, code):
+        if value.type == "call_expression":
+            fn = value.child_by_field_name("function")
+            if fn is not None and fn.type == "identifier":
+                out.append((node_text(fn), how))
+            continue
+        key = _norm(node_text(value))
+        for a, lhs in f.assign_nodes:
+            rhs = strip(_rhs(a))
+            if a.start_byte < cond.start_byte and _norm(node_text(lhs)) == key \
+                    and rhs is not None and rhs.type == "call_expression":
+                fn = rhs.child_by_field_name("function")
+                if fn is not None and fn.type == "identifier":
+                    out.append((node_text(fn), how))
+    return out
+
+
+def _tested_results(cond: ts.Node, code: str) -> list[tuple[ts.Node, str]]:
+    """What a condition tests for failure: `!p`, `p == NULL`, `IS_ERR(p)` ->
+    (p, "null"); `err`, `err < 0`, `err != 0` -> (err, "err"); `x == CODE`
+    with the returned code -> (x, "pass")."""
+    t = cond.type
+    if t == "unary_expression" and node_text(cond.child_by_field_name("operator")) == "!":
+        arg = _tested_value(cond.child_by_field_name("argument"))
+        return [(arg, "null")] if arg is not None else []
+    if t == "call_expression":
+        fn = node_text(cond.child_by_field_name("function"))
+        args = cond.child_by_field_name("arguments")
+        first = _tested_value(args.named_children[0]) if args is not None and args.named_children else None
+        if fn in _ERRPTR_TESTS and first is not None:
+            return [(first, "null")]
+        return [(cond, "err")]        # `if (callee())`: a non-zero status
+    if t in ("identifier", "field_expression", "assignment_expression"):
+        value = _tested_value(cond)
+        return [(value, "err")] if value is not None else []
+    if t == "binary_expression":
+        op = node_text(cond.child_by_field_name("operator"))
+        left, right = _tested_value(cond.child_by_field_name("left")), _tested_value(cond.child_by_field_name("right"))
+        if left is None or right is None:
+            return []
+        for this, other in ((left, right), (right, left)):
+            other_text = _norm(node_text(other))
+            if op == "==" and other_text == code:
+                return [(this, "pass")]
+            if other_text in _ZERO and op == "==":
+                return [(this, "null")]
+            if other_text in _ZERO and op in ("!=", "<") and this is left:
+                return [(this, "err")]
+    return []
 
 
 def _rhs(assign: ts.Node) -> ts.Node | None:
