@@ -596,21 +596,23 @@ class LoopAnalyser:
         return [(_not(stay), dep)] + [exit_guard(e) for e in region.exits]
 
     def _compared_codes(self, region: _Region, r: _Result) -> list[str]:
-        """Constant codes other than 0 and -ENOMEM that the region's conditions
-        compare the result with (`ret == REPEAT_SEARCH`, `err != -EAGAIN`)."""
+        """Constant codes other than 0 and -ENOMEM that the region compares
+        the result with (`ret == REPEAT_SEARCH`, `err != -EAGAIN`), in its
+        exit conditions or in a test that skips the rest of an iteration."""
         out: list[str] = []
-        for c in region.conds:
-            stack = [c] if c is not None else []
-            while stack:
-                n = stack.pop()
-                if n.type == "binary_expression" and node_text(n.child_by_field_name("operator")) in ("==", "!="):
-                    left, right = n.child_by_field_name("left"), n.child_by_field_name("right")
-                    for this, other in ((left, right), (right, left)):
-                        text = _norm(node_text(other))
-                        if r.matches(strip(this)) and _CODE_CONST.match(text) and text not in _ZERO \
-                                and text != "-ENOMEM" and text not in out:
-                            out.append(text)
-                stack.extend(n.named_children)
+        stack = [region.node]
+        while stack:
+            n = stack.pop()
+            if n.end_byte <= region.start or n.start_byte >= region.end:
+                continue
+            if n.type == "binary_expression" and node_text(n.child_by_field_name("operator")) in ("==", "!="):
+                left, right = n.child_by_field_name("left"), n.child_by_field_name("right")
+                for this, other in ((left, right), (right, left)):
+                    text = _norm(node_text(other))
+                    if r.matches(strip(this)) and _CODE_CONST.match(text) and text not in _ZERO \
+                            and text != "-ENOMEM" and text not in out:
+                        out.append(text)
+            stack.extend(reversed(n.named_children))
         return out
 
     def _context(self, region: _Region, r: _Result, code: str | None = None) -> _Context:
