@@ -158,13 +158,15 @@ def test_a_status_code_from_a_callee_elsewhere_is_seen(cli, tmp_path):
     (tmp_path / "include" / "demo_codes.h").write_text("#define DEMO_TRY_AGAIN 7\n")
     (tmp_path / "lib").mkdir()
     (tmp_path / "lib" / "demo_fill.c").write_text(
-        "#include <demo_codes.h>\n\nstatic int demo_fill_one(struct demo_q *q)\n{\n\tvoid *e = kzalloc(64, GFP_KERNEL);\n\n"
+        "#include <demo_codes.h>\n\nstatic int demo_fill_one(struct demo_q *q)\n{\n"
+        "\tvoid *e = kzalloc(64, GFP_KERNEL);\n\n"
         "\tif (!e)\n\t\treturn DEMO_TRY_AGAIN;\n\tq->e = e;\n\treturn 0;\n}\n\n"
         "int demo_fill(struct demo_q *q)\n{\n\tif (demo_fill_one(q) == DEMO_TRY_AGAIN)\n\t\treturn DEMO_TRY_AGAIN;\n"
         "\treturn 0;\n}\n")
     (tmp_path / "drivers" / "foo").mkdir(parents=True)
     (tmp_path / "drivers" / "foo" / "foo.c").write_text(
-        "#include <linux/gfp.h>\n#include <demo_codes.h>\nint foo_fill(struct demo_q *q)\n{\n\tint ret;\n\n\tdo {\n\t\tret = demo_fill(q);\n"
+        "#include <linux/gfp.h>\n#include <demo_codes.h>\nint foo_fill(struct demo_q *q)\n{\n\tint ret;\n\n"
+        "\tdo {\n\t\tret = demo_fill(q);\n"
         "\t} while (ret == DEMO_TRY_AGAIN);\n\treturn ret;\n}\n")
     found = _findings(cli, tmp_path, "drivers/foo")
     assert [(f[0], f[1], f[3]) for f in found] == [("drivers/foo/foo.c", 8, "NF002")]

@@ -127,7 +127,8 @@ def test_a_callee_status_code_edited_elsewhere_rechecks_the_callers_loop(cli, tm
     (root / "fs" / "demo").mkdir(parents=True)
     (root / "fs" / "demo" / "demo_status.h").write_text("#define DEMO_RESCAN 3\n#define DEMO_DONE 0\n")
     callee = root / "fs" / "demo" / "demo_prep.c"
-    body = ("#include \"demo_status.h\"\n\nint demo_prep(struct demo_tb *tb)\n{\n\tchar *b = kmalloc(tb->len, GFP_NOFS);\n\n"
+    body = ("#include \"demo_status.h\"\n\nint demo_prep(struct demo_tb *tb)\n{\n"
+            "\tchar *b = kmalloc(tb->len, GFP_NOFS);\n\n"
             "\tif (!b)\n\t\treturn DEMO_RESCAN;\n\ttb->buf = b;\n\treturn DEMO_DONE;\n}\n")
     callee.write_text(body)
     # (a file is analysed only if it names an allocation or a gfp mask: discover's prefilter)
