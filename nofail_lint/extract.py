@@ -17,7 +17,17 @@ import tree_sitter_c as tsc
 
 from .cexpr import FIELD_READ, close_paren, split_args
 from .facts import CallSite, FileFacts, FunctionFacts, ReturnedCall, Span
-from .loops import FOR_EACH_MACRO, NULL_TEST_CALLS, LoopAnalyser, is_loop, is_null_test, result_key, strip
+from .loops import (
+    FOR_EACH_MACRO,
+    NULL_TEST_CALLS,
+    LoopAnalyser,
+    errno_callees,
+    failure_codes,
+    is_loop,
+    is_null_test,
+    result_key,
+    strip,
+)
 from .model import load_model
 from .relevance import INTERESTING_MACRO, RELEVANT_ARG
 from .source import SourceText, decode, node_text
@@ -837,6 +847,8 @@ def _function_facts(root: ts.Node, src: bytes, lines: SourceText) -> tuple[list[
                                        _param_guards(f, call), _after_unlock(f, call)))
 
         returns, other_returns = _returned_calls(f, returns_by_fn.get(id(f), ()), lines, values)
+        errno_from = errno_callees(f, returns_by_fn.get(id(f), ()))
+        codes = failure_codes(f, returns_by_fn.get(id(f), ()))
         analyser = LoopAnalyser(f, lines, labels_by_fn.get(id(f), {}), gotos_by_fn.get(id(f), []),
                                 exits, writes, addressed)
         retry_loops = []
@@ -847,13 +859,14 @@ def _function_facts(root: ts.Node, src: bytes, lines: SourceText) -> tuple[list[
         except RecursionError:
             retry_loops = []   # absurdly deep conditions: give up on this function's loops only
         facts = None
-        if call_sites or returns or retry_loops or regions:
+        if call_sites or returns or retry_loops or regions or errno_from or codes:
             facts = FunctionFacts(
                 name=f.name, is_static=f.static, params=f.params, span=lines.span(f.header),
                 calls=tuple(call_sites), returns=tuple(returns), retry_loops=tuple(retry_loops),
                 other_returns=other_returns,
                 atomic=_atomic_regions(regions, lines),
-                mentions_enomem=bool(_ENOMEM.search(fn_text)))
+                mentions_enomem=bool(_ENOMEM.search(fn_text)), callees_errno=errno_from,
+                callees_codes=codes)
         out.append(_Found(f.node.start_byte, f.body.end_byte, (f.body.start_byte, f.body.end_byte), f.name, facts))
     return out, errors, field_masks
 
