@@ -148,13 +148,15 @@ def test_grep_result_is_reused_for_an_unchanged_tree_and_redone_after_an_edit(cl
     assert after.returncode == 1 and after.stdout == ""
 
 
-def test_the_context_is_a_function_of_the_request_not_of_the_cwd(fixture_tree, tmp_path):
-    """The same request from the root, from elsewhere with an absolute path,
-    and from inside the subtree analyses the same files."""
+@pytest.mark.parametrize("flag", [None, "__GFP_NOFAIL"])
+def test_the_context_is_a_function_of_the_request_not_of_the_cwd(fixture_tree, tmp_path, flag):
+    """The same request (a partial `check`, or `grep`) from the root, from
+    elsewhere with an absolute path, and from inside the subtree analyses the
+    same files."""
     runs = []
     for cwd, path in ((fixture_tree, "nf004"), (tmp_path, str(fixture_tree / "nf004")),
                       (fixture_tree / "nf004", ".")):
-        a = analyse(Options(paths=[str(cwd / path)], jobs=1), cwd, flag="__GFP_NOFAIL")
+        a = analyse(Options(paths=[str(cwd / path)], jobs=1), cwd, flag=flag)
         assert a.tables is not None       # runs the closure
         runs.append(sorted(os.path.normpath(os.path.join(cwd, f.path)) for f in a.demand.context
                            if f.display in a.extraction.keys))
