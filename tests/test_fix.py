@@ -31,7 +31,7 @@ REQUIRED_REASONS = {
     "would-create-NF003", "would-create-NF004", "would-create-NF005", "would-create-NF007",
     "would-create-NF006", "conditional-nofail", "loop-body-not-only-retry", "label-used-elsewhere",
     "counter-used-elsewhere", "no-gfp-argument", "not-a-null-retry", "no-automatic-fix", "unsafe-fix",
-    "compound-condition", "flag-not-written-at-call",
+    "compound-condition", "flag-not-written-at-call", "leaves-dead-error-path", "leaves-unused-label",
 }
 REFUSAL = re.compile(r"^\S+:\d+:\d+: NF\d{3} not fixed \(([\w-]+)\): ")
 
