@@ -15,10 +15,11 @@ from dataclasses import dataclass, field
 import tree_sitter as ts
 import tree_sitter_c as tsc
 
-from .cexpr import FIELD_READ, close_paren, split_args
-from .facts import CallSite, FileFacts, FunctionFacts, ReturnedCall, Span
+from .cexpr import FIELD_READ, TEST_RES, close_paren, split_args
+from .facts import CallSite, FileFacts, FunctionFacts, NullTestVia, ReturnedCall, Span
 from .loops import FOR_EACH_MACRO, NULL_TEST_CALLS, LoopAnalyser, is_loop, is_null_test, result_key, strip
 from .model import load_model
+from .nulltest import function_test_def, kept_test_defs, macro_test_defs, via_test
 from .source import SourceText, decode, node_text
 
 LANGUAGE = ts.Language(tsc.language())
@@ -598,9 +599,12 @@ def extract(src: bytes, path: str, parser: ts.Parser | None = None) -> FileFacts
             plain.append(fn.name)
     out.extend(call_macros(src, lines))
     lost = _lost_regions(tree.root_node, clean, found) if tree.root_node.has_error else ()
+    test_defs = [fn.test_def for fn in sorted(found, key=lambda x: x.start) if fn.test_def is not None]
+    test_defs.extend(macro_test_defs(src, parser))
     return FileFacts(path=path, macros=tuple(object_like_macros(src)), functions=tuple(out),
                      parse_errors=errors, plain_functions=tuple(plain), lost_regions=lost,
-                     mask_macros=tuple(mask_macros(src)), field_masks=tuple(dict.fromkeys(field_masks)))
+                     mask_macros=tuple(mask_macros(src)), field_masks=tuple(dict.fromkeys(field_masks)),
+                     test_defs=kept_test_defs(test_defs))
 
 
 # an identifier that names what the rules look at (discover.PREFILTER_WORDS), called
@@ -646,6 +650,7 @@ class _Found:
     body: tuple[int, int]
     name: str
     facts: FunctionFacts | None
+    test_def: tuple | None = None    # the function as a test helper (nulltest.function_test_def)
 
 
 # kernel style: a function body opens and closes with a brace in column 0
@@ -752,6 +757,12 @@ def _function_facts(root: ts.Node, src: bytes, lines: SourceText) -> tuple[list[
         if f is not None:
             conds_by_fn.setdefault(id(f), []).append(n)
 
+    stmts_by_fn: dict[int, list[ts.Node]] = {}
+    for n in sorted(_test_statements(caps.get("call", ())), key=by_start):
+        f = owner(n)
+        if f is not None:
+            stmts_by_fn.setdefault(id(f), []).append(n)
+
     loops_by_fn: dict[int, list[ts.Node]] = {}
     for n in caps.get("loop", ()):
         f = owner(n)
@@ -814,16 +825,17 @@ def _function_facts(root: ts.Node, src: bytes, lines: SourceText) -> tuple[list[
                 value = field_reads(values.substitute(text, node.start_byte), fn_text, types)
                 field_masks.append((kind, node_text(lhs.child_by_field_name("field")), op, value))
         conds = _Conditions(conds_by_fn.get(id(f), ()))
+        stmts = _Conditions(stmts_by_fn.get(id(f), ()))
         call_sites = []
         for call, fn, args in f.calls:
             arg_texts = tuple(node_text(a) for a in args.named_children if a.type != "comment")
-            tests = _null_tests(f, call, conds, lines, labels_by_fn.get(id(f), {}))
+            tests, via = _null_tests(f, call, conds, stmts, lines, labels_by_fn.get(id(f), {}))
             # kept when an argument can carry a mask or a bound, or when a
             # wrapper's own NOFAIL would matter here: its result is tested for
             # NULL (NF006), or it runs in a non-sleepable region (NF008)
             if not (any(_RELEVANT_ARG.search(a) or (carries and carries(a)) for a in arg_texts)
                     or (model.allocator(node_text(fn)) is not None and any("->" in a or "." in a for a in arg_texts))
-                    or tests or any(s <= call.start_byte < e for s, e, _ in regions)):
+                    or tests or via or any(s <= call.start_byte < e for s, e, _ in regions)):
                 continue
             api = model.allocator(node_text(fn))
             guards: frozenset = frozenset()
@@ -833,7 +845,7 @@ def _function_facts(root: ts.Node, src: bytes, lines: SourceText) -> tuple[list[
             substituted = tuple(field_reads(values.substitute(a, call.start_byte, 0, guards), fn_text, types)
                                 for a in arg_texts)
             call_sites.append(CallSite(node_text(fn), lines.span(fn, call), substituted, tests,
-                                       _param_guards(f, call), _after_unlock(f, call)))
+                                       _param_guards(f, call), _after_unlock(f, call), via))
 
         returns, other_returns = _returned_calls(f, returns_by_fn.get(id(f), ()), lines, values)
         analyser = LoopAnalyser(f, lines, labels_by_fn.get(id(f), {}), gotos_by_fn.get(id(f), []),
@@ -853,7 +865,9 @@ def _function_facts(root: ts.Node, src: bytes, lines: SourceText) -> tuple[list[
                 other_returns=other_returns,
                 atomic=_atomic_regions(regions, lines),
                 mentions_enomem=bool(_ENOMEM.search(fn_text)))
-        out.append(_Found(f.node.start_byte, f.body.end_byte, (f.body.start_byte, f.body.end_byte), f.name, facts))
+        test_def = function_test_def(f.name, f.params, f.body) if f.node.type == "function_definition" else None
+        out.append(_Found(f.node.start_byte, f.body.end_byte, (f.body.start_byte, f.body.end_byte), f.name, facts,
+                          test_def))
     return out, errors, field_masks
 
 
@@ -896,25 +910,67 @@ def _asserted_conditions(calls) -> list[ts.Node]:
     return out
 
 
-def _null_tests(f: _Function, call: ts.Node, conds: _Conditions, lines: SourceText,
-                labels: dict[str, ts.Node]) -> tuple[Span, ...]:
+_RES = re.escape(TEST_RES)
+_TEST_SHAPE = re.compile(rf"!\({_RES}\)|{_RES} [!=]=|[!=]= {_RES}")
+
+
+def _test_statements(calls) -> list[ts.Node]:
+    """Call statements other than the kernel's own assertions (which
+    _asserted_conditions reads): `drm_WARN_ON(dev, !p);` may test through
+    its definition."""
+    return [call for call in calls
+            if call.parent is not None and call.parent.type == "expression_statement"
+            and call.child_by_field_name("function").text not in _NULL_TEST_CALL_NAMES
+            and (b"!" in call.text or b"==" in call.text)]
+
+
+def _via_candidates(conds: _Conditions, stmts: _Conditions, call: ts.Node, key: str
+                    ) -> tuple[list[ts.Node], list[tuple[ts.Node, NullTestVia]]]:
+    """Later conditions that test `key` directly, and later conditions and
+    call statements that may test it through a macro or helper."""
+    direct: list[ts.Node] = []
+    via: list[tuple[ts.Node, NullTestVia]] = []
+    first = bisect.bisect_left(conds.starts, call.end_byte)
+    for c, text in zip(conds.nodes[first:], conds.texts[first:], strict=True):
+        if key not in text:
+            continue
+        if is_null_test(c, key):
+            direct.append(c)
+        elif (found := via_test(c, key)) is not None:
+            via.append((c, NullTestVia(_NO_SPAN, found[0], found[1])))
+    first = bisect.bisect_left(stmts.starts, call.end_byte)
+    for c, text in zip(stmts.nodes[first:], stmts.texts[first:], strict=True):
+        if key in text and (found := via_test(c, key)) is not None and _TEST_SHAPE.search(found[0]):
+            args = c.child_by_field_name("arguments")
+            at = next((a for a in args.named_children if key in _norm_text(a)), c) if args is not None else c
+            via.append((at, NullTestVia(_NO_SPAN, found[0], found[1], True)))
+    return direct, via
+
+
+_NO_SPAN = Span(0, 0, 0, 0)
+
+
+def _null_tests(f: _Function, call: ts.Node, conds: _Conditions, stmts: _Conditions, lines: SourceText,
+                labels: dict[str, ts.Node]) -> tuple[tuple[Span, ...], tuple[NullTestVia, ...]]:
     """Conditions that test the call's result for NULL: the one the call sits
     in (`if (!(p = alloc(...)))`) and later ones, until the variable is
     assigned again or a label (a goto from before the call may reach the test
     with the old value: `out: if (p) kfree(p);`). Runs for every call, so the
     cheap text check comes first and the rest only when some condition names
-    the result."""
+    the result. Second: the tests that call macros or helpers on the result,
+    which the link stage decides (NullTestVia)."""
     kind, key = result_key(call)
     if kind != "var" or key is None:
-        return ()
-    first = bisect.bisect_left(conds.starts, call.end_byte)
-    later = [c for c, text in zip(conds.nodes[first:], conds.texts[first:], strict=True)
-             if key in text and is_null_test(c, key)]
+        return (), ()
+    later, via = _via_candidates(conds, stmts, call, key)
     around = _enclosing_condition(call, f.body)
-    if around is not None and is_null_test(around, key):
-        later.insert(0, around)
-    if not later:
-        return ()
+    if around is not None:
+        if is_null_test(around, key):
+            later.insert(0, around)
+        elif (found := via_test(around, key)) is not None:
+            via.insert(0, (around, NullTestVia(_NO_SPAN, found[0], found[1])))
+    if not later and not via:
+        return (), ()
     stop = f.body.end_byte
     others = [a for a, lhs in f.assign_nodes + f.field_assigns
               if "".join(node_text(lhs).split()) == key and not (a.start_byte <= call.start_byte < a.end_byte)]
@@ -930,11 +986,14 @@ def _null_tests(f: _Function, call: ts.Node, conds: _Conditions, lines: SourceTe
     # `if (!p) p = alloc(... | __GFP_NOFAIL);`): then no path reaches the
     # test with NULL either
     guards = [(s, e) for s, e, fallback in _guard_ranges(call, f.body, key) if not fallback]
+
     # nor tests in a loop that the call is outside of and that assigns the
     # variable elsewhere: the next iteration reaches the test with that value
-    return tuple(lines.span(c) for c in later
-                 if c.start_byte < stop and all(s <= c.start_byte < e for s, e in guards)
-                 and not _reassigned_in_loop(c, call, f.body, others))
+    def kept(c: ts.Node) -> bool:
+        return c.start_byte < stop and all(s <= c.start_byte < e for s, e in guards) \
+            and not _reassigned_in_loop(c, call, f.body, others)
+    return (tuple(lines.span(c) for c in later if kept(c)),
+            tuple(v._replace(span=lines.span(c)) for c, v in via if kept(c)))
 
 
 def _reassigned_in_loop(node: ts.Node, call: ts.Node, stop: ts.Node, assigns: list[ts.Node]) -> bool:

@@ -17,6 +17,14 @@ RECLAIM = "__GFP_DIRECT_RECLAIM"
 _HARD_LIMITS = ("KMALLOC_MAX_SIZE", "MAX_PAGE_ORDER", "MAX_ORDER", "overflows")
 
 
+def null_tests(tables: TreeTables, path: str, call) -> tuple:
+    """The call's NULL tests: those extraction saw directly, and those spelt
+    through macros or helpers that the tree's definitions make tests."""
+    if not call.via_tests:
+        return call.null_tests
+    return call.null_tests + tuple(v.span for v in call.via_tests if tables.tests_null(path, v))
+
+
 def _cannot_return_null(api, mask, size, limit: int) -> bool:
     """Under this mask and size, none of the model's NULL-despite-NOFAIL
     conditions can hold. A size that is not a constant is taken to be within
@@ -63,7 +71,8 @@ def _looping_wrapper_findings(tables: TreeTables, rule: RuleDoc, out: dict) -> N
     for ff in tables.files:
         for fn in ff.functions:
             for call in fn.calls:
-                if not call.null_tests:
+                tests = null_tests(tables, ff.path, call)
+                if not tests:
                     continue
                 w = next((wrappers[r.key] for r in tables.resolve(ff.path, call.callee, True)
                           if r.key in wrappers), None)
@@ -82,7 +91,7 @@ def _looping_wrapper_findings(tables: TreeTables, rule: RuleDoc, out: dict) -> N
                              f"may-fail flag if failure can be handled")
                 msg = (f"dead NULL check: {call.callee}() (line {call.span.line}) cannot return NULL: "
                        f"{inner.fn.name}() loops until the allocation succeeds")
-                for test in call.null_tests:
+                for test in tests:
                     key = (ff.path, test.line, test.column)
                     if key not in out:
                         out[key] = report(tables, rule, ff.path, test, fn.name, msg, notes, WRAPPER_FACTS)
@@ -93,7 +102,8 @@ def check(tables: TreeTables, rule: RuleDoc) -> list[Finding]:
     _looping_wrapper_findings(tables, rule, out)
     for site in flow_for(tables).sites:
         sink = site.sink
-        if not site.step.call.null_tests or NOFAIL not in sink.mask.must or not _returns_result(tables, sink):
+        tests = null_tests(tables, site.step.path, site.step.call)
+        if not tests or NOFAIL not in sink.mask.must or not _returns_result(tables, sink):
             continue
         order = sink.role("order")
         if order is not None and (order[0] != "const" or order[1] > 1):
@@ -101,7 +111,7 @@ def check(tables: TreeTables, rule: RuleDoc) -> list[Finding]:
         if not _cannot_return_null(sink.api, sink.mask, sink.role("size"), tables.model.kmalloc_max_size):
             continue
         call = site.step.call
-        for test in call.null_tests:
+        for test in tests:
             msg = (f"dead NULL check: {call.callee}() with __GFP_NOFAIL (line {call.span.line}) "
                    f"cannot return NULL")
             notes = [f"{call.callee}() retries until it succeeds under this mask; drop the check "
