@@ -19,7 +19,15 @@ from .cexpr import FIELD_READ, TEST_RES, close_paren, split_args
 from .facts import CallSite, FileFacts, FunctionFacts, NullTestVia, ReturnedCall, Span
 from .loops import FOR_EACH_MACRO, NULL_TEST_CALLS, LoopAnalyser, is_loop, is_null_test, result_key, strip
 from .model import load_model
-from .nulltest import function_test_def, kept_test_defs, macro_test_defs, via_test
+from .nulltest import (
+    bounded_before,
+    function_test_def,
+    kept_test_defs,
+    macro_test_defs,
+    overflow_params,
+    runtime_values,
+    via_test,
+)
 from .source import SourceText, decode, node_text
 
 LANGUAGE = ts.Language(tsc.language())
@@ -844,8 +852,11 @@ def _function_facts(root: ts.Node, src: bytes, lines: SourceText) -> tuple[list[
                 guards = range_guards(arg_texts[api.start], arg_texts[api.end], api.range_default)
             substituted = tuple(field_reads(values.substitute(a, call.start_byte, 0, guards), fn_text, types)
                                 for a in arg_texts)
+            bounded: tuple[int, ...] = ()
+            if api is not None and (counts := overflow_params(api.null_under_nofail, api.params)):
+                bounded = _bounded_args(f, call, args, counts, conds.nodes)
             call_sites.append(CallSite(node_text(fn), lines.span(fn, call), substituted, tests,
-                                       _param_guards(f, call), _after_unlock(f, call), via))
+                                       _param_guards(f, call), _after_unlock(f, call), via, bounded))
 
         returns, other_returns = _returned_calls(f, returns_by_fn.get(id(f), ()), lines, values)
         analyser = LoopAnalyser(f, lines, labels_by_fn.get(id(f), {}), gotos_by_fn.get(id(f), []),
@@ -994,6 +1005,40 @@ def _null_tests(f: _Function, call: ts.Node, conds: _Conditions, stmts: _Conditi
             and not _reassigned_in_loop(c, call, f.body, others)
     return (tuple(lines.span(c) for c in later if kept(c)),
             tuple(v._replace(span=lines.span(c)) for c, v in via if kept(c)))
+
+
+def _declared(f: _Function) -> frozenset[str]:
+    """The function's parameters and local variables (declared or assigned)."""
+    names = set(f.params) | set(f.events)
+    stack = [f.body]
+    while stack:
+        n = stack.pop()
+        if n.type == "declaration":
+            for decl in n.children_by_field_name("declarator"):
+                d: ts.Node | None = decl
+                while d is not None and d.type != "identifier":
+                    d = d.child_by_field_name("declarator")
+                if d is not None:
+                    names.add(node_text(d))
+        else:
+            stack.extend(n.named_children)
+    return frozenset(names)
+
+
+def _bounded_args(f: _Function, call: ts.Node, args: ts.Node, indices: list[int],
+                  conds: list[ts.Node]) -> tuple[int, ...]:
+    """Which of the arguments at `indices` are bounded at the call
+    (CallSite.bounded_args)."""
+    nodes = [a for a in args.named_children if a.type != "comment"]
+    variables = _declared(f)
+    out = []
+    for i in indices:
+        if i >= len(nodes):
+            continue
+        values = runtime_values(nodes[i], variables)
+        if values is not None and all(bounded_before(call, v, conds) for v in values):
+            out.append(i)
+    return tuple(out)
 
 
 def _reassigned_in_loop(node: ts.Node, call: ts.Node, stop: ts.Node, assigns: list[ts.Node]) -> bool:

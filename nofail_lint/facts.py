@@ -50,6 +50,10 @@ class CallSite(NamedTuple):
     param_guards: tuple[tuple[int, bool], ...] = ()
     after_unlock: bool = False          # a lock/irq/RCU section was closed earlier in the function
     via_tests: tuple[NullTestVia, ...] = ()   # later tests through macros/helpers (link decides)
+    # arguments of an `A * B overflows` model condition that are bounded here:
+    # no runtime value in them (sizeof, macros), or every runtime value is
+    # checked against an upper bound before the call
+    bounded_args: tuple[int, ...] = ()
 
 
 class RetryLoop(NamedTuple):

@@ -347,3 +347,97 @@ def via_test(cond: ts.Node, key: str) -> tuple[str, tuple[str, ...]] | None:
     if not sk.res_in_call:
         return None
     return text, tuple(sorted(sk.callees))
+
+
+# ------------------------------------------------------------ bounded counts
+
+_OVERFLOW_OPERAND = re.compile(r"[A-Za-z_]\w*")
+_EXITS = frozenset({"return_statement", "goto_statement", "break_statement", "continue_statement"})
+# `n > MAX`, `MAX < n`: n is bounded above when false; `n < MAX`: when true
+_UPPER = {">": "left", ">=": "left", "<": "right", "<=": "right"}
+_BELOW = {"<": "left", "<=": "left", ">": "right", ">=": "right"}
+
+
+def overflow_params(null_under_nofail: tuple[str, ...], params: tuple[str, ...]) -> list[int]:
+    """Argument positions named in the model's `A * B overflows` conditions."""
+    out: list[int] = []
+    for cond in null_under_nofail:
+        if cond.endswith("overflows"):
+            out.extend(params.index(w) for w in _OVERFLOW_OPERAND.findall(cond) if w in params)
+    return sorted(set(out))
+
+
+def runtime_values(node: ts.Node, variables: frozenset[str]) -> set[str] | None:
+    """The runtime values an argument reads (whitespace-free texts):
+    variables of the function, fields and subscripts; sizeof and the names
+    of called macros or functions are not values. None for a call with no
+    argument (its result is a runtime value of its own)."""
+    out: set[str] = set()
+    stack = [node]
+    while stack:
+        n = stack.pop()
+        t = n.type
+        if t in ("sizeof_expression", "alignof_expression", "string_literal"):
+            continue
+        if t == "identifier":
+            if node_text(n) in variables:
+                out.add(node_text(n))
+        elif t in ("field_expression", "subscript_expression", "pointer_expression"):
+            out.add(_norm(node_text(n)))
+        elif t == "call_expression":
+            args = n.child_by_field_name("arguments")
+            if args is None or not args.named_children:
+                return None
+            stack.extend(args.named_children)
+        else:
+            stack.extend(n.named_children)
+    return out
+
+
+def _comparisons(cond: ts.Node):
+    stack = [cond]
+    while stack:
+        n = stack.pop()
+        if n.type == "binary_expression":
+            op = node_text(n.child_by_field_name("operator"))
+            if op in _UPPER:
+                yield op, n
+        stack.extend(n.named_children)
+
+
+def _compares(cond: ts.Node, value: str, sides: dict[str, str]) -> bool:
+    return any(_norm(node_text(n.child_by_field_name(sides[op]))) == value for op, n in _comparisons(cond))
+
+
+def _leaves_or_clamps(branch: ts.Node | None, value: str) -> bool:
+    """The branch exits (return, goto, break, continue) or sets the value."""
+    if branch is None:
+        return False
+    stmts = _statements(branch) if branch.type == "compound_statement" else [branch]
+    for s in stmts:
+        if s.type in _EXITS:
+            return True
+        e = s.named_children[0] if s.type == "expression_statement" and s.named_children else None
+        if e is not None and e.type == "assignment_expression" \
+                and _norm(node_text(e.child_by_field_name("left"))) == value:
+            return True
+    return False
+
+
+def bounded_before(call: ts.Node, value: str, conds: list[ts.Node]) -> bool:
+    """Is `value` checked against an upper bound before `call`: an earlier
+    `if (value > LIMIT) <exit or clamp>;`, or an `if (value <= LIMIT)`
+    whose branch holds the call."""
+    for c in conds:
+        if c.start_byte >= call.start_byte:
+            break
+        stmt = c.parent
+        if stmt is None or stmt.type != "if_statement" or stmt.child_by_field_name("condition") != c:
+            continue
+        cons = stmt.child_by_field_name("consequence")
+        if cons is not None and cons.start_byte <= call.start_byte < cons.end_byte:
+            if _compares(c, value, _BELOW):
+                return True
+        elif stmt.end_byte <= call.start_byte and _compares(c, value, _UPPER) and _leaves_or_clamps(cons, value):
+            return True
+    return False

@@ -4,17 +4,21 @@ the author expected failure; the allocator model says when NULL is still
 possible (then nothing is reported)."""
 from __future__ import annotations
 
+import re
+
+from ..cexpr import parse_expr
 from ..findings import Finding
 from ..link import TreeTables
 from ..model import NOFAIL
 from ..rules_catalog import RuleDoc
 from .common import report
-from .gfp_flow import flow_for
+from .gfp_flow import PAGE_SIZE, flow_for
 
 WRAPPER_FACTS = ("gfp.nofail-preferred-over-loop",)
 RECLAIM = "__GFP_DIRECT_RECLAIM"
 # null_under_nofail conditions that a sane call never meets: hard size limits
-_HARD_LIMITS = ("KMALLOC_MAX_SIZE", "MAX_PAGE_ORDER", "MAX_ORDER", "overflows")
+_HARD_LIMITS = ("KMALLOC_MAX_SIZE", "MAX_PAGE_ORDER", "MAX_ORDER")
+_OPERAND = re.compile(r"[A-Za-z_]\w*")
 
 
 def null_tests(tables: TreeTables, path: str, call) -> tuple:
@@ -25,14 +29,32 @@ def null_tests(tables: TreeTables, path: str, call) -> tuple:
     return call.null_tests + tuple(v.span for v in call.via_tests if tables.tests_null(path, v))
 
 
-def _cannot_return_null(api, mask, size, limit: int) -> bool:
+def _bounded(tables: TreeTables, sink) -> set[str]:
+    """The API's parameters that are bounded at its call: a constant there,
+    or bounded by the calling function (CallSite.bounded_args)."""
+    if not sink.steps:
+        return set()
+    last = sink.steps[-1]
+    out = set()
+    for i, name in enumerate(sink.api.params):
+        if i < len(last.call.args) and (i in last.call.bounded_args or tables.const_int(
+                last.path, parse_expr(last.call.args[i]), {"PAGE_SIZE": PAGE_SIZE}) is not None):
+            out.add(name)
+    return out
+
+
+def _cannot_return_null(api, mask, size, limit: int, bounded: set[str]) -> bool:
     """Under this mask and size, none of the model's NULL-despite-NOFAIL
     conditions can hold. A size that is not a constant is taken to be within
-    the hard limits (see the rule's documentation)."""
+    the hard limits (see the rule's documentation); `A * B overflows` cannot
+    hold only when A and B are `bounded` (slab.array-overflow-null)."""
     if api.fails != "null" or api.nofail not in ("retry-loop", "mempool-wait"):
         return False
     for cond in api.null_under_nofail:
-        if RECLAIM in cond:
+        if cond.endswith("overflows"):
+            if not all(w in bounded for w in _OPERAND.findall(cond) if w in api.params):
+                return False
+        elif RECLAIM in cond:
             if RECLAIM not in mask.must:
                 return False
         elif cond.startswith("size > KMALLOC_MAX_SIZE"):
@@ -108,7 +130,8 @@ def check(tables: TreeTables, rule: RuleDoc) -> list[Finding]:
         order = sink.role("order")
         if order is not None and (order[0] != "const" or order[1] > 1):
             continue
-        if not _cannot_return_null(sink.api, sink.mask, sink.role("size"), tables.model.kmalloc_max_size):
+        if not _cannot_return_null(sink.api, sink.mask, sink.role("size"), tables.model.kmalloc_max_size,
+                                   _bounded(tables, sink)):
             continue
         call = site.step.call
         for test in tests:
