@@ -292,6 +292,8 @@ _Q_FILE = _query("""
 (assignment_expression left: (field_expression field: (field_identifier))) @fassign
 (declaration type: (struct_specifier name: (type_identifier))
              declarator: (init_declarator value: (initializer_list))) @initdecl
+(translation_unit (declaration type: (struct_specifier name: (type_identifier))) @globaldecl)
+(struct_specifier name: (type_identifier) body: (field_declaration_list)) @structdef
 (if_statement condition: (_) @cond)
 (while_statement condition: (_) @cond)
 (do_statement condition: (_) @cond)
@@ -310,6 +312,12 @@ _ENOMEM = re.compile(r"-\s*ENOMEM\b")
 _GFP_T_NAMES = re.compile(r"\bgfp_t\s+(?:const\s+)?([A-Za-z_]\w*)")
 # `ctx->gfp`, `ctx.gfp`: a field read off a plain variable
 _FIELD_READ = re.compile(r"(?<![\w.>])([A-Za-z_]\w*)\s*(?:->|\.)\s*([A-Za-z_]\w*)\b(?!\s*(?:->|\.|\(|\[))")
+# `(&obj)->gfp`, `objs[i].gfp`, `(&objs[i])->gfp`: a field of a named object
+# (a local pointer to a global object, substituted by its value, reads so)
+_NOT_FOLLOWED = r"\b(?!\s*(?:->|\.|\(|\[))"
+_OBJECT_FIELD_READ = re.compile(
+    r"\(\s*&\s*([A-Za-z_]\w*)\s*(?:\[[^\[\]]*\]\s*)?\)\s*->\s*([A-Za-z_]\w*)" + _NOT_FOLLOWED
+    + r"|(?<![\w.>])([A-Za-z_]\w*)\s*\[[^\[\]]*\]\s*\.\s*([A-Za-z_]\w*)" + _NOT_FOLLOWED)
 _STRUCT_DECL = r"\b(?:struct|union)\s+([A-Za-z_]\w*)\s*(?:\*\s*)*(?:const\s+)?{}\s*[,;=)\[]"
 
 
@@ -321,16 +329,23 @@ def _struct_type(fn_text: str, name: str, cache: dict[str, str | None]) -> str |
     return cache[name]
 
 
-def field_reads(text: str, fn_text: str, cache: dict[str, str | None]) -> str:
+def field_reads(text: str, fn_text: str, cache: dict[str, str | None],
+                objects: dict[str, dict[str, str]] | None = None) -> str:
     """`ctx->gfp` -> `__nfl_field(foo, gfp)` when ctx is a `struct foo`, so
-    the link stage can give the field the masks assigned to it tree-wide."""
+    the link stage can give the field the masks assigned to it tree-wide.
+    `fn_text` holds the declarations to look in: the function's, then the
+    file-scope ones (global objects, `static const struct foo cfg = {...}`).
+    A field of a const object of `objects` reads as its initialiser's value."""
     if "->" not in text and "." not in text:
         return text
 
     def rewrite(m: re.Match) -> str:
-        kind = _struct_type(fn_text, m.group(1), cache)
-        return f"{FIELD_READ}({kind}, {m.group(2)})" if kind else m.group(0)
-    return _FIELD_READ.sub(rewrite, text)
+        name, field = (m.group(1), m.group(2)) if m.group(1) else (m.group(3), m.group(4))
+        if objects and name in objects and field in objects[name]:
+            return f"({objects[name][field]})"
+        kind = _struct_type(fn_text, name, cache)
+        return f"{FIELD_READ}({kind}, {field})" if kind else m.group(0)
+    return _FIELD_READ.sub(rewrite, _OBJECT_FIELD_READ.sub(rewrite, text))
 
 
 # ------------------------------------------------------------ local values
@@ -804,7 +819,12 @@ def _function_facts(root: ts.Node, src: bytes, lines: SourceText) -> tuple[list[
         if f is not None:
             fassigns_by_fn.setdefault(id(f), []).append(n)
             f.field_assigns.append((n, n.child_by_field_name("left")))
-    field_masks = _initialised_fields(caps.get("initdecl", ()))
+    gfp_fields = _gfp_fields(caps.get("structdef", ()))
+    field_masks = _initialised_fields(caps.get("initdecl", ()), gfp_fields)
+    objects = _const_objects([n for n in caps.get("initdecl", ()) if owner(n) is None], gfp_fields)
+    # file-scope declarations: where a field read off a global object finds its type
+    file_decls = "\n".join(node_text(n) for n in caps.get("initdecl", ()) if owner(n) is None) + "\n" + \
+        "\n".join(node_text(n) for n in caps.get("globaldecl", ()) if owner(n) is None)
     model = load_model()
 
     out = []
@@ -813,6 +833,10 @@ def _function_facts(root: ts.Node, src: bytes, lines: SourceText) -> tuple[list[
             evs.sort(key=lambda e: e.start)
         values = LocalValues(f.events)
         fn_text = decode(src[f.node.start_byte:f.body.end_byte])
+        decl_text = fn_text + "\n" + file_decls
+        # the file's const objects, unless the function declares a local of the name
+        seen = {name: fields for name, fields in objects.items()
+                if name in fn_text and not re.search(_STRUCT_DECL.format(re.escape(name)), fn_text)}
         gfp_names = set(_GFP_T_NAMES.findall(fn_text))
         # an argument naming a gfp_t local or parameter (whole identifiers, as `\bname\b`)
         carries = (lambda a, names=gfp_names: not names.isdisjoint(_WORD.findall(a))) if gfp_names else None
@@ -827,10 +851,10 @@ def _function_facts(root: ts.Node, src: bytes, lines: SourceText) -> tuple[list[
             if base is None or base.type != "identifier" or not (
                     _RELEVANT_ARG.search(text) or (carries and carries(text))):
                 continue
-            kind = _struct_type(fn_text, node_text(base), types)
+            kind = _struct_type(decl_text, node_text(base), types)
             op = node_text(node.child_by_field_name("operator"))
             if kind and op in ("=", "|=", "&="):
-                value = field_reads(values.substitute(text, node.start_byte), fn_text, types)
+                value = field_reads(values.substitute(text, node.start_byte), decl_text, types, seen)
                 field_masks.append((kind, node_text(lhs.child_by_field_name("field")), op, value))
         conds = _Conditions(conds_by_fn.get(id(f), ()))
         stmts = _Conditions(stmts_by_fn.get(id(f), ()))
@@ -850,7 +874,7 @@ def _function_facts(root: ts.Node, src: bytes, lines: SourceText) -> tuple[list[
             if api is not None and api.range_default and api.start is not None and api.end is not None \
                     and max(api.start, api.end) < len(arg_texts):
                 guards = range_guards(arg_texts[api.start], arg_texts[api.end], api.range_default)
-            substituted = tuple(field_reads(values.substitute(a, call.start_byte, 0, guards), fn_text, types)
+            substituted = tuple(field_reads(values.substitute(a, call.start_byte, 0, guards), decl_text, types, seen)
                                 for a in arg_texts)
             bounded: tuple[int, ...] = ()
             if api is not None and (counts := overflow_params(api.null_under_nofail, api.params)):
@@ -882,24 +906,99 @@ def _function_facts(root: ts.Node, src: bytes, lines: SourceText) -> tuple[list[
     return out, errors, field_masks
 
 
-def _initialised_fields(decls) -> list[tuple[str, str, str, str]]:
-    """`struct foo x = { .gfp = GFP_NOFS | __GFP_NOFAIL };` -> (foo, gfp, "=", value)."""
+def _gfp_fields(structs) -> set[tuple[str, str]]:
+    """(struct, field) of the fields this file's struct definitions declare gfp_t."""
+    out: set[tuple[str, str]] = set()
+    for st in structs:
+        kind = node_text(st.child_by_field_name("name"))
+        for decl in st.child_by_field_name("body").named_children:
+            if decl.type == "field_declaration" and node_text(decl.child_by_field_name("type")) == "gfp_t":
+                out.update((kind, node_text(d)) for d in decl.children_by_field_name("declarator")
+                           if d.type == "field_identifier")
+    return out
+
+
+def _object_inits(decl, gfp_fields: set[tuple[str, str]]) -> list[tuple[str, list[dict[str, str]]]]:
+    """(object name, [{field: value} per element]) of a declaration with
+    initialisers: one element for `struct foo x = { .gfp = ... }`, one per
+    element of an array of such structs (`{ { .gfp = ... }, [1] = { ... } }`).
+    A value is kept when it names a mask, or when the field is declared gfp_t
+    in this file."""
+    kind = node_text(decl.child_by_field_name("type").child_by_field_name("name"))
     out = []
+    for d in decl.children_by_field_name("declarator"):
+        if d.type != "init_declarator":
+            continue
+        name = d.child_by_field_name("declarator")
+        while name is not None and name.type != "identifier":
+            name = name.child_by_field_name("declarator")
+        elements: list[dict[str, str]] = []
+        lists = [d.child_by_field_name("value")]
+        while lists:
+            fields = _element_fields(lists.pop(0), kind, gfp_fields, lists)
+            if fields:
+                elements.append(fields)
+        if elements:
+            out.append((node_text(name) if name is not None else "", elements))
+    return out
+
+
+def _element_fields(init, kind: str, gfp_fields: set[tuple[str, str]], nested: list) -> dict[str, str]:
+    """{field: value text} of one `{ .f = v, ... }`; nested element lists go to `nested`."""
+    fields: dict[str, str] = {}
+    if init is None or init.type != "initializer_list":
+        return fields
+    for pair in init.named_children:
+        if pair.type == "initializer_list":
+            nested.append(pair)
+            continue
+        if pair.type != "initializer_pair":
+            continue
+        designators = pair.children_by_field_name("designator")
+        value = pair.child_by_field_name("value")
+        if value is None:
+            continue
+        if value.type == "initializer_list":
+            if all(x.type == "subscript_designator" for x in designators):
+                nested.append(value)      # `[IDX] = { ... }`
+            continue
+        if len(designators) != 1 or designators[0].type != "field_designator":
+            continue
+        field_name = node_text(designators[0]).lstrip(". \t")
+        text = node_text(value)
+        if _RELEVANT_ARG.search(text) or (kind, field_name) in gfp_fields:
+            fields[field_name] = text
+    return fields
+
+
+def _initialised_fields(decls, gfp_fields: set[tuple[str, str]]) -> list[tuple[str, str, str, str]]:
+    """`struct foo x = { .gfp = GFP_NOFS | __GFP_NOFAIL };` -> (foo, gfp, "=", value),
+    for each element of an array of such structs too (_object_inits)."""
+    out: list[tuple[str, str, str, str]] = []
     for decl in decls:
         kind = node_text(decl.child_by_field_name("type").child_by_field_name("name"))
-        inits = [d.child_by_field_name("value") for d in decl.children_by_field_name("declarator")
-                 if d.type == "init_declarator"]
-        for pair in (p for init in inits if init is not None and init.type == "initializer_list"
-                     for p in init.named_children):
-            if pair.type != "initializer_pair":
-                continue
-            designators = pair.children_by_field_name("designator")
-            value = pair.child_by_field_name("value")
-            if len(designators) != 1 or designators[0].type != "field_designator" or value is None:
-                continue
-            text = node_text(value)
-            if _RELEVANT_ARG.search(text) and value.type != "initializer_list":
-                out.append((kind, node_text(designators[0]).lstrip(". \t"), "=", text))
+        for _name, elements in _object_inits(decl, gfp_fields):
+            out.extend((kind, f, "=", v) for fields in elements for f, v in fields.items())
+    return out
+
+
+def _const_objects(decls, gfp_fields: set[tuple[str, str]]) -> dict[str, dict[str, str]]:
+    """File-scope `const` objects and arrays of structs -> {field: the value a
+    read of it has}: one element's value, or the alternatives of an array's
+    (an element that does not set the field holds 0)."""
+    out: dict[str, dict[str, str]] = {}
+    for decl in decls:
+        if not any(c.type == "type_qualifier" and node_text(c) == "const" for c in decl.children):
+            continue
+        for name, elements in _object_inits(decl, gfp_fields):
+            fields = {f for e in elements for f in e}
+            out[name] = {}
+            for f in fields:
+                values = [f"({e.get(f, '0')})" for e in elements]
+                value = values[0]
+                for other in values[1:]:
+                    value = f"(__nfl_either ? {value} : {other})"
+                out[name][f] = value
     return out
 
 
