@@ -127,12 +127,15 @@ _DEFINE = re.compile(
 _COMMENT = re.compile(rb"/\*.*?\*/|//[^\n]*", re.DOTALL)
 _INTERESTING_MACRO = re.compile(rb"GFP|NOFAIL|VMALLOC|nofail|MAYFAIL|MAY_FAIL")
 _ALIAS_BODY = re.compile(rb"^\(?\s*[A-Za-z_]\w*\s*\)?$")
-# small integer constants named like an order or a size (page orders for NF005)
+# integer constants (page orders, sizes, counts, range bounds), whatever their name
 _NUMERIC_BODY = re.compile(rb"^\(?\s*(?:0[xX][0-9a-fA-F]+|\d+)[uUlL]*\s*\)?$")
-_SIZE_NAME = re.compile(rb"ORDER|SIZE|SHIFT|PAGES|_SZ")
-# constant arithmetic over numbers and upper-case names (`(SZ_1M * 8)`, `(1 << RING_SHIFT)`)
-_CONST_ARITH_BODY = re.compile(rb"^[\s()]*(?:[A-Z_][A-Z0-9_]*|\d+[uUlL]*|0[xX][0-9a-fA-F]+[uUlL]*)"
-                               rb"(?:[\s()]*(?:<<|>>|[-+*/|])[\s()]*(?:[A-Z_][A-Z0-9_]*|\d+[uUlL]*|0[xX][0-9a-fA-F]+[uUlL]*))*[\s()]*$")
+# constant arithmetic over numbers and names (`(SZ_1M * 8)`, `(1 << RING_SHIFT)`, `(BASE + 1)`)
+_CONST_ARITH_BODY = re.compile(rb"^[\s()]*(?:[A-Za-z_]\w*|\d+[uUlL]*|0[xX][0-9a-fA-F]+[uUlL]*)"
+                               rb"(?:[\s()]*(?:<<|>>|[-+*/|])[\s()]*(?:[A-Za-z_]\w*|\d+[uUlL]*|0[xX][0-9a-fA-F]+[uUlL]*))*"
+                               rb"[\s()]*$")
+# a file the byte prefilter leaves out (a driver's header of constants)
+# gives its integer constants, unless it holds more than this many (register maps)
+MAX_CONSTANTS_UNPARSED = 64
 
 
 _DEFINE_FN = re.compile(
@@ -250,7 +253,8 @@ def object_like_macros(src: bytes) -> list[tuple[str, str]]:
 
     Kept: bodies that mention GFP/NOFAIL/VMALLOC, plain aliases
     (`#define A B`) through which such a body can be reached, and integer
-    constants named like an order or a size (`#define RING_ORDER 4`).
+    constants and constant arithmetic (`#define RING_ORDER 4`,
+    `#define RING_LEVELS (RING_BASE + 1)`): orders, sizes and bounds.
     """
     out = []
     for m in _DEFINE.finditer(src):
@@ -258,10 +262,21 @@ def object_like_macros(src: bytes) -> list[tuple[str, str]]:
         body = _COMMENT.sub(b" ", body).strip()
         if not body or len(body) > 400:
             continue
-        if _INTERESTING_MACRO.search(body) or _ALIAS_BODY.match(body) or (
-                (_NUMERIC_BODY.match(body) or _CONST_ARITH_BODY.match(body)) and _SIZE_NAME.search(m.group(1))):
+        if _INTERESTING_MACRO.search(body) or _ALIAS_BODY.match(body) or \
+                _NUMERIC_BODY.match(body) or _CONST_ARITH_BODY.match(body):
             out.append((m.group(1).decode("ascii"), decode(body)))
     return out
+
+
+def unparsed_constants(src: bytes) -> list[tuple[str, str]]:
+    """The integer constants of a file the byte prefilter leaves out: the
+    constant macros object_like_macros keeps (aliases included, a constant
+    may be spelt through one), none if there are more than
+    MAX_CONSTANTS_UNPARSED (a register map, not a driver's own header)."""
+    if b"define" not in src:
+        return []
+    found = object_like_macros(src)
+    return found if len(found) <= MAX_CONSTANTS_UNPARSED else []
 
 
 # ------------------------------------------------------------ queries
