@@ -28,6 +28,7 @@ from .nulltest import (
     runtime_values,
     via_test,
 )
+from .relevance import INTERESTING_MACRO, RELEVANT_ARG
 from .source import SourceText, decode, node_text
 
 LANGUAGE = ts.Language(tsc.language())
@@ -125,7 +126,7 @@ _DEFINE = re.compile(
     re.MULTILINE,
 )
 _COMMENT = re.compile(rb"/\*.*?\*/|//[^\n]*", re.DOTALL)
-_INTERESTING_MACRO = re.compile(rb"GFP|NOFAIL|VMALLOC|nofail|MAYFAIL|MAY_FAIL")
+_INTERESTING_MACRO = INTERESTING_MACRO   # relevance.py: shape, or a name of the tree's mask macros
 _ALIAS_BODY = re.compile(rb"^\(?\s*[A-Za-z_]\w*\s*\)?$")
 # integer constants (page orders, sizes, counts, range bounds), whatever their name
 _NUMERIC_BODY = re.compile(rb"^\(?\s*(?:0[xX][0-9a-fA-F]+|\d+)[uUlL]*\s*\)?$")
@@ -321,7 +322,7 @@ _CONDITIONAL_TYPES = frozenset({
 })
 # A call is kept only if an argument can carry a gfp mask or a vmalloc bound:
 # it names a GFP flag or macro, a gfp_t variable, or a *start/*end/VADDR value.
-_RELEVANT_ARG = re.compile(r"gfp|GFP|nofail|NOFAIL|VADDR|\w*(?:start|end|START|END)\b")
+_RELEVANT_ARG = RELEVANT_ARG      # relevance.py: shared with the tree scan
 _WORD = re.compile(r"\w+")
 _ENOMEM = re.compile(r"-\s*ENOMEM\b")
 _GFP_T_NAMES = re.compile(r"\bgfp_t\s+(?:const\s+)?([A-Za-z_]\w*)")

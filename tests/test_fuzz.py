@@ -42,7 +42,10 @@ def test_damage_in_one_function_keeps_findings_elsewhere(cli, tmp_path_factory, 
     victim = data.draw(st.integers(0, len(starts) - 2))
     lo, hi = starts[victim], starts[victim + 1]
     body = text.index("{", lo)
-    cut = data.draw(st.integers(body + 1, max(body + 1, hi - 2)))
+    # the junk goes at the start of a line of the body: inside a comment it could
+    # end the comment early or late, which is different code, not damage
+    line_starts = [i + 1 for i in range(body, hi - 2) if text[i] == "\n"]
+    cut = data.draw(st.sampled_from(line_starts))
     junk = data.draw(st.sampled_from(["@@ )) ", "?? $$ ", "#if\n", "\"unterminated", "} } }", "do {"]))
     mutated = text[:cut] + junk + text[cut:]
     d = tmp_path_factory.mktemp("mut")
@@ -56,14 +59,23 @@ def test_damage_in_one_function_keeps_findings_elsewhere(cli, tmp_path_factory, 
 
     junk_lines = junk.count("\n")
     victim_lines = range(text.count("\n", 0, lo) + 1, text.count("\n", 0, hi) + 1)
-    before = {(f["line"], f["rule_id"]) for f in findings("orig.c") if f["line"] < victim_lines.start}
-    after = {(f["line"], f["rule_id"]) for f in findings("mut.c") if f["line"] < victim_lines.start}
-    assert before == after
-    before_later = {(f["line"] + junk_lines, f["rule_id"]) for f in findings("orig.c")
-                    if f["line"] >= victim_lines.stop}
-    after_later = {(f["line"], f["rule_id"]) for f in findings("mut.c")
-                   if f["line"] >= victim_lines.stop + junk_lines}
-    # brace-balanced damage leaves the functions after it alone too; an open
-    # brace, string or #if may legitimately swallow the rest of the file
-    if junk in ("@@ )) ", "?? $$ "):
-        assert before_later == after_later
+
+    def elsewhere(name: str, shift: int) -> set[tuple[int, str]]:
+        """Findings outside the damaged function, on the original's line numbers."""
+        out = set()
+        for f in findings(name):
+            line = f["line"]
+            if line >= victim_lines.stop + shift:
+                line -= shift
+            elif line >= victim_lines.start:
+                continue
+            out.add((line, f["rule_id"]))
+        return out
+
+    before = elsewhere("orig.c", 0)
+    # every other function of the sample has a finding: the comparison is never empty,
+    # whichever function is damaged (the first, the last, or one in between)
+    assert len(before) >= len(starts) - 3
+    # whatever the junk (unbalanced braces, an open string or #if), the functions
+    # before and after the damaged one keep exactly their findings
+    assert elsewhere("mut.c", junk_lines) == before

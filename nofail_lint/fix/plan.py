@@ -3,23 +3,25 @@ is refused and why, and which only gets suggestions (NF003, and the NF006
 way not chosen)."""
 from __future__ import annotations
 
+import dataclasses
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..check import run_rules
 from ..check.gfp_flow import flow_for
+from ..check.nf003_contradictory_flags import MAY_FAIL
 from ..facts import CallSite, FunctionFacts, RetryLoop
 from ..findings import Finding, FixProposal, Replacement
 from ..link import FunctionRef, TreeTables
 from . import dead_check, retry_loop
-from .edit import Refusal, Refuse, Rewrite, apply_hunks, new_errors, overlaps
+from .edit import Change, Refusal, Refuse, Rewrite, apply_hunks, new_errors, overlaps
 from .patch import apply_unified, unified_diff
 from .source import Source
 from .verify import Verifier
 
-FIXABLE = ("NF002", "NF006")
-MAY_FAIL = ("__GFP_NORETRY", "__GFP_RETRY_MAYFAIL")
+# the rules `fix` knows something for: a rewrite (NF002, NF006) or suggestions (NF003)
+HANDLED = ("NF002", "NF003", "NF006")
 
 
 @dataclass
@@ -203,7 +205,18 @@ def _nf006(src: Source, f: Finding, facts: Facts) -> dict[str, Rewrite | Refuse]
         out[dead_check.DROP_NOFAIL] = dead_check.drop_nofail(src, f, call.span, facts.gfp_index(f, call.callee))
     except Refuse as r:
         out[dead_check.DROP_NOFAIL] = r
+    if call is not None:
+        about = Change(call.callee, _gfp_text(src, call, facts.gfp_index(f, call.callee)))
+        out = {k: dataclasses.replace(v, about=about) if isinstance(v, Rewrite) else v for k, v in out.items()}
     return out
+
+
+def _gfp_text(src: Source, call: CallSite, index: int | None) -> str:
+    """The call's gfp argument as written ("" when it is not there to read)."""
+    from .source import call_args
+    node = src.node_at(call.span.line, call.span.column, {"call_expression"})
+    args = call_args(node) if node is not None else []
+    return " ".join(src.text(args[index]).split()) if index is not None and index < len(args) else ""
 
 
 def suggestions_nf003(src: Source, f: Finding, facts: Facts) -> list[Rewrite]:
@@ -238,8 +251,8 @@ def proposals(tables: TreeTables, findings: list[Finding], cwd: Path,
     verified NF002 rewrite, both NF006 ways (drop-check verified), NF003's two
     suggestions."""
     before = run_rules(tables, None)
-    wanted = [f for f in findings if f.rule_id in ("NF002", "NF003", "NF006")]
-    plan = make_plan(tables, wanted, before, FixOptions({"NF002", "NF003", "NF006"}, True), cwd, waits)
+    wanted = [f for f in findings if f.rule_id in HANDLED]
+    plan = make_plan(tables, wanted, before, FixOptions(set(HANDLED), True), cwd, waits)
     out: dict[Finding, list[FixProposal]] = defaultdict(list)
     for rw in plan.rewrites + sorted(plan.suggestions, key=lambda r: r.kind):
         out[rw.finding].append(FixProposal(
