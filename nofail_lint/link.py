@@ -108,7 +108,8 @@ class TreeTables:
             local_defs: dict[str, list[TestDef]] = defaultdict(list)
             for name, nparams, value, acts in getattr(ff, "test_defs", ()):
                 local_defs[name].append((nparams, value, acts))
-                if (nparams, value, acts) not in self.test_defs[name]:
+                # a .c file's macros and (static) helpers are its own; a header's are everyone's
+                if ff.path.endswith(".h") and (nparams, value, acts) not in self.test_defs[name]:
                     self.test_defs[name].append((nparams, value, acts))
             self.file_test_defs[ff.path] = local_defs
             local = defaultdict(list)
