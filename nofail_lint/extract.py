@@ -17,7 +17,17 @@ import tree_sitter_c as tsc
 
 from .cexpr import FIELD_READ, TEST_RES, close_paren, split_args
 from .facts import CallSite, FileFacts, FunctionFacts, NullTestVia, ReturnedCall, Span
-from .loops import FOR_EACH_MACRO, NULL_TEST_CALLS, LoopAnalyser, is_loop, is_null_test, result_key, strip
+from .loops import (
+    FOR_EACH_MACRO,
+    NULL_TEST_CALLS,
+    LoopAnalyser,
+    errno_callees,
+    failure_codes,
+    is_loop,
+    is_null_test,
+    result_key,
+    strip,
+)
 from .model import load_model
 from .nulltest import (
     bounded_before,
@@ -899,6 +909,8 @@ def _function_facts(root: ts.Node, src: bytes, lines: SourceText) -> tuple[list[
                                        _param_guards(f, call), _after_unlock(f, call), via, bounded))
 
         returns, other_returns = _returned_calls(f, returns_by_fn.get(id(f), ()), lines, values)
+        errno_from = errno_callees(f, returns_by_fn.get(id(f), ()))
+        codes = failure_codes(f, returns_by_fn.get(id(f), ()))
         analyser = LoopAnalyser(f, lines, labels_by_fn.get(id(f), {}), gotos_by_fn.get(id(f), []),
                                 exits, writes, addressed)
         retry_loops = []
@@ -909,13 +921,14 @@ def _function_facts(root: ts.Node, src: bytes, lines: SourceText) -> tuple[list[
         except RecursionError:
             retry_loops = []   # absurdly deep conditions: give up on this function's loops only
         facts = None
-        if call_sites or returns or retry_loops or regions:
+        if call_sites or returns or retry_loops or regions or errno_from or codes:
             facts = FunctionFacts(
                 name=f.name, is_static=f.static, params=f.params, span=lines.span(f.header),
                 calls=tuple(call_sites), returns=tuple(returns), retry_loops=tuple(retry_loops),
                 other_returns=other_returns,
                 atomic=_atomic_regions(regions, lines),
-                mentions_enomem=bool(_ENOMEM.search(fn_text)))
+                mentions_enomem=bool(_ENOMEM.search(fn_text)), callees_errno=errno_from,
+                callees_codes=codes)
         test_def = function_test_def(f.name, f.params, f.body) if f.node.type == "function_definition" else None
         out.append(_Found(f.node.start_byte, f.body.end_byte, (f.body.start_byte, f.body.end_byte), f.name, facts,
                           test_def))

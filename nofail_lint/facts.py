@@ -70,6 +70,8 @@ class RetryLoop(NamedTuple):
     # for a conditional exit: (parameter index, flag) pairs whose `param & FLAG` lets it leave
     may_fail_if: tuple[tuple[int, str], ...] = ()
     retries_enomem: bool = False   # the retry is taken on `== -ENOMEM`
+    retries_code: str = ""         # the one constant code the loop compares the result with (`ret == -EAGAIN`)
+    code_only: bool = False        # a retry loop only if the call fails with retries_code (NF002 asks the callee)
 
 
 class ReturnedCall(NamedTuple):
@@ -92,6 +94,11 @@ class FunctionFacts(NamedTuple):
     atomic: tuple[tuple[str, int, int, int, int], ...] = ()
     other_returns: int = 0     # return statements that return no call's result (NULL, -ENOMEM...)
     mentions_enomem: bool = False   # `-ENOMEM` appears in the body (returned or assigned)
+    # calls whose ERR_PTR it returns as an error code (`return PTR_ERR(p);`, loops.errno_callees)
+    callees_errno: tuple[str, ...] = ()
+    # (code, callee, "null" | "err" | "pass"): a constant status code it returns
+    # when callee failed (`if (!p) return XX_AGAIN;`, loops.failure_codes)
+    callees_codes: tuple[tuple[str, str, str], ...] = ()
 
 
 class FileFacts(NamedTuple):

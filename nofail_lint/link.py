@@ -289,6 +289,8 @@ class TreeTables:
         by_callee: dict[str, list[tuple[FileFacts, FunctionFacts]]] = defaultdict(list)
         for ff in self.files:
             for fn in ff.functions:
+                for callee in fn.callees_errno:      # `return PTR_ERR(p);` after `p = callee()`
+                    by_callee[callee].append((ff, fn))
                 for rc in fn.returns:
                     by_callee[rc.callee].append((ff, fn))
                     api = self.model.allocator(rc.callee)
@@ -344,7 +346,7 @@ class TreeTables:
                 if not fn.returns or fn.other_returns:
                     continue
                 for loop in fn.retry_loops:
-                    if loop.conditional_exit and not loop.may_fail_if:
+                    if loop.code_only or loop.conditional_exit and not loop.may_fail_if:
                         continue     # leaves on something we cannot tie to a caller's flag
                     returned = {rc.callee for rc in fn.returns}
                     if returned <= set(loop.callees_in_loop) and self.retries_allocation(ff, loop):

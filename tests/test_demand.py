@@ -166,3 +166,29 @@ def test_constants_from_a_header_the_prefilter_skips(cli, tmp_path):
     assert _findings(cli, tmp_path, "drivers/rngx/rngx_main.c") == whole
     alone = _findings(cli, tmp_path, "--context", "none", "drivers/rngx")
     assert [(f[1], f[3]) for f in alone] == [(36, "NF006")]     # the size unknown: the test looks dead
+
+
+def test_a_status_code_from_a_callee_elsewhere_is_seen(cli, tmp_path):
+    """NF002's caller-retry family in a partial run: the callee that returns
+    the retried code on allocation failure lives outside the checked subtree
+    (two levels down, the code a macro of a header); the partial run reports
+    exactly what the whole run reports there."""
+    (tmp_path / "Makefile").write_text("VERSION = 6\nPATCHLEVEL = 12\n")
+    (tmp_path / "include").mkdir()
+    (tmp_path / "include" / "demo_codes.h").write_text("#define DEMO_TRY_AGAIN 7\n")
+    (tmp_path / "lib").mkdir()
+    (tmp_path / "lib" / "demo_fill.c").write_text(
+        "#include <demo_codes.h>\n\nstatic int demo_fill_one(struct demo_q *q)\n{\n"
+        "\tvoid *e = kzalloc(64, GFP_KERNEL);\n\n"
+        "\tif (!e)\n\t\treturn DEMO_TRY_AGAIN;\n\tq->e = e;\n\treturn 0;\n}\n\n"
+        "int demo_fill(struct demo_q *q)\n{\n\tif (demo_fill_one(q) == DEMO_TRY_AGAIN)\n\t\treturn DEMO_TRY_AGAIN;\n"
+        "\treturn 0;\n}\n")
+    (tmp_path / "drivers" / "foo").mkdir(parents=True)
+    (tmp_path / "drivers" / "foo" / "foo.c").write_text(
+        "#include <linux/gfp.h>\n#include <demo_codes.h>\nint foo_fill(struct demo_q *q)\n{\n\tint ret;\n\n"
+        "\tdo {\n\t\tret = demo_fill(q);\n"
+        "\t} while (ret == DEMO_TRY_AGAIN);\n\treturn ret;\n}\n")
+    found = _findings(cli, tmp_path, "drivers/foo")
+    assert [(f[0], f[1], f[3]) for f in found] == [("drivers/foo/foo.c", 8, "NF002")]
+    assert found == _under(_findings(cli, tmp_path, "."), "drivers/foo")
+    assert _findings(cli, tmp_path, "--context", "none", "drivers/foo") == []

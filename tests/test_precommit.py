@@ -145,3 +145,58 @@ def test_whole_tree_hook_reports_every_finding(tmp_path, hook_source):
     failed = _run([hook_source[0], "run", "--all-files"], project, env, check=False)
     assert failed.returncode != 0
     assert len(re.findall(r"mm/old\.c:\d+:\d+: warning", failed.stdout + failed.stderr)) == 3
+
+
+def _readme_hook() -> str:
+    """The first YAML block of the README's pre-commit section, as printed."""
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    section = readme.split("\n## pre-commit\n", 1)[1].split("\n## ", 1)[0]
+    m = re.search(r"```yaml\n(.*?)```", section, re.DOTALL)
+    assert m, "README's pre-commit section has no YAML snippet"
+    return m.group(1)
+
+
+def test_readme_names_no_release_tag():
+    """Only main is published: an install line or rev naming a tag fails as copied."""
+    for name in ("README.md", ".pre-commit-hooks.yaml"):
+        text = (REPO / name).read_text(encoding="utf-8")
+        assert not re.search(r"nofail-lint(?:\.git)?@v\d|rev: v\d", text), name       # actions@v4 are not ours
+    assert "repo: local" in _readme_hook() and "language: system" in _readme_hook()
+
+
+@pytest.mark.slow
+def test_readme_pre_commit_snippet_in_a_fresh_clone_without_tags(tmp_path):
+    """A fresh clone of the repository with no tags, `pip install .` in it
+    (the README's install line), and the README's pre-commit snippet as
+    printed: the hook blocks a commit with a retry loop and passes the fix."""
+    if shutil.which("git") is None:
+        pytest.skip("needs git")
+    pre_commit = _pre_commit()
+    if pre_commit is None:
+        pytest.skip("pre-commit is not installed (pip install '.[test]')")
+    if not (REPO / ".git").exists():
+        pytest.skip("not running from a git checkout")
+    env = _env(tmp_path)
+    clone = tmp_path / "nofail-lint"
+    _run(["git", "clone", "-q", "--no-tags", str(REPO), str(clone)], tmp_path, env)
+    assert _run(["git", "tag", "-l"], clone, env).stdout == ""
+    venv = tmp_path / "venv"
+    _run([sys.executable, "-m", "venv", str(venv)], tmp_path, env)
+    _run([str(venv / "bin" / "pip"), "install", "-q", "."], clone, env)
+    env["PATH"] = f"{venv / 'bin'}{os.pathsep}{env.get('PATH', '')}"
+    project = tmp_path / "linux"
+    project.mkdir()
+    _run(["git", "init", "-q"], project, env)
+    (project / ".pre-commit-config.yaml").write_text(_readme_hook())
+    _run([pre_commit, "install"], project, env)
+    (project / "mm").mkdir()
+    (project / "mm" / "demo.c").write_text(RETRY_LOOP)
+    _run(["git", "add", "."], project, env)
+    failed = _run(["git", "commit", "-q", "-m", "add a retry loop"], project, env, check=False)
+    out = failed.stdout + failed.stderr
+    assert failed.returncode != 0, out
+    assert "mm/demo.c:6:7: warning: open-coded retry loop around kmalloc()" in out, out
+    (project / "mm" / "demo.c").write_text(FIXED)
+    _run(["git", "add", "."], project, env)
+    passed = _run(["git", "commit", "-q", "-m", "use __GFP_NOFAIL"], project, env, check=False)
+    assert passed.returncode == 0, passed.stdout + passed.stderr
