@@ -846,11 +846,13 @@ def _function_facts(root: ts.Node, src: bytes, lines: SourceText) -> tuple[list[
             fassigns_by_fn.setdefault(id(f), []).append(n)
             f.field_assigns.append((n, n.child_by_field_name("left")))
     gfp_fields = _gfp_fields(caps.get("structdef", ()))
-    field_masks = _initialised_fields(caps.get("initdecl", ()), gfp_fields)
-    objects = _const_objects([n for n in caps.get("initdecl", ()) if owner(n) is None], gfp_fields)
-    # file-scope declarations: where a field read off a global object finds its type
-    file_decls = "\n".join(node_text(n) for n in caps.get("initdecl", ()) if owner(n) is None) + "\n" + \
-        "\n".join(node_text(n) for n in caps.get("globaldecl", ()) if owner(n) is None)
+    inits = [(n, _object_inits(n, gfp_fields)) for n in caps.get("initdecl", ())]
+    field_masks = _initialised_fields(inits)
+    objects = _const_objects([(n, found) for n, found in inits if owner(n) is None])
+    # file-scope declarations, as `struct foo *name;`: where a field read off a
+    # global object finds its type
+    file_decls = "\n".join(_declared_objects([n for n in (*caps.get("initdecl", ()), *caps.get("globaldecl", ()))
+                                               if owner(n) is None]))
     model = load_model()
 
     out = []
@@ -929,7 +931,9 @@ def _function_facts(root: ts.Node, src: bytes, lines: SourceText) -> tuple[list[
                 atomic=_atomic_regions(regions, lines),
                 mentions_enomem=bool(_ENOMEM.search(fn_text)), callees_errno=errno_from,
                 callees_codes=codes)
-        test_def = function_test_def(f.name, f.params, f.body) if f.node.type == "function_definition" else None
+        # test helpers are static: a .c file's own, or a header's static inlines
+        test_def = function_test_def(f.name, f.params, f.body) \
+            if f.node.type == "function_definition" and f.static else None
         out.append(_Found(f.node.start_byte, f.body.end_byte, (f.body.start_byte, f.body.end_byte), f.name, facts,
                           test_def))
     return out, errors, field_masks
@@ -954,7 +958,9 @@ def _object_inits(decl, gfp_fields: set[tuple[str, str]]) -> list[tuple[str, lis
     A value is kept when it names a mask, or when the field is declared gfp_t
     in this file."""
     kind = node_text(decl.child_by_field_name("type").child_by_field_name("name"))
-    out = []
+    out: list[tuple[str, list[dict[str, str]]]] = []
+    if not any(k == kind for k, _ in gfp_fields) and not _RELEVANT_ARG.search(node_text(decl)):
+        return out      # no value in it can be kept: skip the walk (large tables)
     for d in decl.children_by_field_name("declarator"):
         if d.type != "init_declarator":
             continue
@@ -1000,26 +1006,42 @@ def _element_fields(init, kind: str, gfp_fields: set[tuple[str, str]], nested: l
     return fields
 
 
-def _initialised_fields(decls, gfp_fields: set[tuple[str, str]]) -> list[tuple[str, str, str, str]]:
-    """`struct foo x = { .gfp = GFP_NOFS | __GFP_NOFAIL };` -> (foo, gfp, "=", value),
-    for each element of an array of such structs too (_object_inits)."""
-    out: list[tuple[str, str, str, str]] = []
+def _declared_objects(decls) -> list[str]:
+    """`struct foo *name;` for each object a file-scope declaration declares."""
+    out = []
     for decl in decls:
         kind = node_text(decl.child_by_field_name("type").child_by_field_name("name"))
-        for _name, elements in _object_inits(decl, gfp_fields):
+        for d in decl.children_by_field_name("declarator"):
+            stars = ""
+            while d is not None and d.type != "identifier":
+                stars += "*" if d.type == "pointer_declarator" else ""
+                d = d.child_by_field_name("declarator")
+            if d is not None:
+                out.append(f"struct {kind} {stars}{node_text(d)};")
+    return out
+
+
+def _initialised_fields(inits) -> list[tuple[str, str, str, str]]:
+    """`struct foo x = { .gfp = GFP_NOFS | __GFP_NOFAIL };` -> (foo, gfp, "=", value),
+    for each element of an array of such structs too; `inits`: (declaration,
+    its _object_inits)."""
+    out: list[tuple[str, str, str, str]] = []
+    for decl, found in inits:
+        kind = node_text(decl.child_by_field_name("type").child_by_field_name("name"))
+        for _name, elements in found:
             out.extend((kind, f, "=", v) for fields in elements for f, v in fields.items())
     return out
 
 
-def _const_objects(decls, gfp_fields: set[tuple[str, str]]) -> dict[str, dict[str, str]]:
+def _const_objects(inits) -> dict[str, dict[str, str]]:
     """File-scope `const` objects and arrays of structs -> {field: the value a
     read of it has}: one element's value, or the alternatives of an array's
     (an element that does not set the field holds 0)."""
     out: dict[str, dict[str, str]] = {}
-    for decl in decls:
-        if not any(c.type == "type_qualifier" and node_text(c) == "const" for c in decl.children):
+    for decl, found in inits:
+        if not found or not any(c.type == "type_qualifier" and node_text(c) == "const" for c in decl.children):
             continue
-        for name, elements in _object_inits(decl, gfp_fields):
+        for name, elements in found:
             fields = {f for e in elements for f in e}
             out[name] = {}
             for f in fields:

@@ -323,8 +323,10 @@ def function_test_def(name: str, params: tuple[str, ...], body: ts.Node
     link stage sees they disagree."""
     if not params:
         return None
+    if body.end_byte - body.start_byte > MAX_BODY:
+        return name, len(params), "", ()
     stmts = _statements(body)
-    if len(stmts) > MAX_FUNCTION_STATEMENTS or body.end_byte - body.start_byte > MAX_BODY:
+    if len(stmts) > MAX_FUNCTION_STATEMENTS:
         return name, len(params), "", ()
     return _definition(name, params, stmts, False) or (name, len(params), "", ())
 
