@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -157,3 +158,39 @@ def test_workers_die_with_a_killed_parent(cli, big_tree, tmp_path):
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait(timeout=30)
     assert _gone(workers, 3.0), "orphaned workers still running after SIGKILL to the parent"
+
+
+@pytest.fixture(scope="module")
+def kernel_style_tree(tmp_path_factory, big_tree) -> Path:
+    """big_tree with a top-level Makefile: a partial run scans it all, then
+    extracts its subtree and what that reaches."""
+    root = tmp_path_factory.mktemp("kernel-style")
+    shutil.copytree(big_tree, root, dirs_exist_ok=True)
+    (root / "Makefile").write_text("VERSION = 6\nPATCHLEVEL = 12\nSUBLEVEL = 0\n")
+    return root
+
+
+@pytest.mark.parametrize("delay", [0.3, 1.0, 2.0, 3.5])
+@pytest.mark.parametrize("command", ["check", "grep"])
+def test_a_partial_run_stops_within_a_second_in_every_phase(cli, kernel_style_tree, tmp_path, delay, command):
+    """Ctrl-C at several moments of `check d3` / `grep d3` inside a kernel tree:
+    scanning the tree, extracting the subtree and its context, linking and
+    checking. Whatever the phase, the run stops within the contract."""
+    env = dict(os.environ)
+    env.pop("PYTHONPATH", None)
+    args = [cli, command, "-j", "2", "--cache-dir", str(tmp_path / "cache"), "d3"]
+    proc = subprocess.Popen(args, cwd=kernel_style_tree, env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    time.sleep(delay)
+    if proc.poll() is not None:
+        pytest.skip(f"the run ended within {delay}s")
+    os.killpg(proc.pid, signal.SIGINT)
+    sent = time.monotonic()
+    rc = proc.wait(timeout=30)
+    took = time.monotonic() - sent
+    stderr = proc.stderr.read()
+    if rc in (0, 1):
+        pytest.skip("the run finished as the signal arrived")
+    assert rc == 130, stderr
+    assert took < STOP_SECONDS + SLACK, f"took {took:.2f}s after {delay}s"
+    assert "Traceback" not in stderr
