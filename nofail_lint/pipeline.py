@@ -21,7 +21,7 @@ from .discover import SourceFile, discover, kernel_version_of
 from .engine.runs import DemandRun, SeedRun, TreeRun
 from .engine.seeds import unshaped
 from .engine.store import Extraction, _rehome, extract_all, scan_all
-from .engine.workers import Outcome, Progress, Terminated, interruptible, paused_gc
+from .engine.workers import Outcome, Progress, Terminated, WorkerContext, interruptible, paused_gc
 from .facts import FileFacts
 from .findings import Finding, Incomplete, RunResult, Skipped
 from .grep import Hit
@@ -92,7 +92,7 @@ class Analysis:
         if d is None:
             return self.note
         if not d.closed:
-            return f", whole-tree context of {d.root} unchanged" if d.root is not None else ""
+            return self.note or (f", whole-tree context of {d.root} unchanged" if d.root is not None else "")
         return d.note(self._target_set)
 
     def reports_on(self, path: str) -> bool:
@@ -206,6 +206,8 @@ def _run(options: Options, cwd: Path | None, progress: Progress | None,
     stored = cache.load_result(key) if cache is not None else None
     if not (isinstance(stored, tuple) and len(stored) == 3):
         stored = None            # none, or from another shape of this tool: run again
+    if stored is None and cache is not None and a.demand is not None:
+        stored = _from_whole_record(a, cache, parts[:4])
     if stored is not None:
         findings, bad, incomplete = cast(tuple[list[Finding], list[Skipped], list[Incomplete]], stored)
         skipped = sorted(a.skipped + bad, key=lambda s: s.path)
@@ -244,11 +246,39 @@ def _run(options: Options, cwd: Path | None, progress: Progress | None,
                      incomplete=incomplete, context=a.context_note())
 
 
-def _scope_key(a: Analysis, parts: tuple) -> bytes:
+def _scope_key(a: Analysis, parts: tuple, paths: list[str] | None = None) -> bytes:
     """Names a run's scope: its paths and options, not the files' contents."""
     h = hashlib.blake2b(digest_size=16)
-    h.update(repr((sorted(os.path.abspath(p) for p in a.options.paths), parts)).encode())
+    h.update(repr((sorted(os.path.abspath(p) for p in (paths or a.options.paths)), parts)).encode())
     return h.digest()
+
+
+def _from_whole_record(a: Analysis, cache: FactsCache, options_parts: tuple) -> tuple | None:
+    """A partial run in a tree whose whole run (from the root, same options,
+    nothing skipped) left a record, and not one file of which changed since:
+    its findings are the record's under the requested paths. A partial run
+    reports exactly what a whole run reports under its paths
+    (tests/test_demand.py), so nothing is extracted or linked. None when
+    there is no such record or any file differs (path or content)."""
+    d = a.demand
+    if d is None or d.root is None:
+        return None
+    scope = _scope_key(a, (*options_parts, [], None), [str(d.root)])
+    record = RunRecord.loaded(cache.load_run(scope, "state"), functools.partial(cache.load_run, scope))
+    if record is None:
+        return None
+    d.nofail_names()                     # the relevant names salt the fact keys (relevance.py)
+    context = WorkerContext.make(a.options.extra_allocators | a.options.extra_retry_wait, relevant=d.relevant)
+    displays = {f.absolute: f.display for f in d.context}
+    current = {displays[path]: context.fact_key(content) for path, content in d.scan.known.items()
+               if path in displays}
+    if current != record.keys:
+        return None
+    wanted = a._target_set
+    a.note = f", from the whole run's record of {d.root}"
+    return ([f for f in record.findings if f.location.path in wanted],
+            [s for path, s in record.skipped.items() if path in wanted],
+            [i for i in record.incomplete if i.path in wanted])
 
 
 def _recheck(a: Analysis, record: RunRecord) -> tuple[RunRecord, int] | None:

@@ -8,6 +8,7 @@ comparison runs on both real trees.
 """
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from pathlib import Path
@@ -162,6 +163,31 @@ def test_the_context_is_a_function_of_the_request_not_of_the_cwd(fixture_tree, t
                            if f.display in a.extraction.keys))
         a.close()
     assert runs[0] == runs[1] == runs[2] and runs[0]
+
+
+def test_a_partial_check_after_a_whole_run_reads_the_record(cli, fixture_tree, tmp_path):
+    """`check nf004` after `check .` of the same unchanged tree takes the whole
+    run's findings under nf004 from its record, and they are those of a
+    partial run without cache; after an edit anywhere it runs the closure."""
+    cache = ["--cache-dir", str(tmp_path / "cache")]
+
+    def findings(*args: str) -> tuple[list, str]:
+        proc = run_cli(cli, "check", "--format", "json", *args, cwd=fixture_tree)
+        assert proc.returncode in (0, 1), proc.stderr
+        return sorted(json.dumps(f, sort_keys=True) for f in json.loads(proc.stdout)["findings"]), proc.stderr
+
+    fresh, _ = findings("--no-cache", "nf004")
+    assert fresh
+    findings(*cache, ".")
+    reused, err = findings(*cache, "nf004")
+    assert reused == fresh and "from the whole run's record" in err, err
+    other = fixture_tree / "nf001" / "demo_record_edit.c"
+    other.write_text("static int demo_record_edit(void)\n{\n\treturn 0;\n}\n")
+    try:
+        again, err = findings(*cache, "nf004")
+        assert again == fresh and "from the whole run's record" not in err, err
+    finally:
+        other.unlink()
 
 
 @pytest.mark.kernel
