@@ -33,7 +33,7 @@ from .discover import SOURCE_SUFFIXES, MissingPath, discover, display_path, kern
 from .findings import Finding, PathStep
 from .gitdiff import DiffError, changed_lines, split_changed, staged_lines, touched
 from .model import load_model, version_key
-from .pipeline import Options, Terminated, analyse, interruptible, paused_gc, run
+from .pipeline import Options, Terminated, analyse, grep, interruptible, paused_gc, run
 from .report import FORMATS, render
 from .report import statistics as stats_report
 from .rules_catalog import RuleFileError, explain_text, load_rules
@@ -624,7 +624,7 @@ def grep_cmd(paths, flag, count, files_only, as_json, jobs, kernel_version, conf
     matched, 1 if nothing did, 2 on error (or nothing matched and some inputs
     were skipped).
     """
-    from .grep import hits, normalise_flag
+    from .grep import normalise_flag
     cwd = Path.cwd()
     paths = list(paths) or ["."]
     _state["inputs"] = f"searching {' '.join(paths)}"
@@ -644,14 +644,12 @@ def grep_cmd(paths, flag, count, files_only, as_json, jobs, kernel_version, conf
         _fail(f"--flag: {flag!r} is not a gfp flag of Linux {version}; known: {', '.join(sorted(atoms))}")
     progress = _Progress(_progress_mode(None, quiet))
     try:
-        with paused_gc(), interruptible():
-            analysis = analyse(options, cwd, progress, _warn)
-            found = [h for h in hits(analysis.tables, wanted, cwd) if analysis.reports_on(h.path)]
+        result = grep(options, wanted, cwd, progress, _warn)
     except MissingPath as e:
         progress.clear()
         _fail(f"no such file or directory: {e}")
-    analysis.close()
     progress.clear()
+    found = result.hits
     per_file = Counter(h.path for h in found)
     if as_json:
         doc: list
@@ -671,11 +669,11 @@ def grep_cmd(paths, flag, count, files_only, as_json, jobs, kernel_version, conf
     else:
         for h in found:
             click.echo(h.text())
-    for s in analysis.skipped:
+    for s in result.skipped:
         click.echo(f"nofail-lint: skipped {s.path}: {s.reason}", err=True)
     if found:
         sys.exit(EXIT_CLEAN)
-    sys.exit(EXIT_ERROR if analysis.skipped else EXIT_FINDINGS)
+    sys.exit(EXIT_ERROR if result.skipped else EXIT_FINDINGS)
 
 
 def _fix_proposals(options: Options, cwd: Path, findings):

@@ -63,7 +63,8 @@ class DefinitionIndex:
                      or rows[display].fields]
         self.find_fields = find_fields
 
-    def lookup(self, called: set[str], named: set[str], fields: set[str]) -> tuple[dict[str, set[str]], set[str]]:
+    def lookup(self, called: set[str], named: set[str], fields: set[str],
+               macro_calls_full: bool = True) -> tuple[dict[str, set[str]], set[str]]:
         """({file: what it may define of those names}, files to extract fully).
 
         A called name may be a function or any macro; another identifier of an
@@ -71,12 +72,15 @@ class DefinitionIndex:
         mask macro); a field (`FIELD_READ`) is found where it is assigned,
         returned as "." + name. Files that may define a called name as a
         function or function-like macro, or assign a field, need their
-        functions; the others only their macros."""
+        functions; the others only their macros. With `macro_calls_full`
+        False, a function-like macro alone does not make a file full: its
+        macros-only reading gives its forwarding macros too."""
         found: dict[str, set[str]] = {}
         full: set[str] = set()
         any_name = called | named
         for display, row in self.rows:
-            f = (row.functions | row.fn_macros) & called if called else frozenset()
+            f = ((row.functions | row.fn_macros) if macro_calls_full else row.functions) & called \
+                if called else frozenset()
             m = (row.macros | row.fn_macros) & any_name
             a = row.fields & fields if fields else frozenset()
             if f or a:

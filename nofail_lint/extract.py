@@ -19,6 +19,7 @@ from .cexpr import FIELD_READ, close_paren, split_args
 from .facts import CallSite, FileFacts, FunctionFacts, ReturnedCall, Span
 from .loops import FOR_EACH_MACRO, NULL_TEST_CALLS, LoopAnalyser, is_loop, is_null_test, result_key, strip
 from .model import load_model
+from .relevance import INTERESTING_MACRO, RELEVANT_ARG
 from .source import SourceText, decode, node_text
 
 LANGUAGE = ts.Language(tsc.language())
@@ -116,7 +117,7 @@ _DEFINE = re.compile(
     re.MULTILINE,
 )
 _COMMENT = re.compile(rb"/\*.*?\*/|//[^\n]*", re.DOTALL)
-_INTERESTING_MACRO = re.compile(rb"GFP|NOFAIL|VMALLOC|nofail|MAYFAIL|MAY_FAIL")
+_INTERESTING_MACRO = INTERESTING_MACRO   # relevance.py: shape, or a name of the tree's mask macros
 _ALIAS_BODY = re.compile(rb"^\(?\s*[A-Za-z_]\w*\s*\)?$")
 # small integer constants named like an order or a size (page orders for NF005)
 _NUMERIC_BODY = re.compile(rb"^\(?\s*(?:0[xX][0-9a-fA-F]+|\d+)[uUlL]*\s*\)?$")
@@ -295,7 +296,7 @@ _CONDITIONAL_TYPES = frozenset({
 })
 # A call is kept only if an argument can carry a gfp mask or a vmalloc bound:
 # it names a GFP flag or macro, a gfp_t variable, or a *start/*end/VADDR value.
-_RELEVANT_ARG = re.compile(r"gfp|GFP|nofail|NOFAIL|VADDR|\w*(?:start|end|START|END)\b")
+_RELEVANT_ARG = RELEVANT_ARG      # relevance.py: shared with the tree scan
 _WORD = re.compile(r"\w+")
 _ENOMEM = re.compile(r"-\s*ENOMEM\b")
 _GFP_T_NAMES = re.compile(r"\bgfp_t\s+(?:const\s+)?([A-Za-z_]\w*)")

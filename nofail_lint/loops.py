@@ -20,8 +20,8 @@ from __future__ import annotations
 
 import bisect
 import re
-from collections.abc import Sequence
-from typing import Protocol
+from collections.abc import Callable, Sequence
+from typing import NamedTuple, Protocol
 
 import tree_sitter as ts
 
@@ -136,28 +136,56 @@ class _Result:
             and _norm(node_text(node)) == self.key
 
 
-class LoopAnalyser:
-    def __init__(self, f: FunctionNodes, lines: SourceText, labels: dict[str, ts.Node], gotos: list[ts.Node],
-                 exits: list[ts.Node], writes: list[ts.Node], addressed: list[ts.Node]):
-        """`exits`, `writes`, `addressed`: the file's exit statements, written
-        lvalues and `&x` operands, sorted by start byte (one query per file)."""
-        self.f = f
-        self.all_exits = exits
-        self.all_writes = writes
-        self.all_addressed = addressed
-        self.lines = lines
-        self.labels = labels
-        self.gotos = gotos
-        self._success_only: set[str] = set()
-        self._leaves_cache: dict[int, bool] = {}
-        self._int_names: set[str] | None = None
-        self._entered_at: int | None = None     # label position while analysing a goto loop
-        self.fn_text = decode(lines.src[f.node.start_byte:f.body.end_byte])
+class _Candidate(NamedTuple):
+    """A call inside a loop region whose tested result the loop may be retrying."""
 
-    # ---------------------------------------------------------- evaluation
+    call: ts.Node
+    fn: ts.Node
+    result: _Result
 
-    def _eval(self, node: ts.Node | None, r: _Result, modified: set[str]) -> tuple[str, bool]:  # noqa: C901
+
+class _Region(NamedTuple):
+    """One loop, fixed before any candidate is judged: its shape, its ways out
+    and what it writes."""
+
+    kind: str                       # "do-while", "while", "for", "goto"
+    anchor: ts.Node                 # the loop statement, or the retry label
+    node: ts.Node                   # conditions are read from a statement up to this node
+    start: int                      # the bytes that run again on each iteration
+    end: int
+    entered_at: int | None          # a goto loop's label: the back edge enters here
+    back: ts.Node | None            # the loop condition, or the backward goto
+    exits: tuple[ts.Node, ...]      # statements that leave the region
+    conds: tuple[ts.Node | None, ...]   # the conditions on the exits (and the loop's own)
+    tested: frozenset[str]          # lvalues those conditions read
+    mods: tuple[tuple[str, ts.Node], ...]   # lvalues written in the region
+    past_continue: bool             # an exit reached only past `if (!p) continue;` is success-only
+    candidates: tuple[_Candidate, ...]
+
+
+class _Context(NamedTuple):
+    """The per-candidate facts every condition of one judgement is evaluated
+    against; made once (`LoopAnalyser._context`) and never changed."""
+
+    result: _Result
+    region: ts.Node                 # `_Region.node`
+    entered_at: int | None          # `_Region.entered_at`
+    varying: frozenset[str]         # lvalues that change on an iteration where the call failed
+    success_only: frozenset[str]    # lvalues the region writes only when the call succeeded
+
+
+class _Truth:
+    """The truth evaluator: a condition's value under persistent failure of
+    the context's call (T/F/V/I), and whether it reads the call's result."""
+
+    def __init__(self, ctx: _Context, copies_of: Callable[[str | None], set[str]]):
+        self.ctx = ctx
+        self.r = ctx.result
+        self._copies_of = copies_of
+
+    def cond(self, node: ts.Node | None) -> tuple[str, bool]:  # noqa: C901
         """Tri-valued truth of a condition under persistent failure, and whether it reads the result."""
+        r = self.r
         if node is None:
             return T, False
         t = node.type
@@ -165,15 +193,15 @@ class LoopAnalyser:
             kids = [c for c in node.named_children if c.type != "comment"]
             if not kids:
                 return T, False
-            return self._eval(kids[-1], r, modified)
+            return self.cond(kids[-1])
         if t == "cast_expression":
-            return self._eval(node.child_by_field_name("value"), r, modified)
+            return self.cond(node.child_by_field_name("value"))
         if r.matches(node):
             # a bare result in boolean context: NULL is false, an error code is
             # true, a count that made no progress may be anything
             return (V if r.count else T if r.errno else F), True
         if t == "unary_expression":
-            v, d = self._eval(node.child_by_field_name("argument"), r, modified)
+            v, d = self.cond(node.child_by_field_name("argument"))
             if node_text(node.child_by_field_name("operator")) == "!":
                 return _not(v), d
             return v, d
@@ -181,21 +209,21 @@ class LoopAnalyser:
             op = node_text(node.child_by_field_name("operator"))
             left, right = node.child_by_field_name("left"), node.child_by_field_name("right")
             if op in ("&&", "||"):
-                (a, da), (b, db) = self._eval(left, r, modified), self._eval(right, r, modified)
+                (a, da), (b, db) = self.cond(left), self.cond(right)
                 return (_and(a, b) if op == "&&" else _or(a, b)), da or db
             for this, other in ((left, right), (right, left)):
                 if this is not None and r.matches(strip(this)):
                     if r.count:
-                        return self._compare_count(op if this is left else _flip(op), other, r), True
+                        return self._compare_count(op if this is left else _flip(op), other), True
                     return self._compare(op if this is left else _flip(op), other, r.errno), True
-                if this is not None and self._errno_of_result(strip(this), r):
+                if this is not None and self._errno_of_result(strip(this)):
                     # an allocation fails with -ENOMEM: `PTR_ERR(p) == -EBUSY` retries a race
                     if other is not None and _ERR_CONST.match(_norm(node_text(other))) \
                             and _norm(node_text(other)) != "-ENOMEM":
                         return V, True
                     return self._compare(op if this is left else _flip(op), other, True), True
-            a, da = self._eval_value(left, r, modified)
-            b, db = self._eval_value(right, r, modified)
+            a, da = self.value(left)
+            b, db = self.value(right)
             return (V if V in (a, b) else I), da or db
         if t == "call_expression":
             fn = node.child_by_field_name("function")
@@ -203,63 +231,51 @@ class LoopAnalyser:
             args = node.child_by_field_name("arguments")
             first = args.named_children[0] if args is not None and args.named_children else None
             if name in _TRANSPARENT_CALLS and first is not None:
-                return self._eval(first, r, modified)
+                return self.cond(first)
             if name in _ERRPTR_TESTS and first is not None and r.matches(strip(first)):
                 return T, True
-            return V, self._mentions(node, r)
+            return V, self._mentions(node)
         if t in ("true",):
             return T, False
         if t in ("false", "null"):
             return F, False
         if t == "number_literal":
             return (F if node_text(node).strip("uUlL") in ("0", "0x0") else T), False
-        return self._eval_value(node, r, modified)
+        return self.value(node)
 
-    def _eval_value(self, node: ts.Node | None, r: _Result, modified: set[str]) -> tuple[str, bool]:
+    def value(self, node: ts.Node | None) -> tuple[str, bool]:
         """A non-boolean operand: does it vary across iterations?"""
         if node is None:
             return I, False
         text = node_text(node)
         if node.type in _CONSTANT_TYPES:
             return I, False
-        if r.matches(node):
+        if self.r.matches(node):
             return V, True
+        varying = self.ctx.varying
         if node.type in ("identifier", "field_expression", "subscript_expression") or (
                 node.type == "pointer_expression" and text.startswith("*")):
             key = _norm(text)
-            if _written(key, modified) or key in _VOLATILE_NAMES or (
-                    node.type != "identifier" and self._reads_written(node, modified)):
+            if _written(key, varying) or key in _VOLATILE_NAMES or (
+                    node.type != "identifier" and _reads_written(node, varying)):
                 return V, False
             # written only when the call succeeded: fixed under failure, but
             # an exit that reads it is a way out on success
-            return I, key in self._success_only
+            return I, key in self.ctx.success_only
         if node.type in ("call_expression", "update_expression", "assignment_expression"):
-            return V, self._mentions(node, r)
+            return V, self._mentions(node)
         worst, dep = I, False
         for c in node.named_children:
-            v, d = self._eval_value(c, r, modified)
+            v, d = self.value(c)
             dep = dep or d
             if v == V:
                 worst = V
         return worst, dep
 
-    @staticmethod
-    def _reads_written(node: ts.Node, modified: set[str]) -> bool:
-        """`ports[i]` with `i++` in the loop, `p->next` with `p` reassigned: the
-        lvalue moves even though it is not itself written."""
-        stack = list(node.named_children)
-        while stack:
-            n = stack.pop()
-            if n.type == "identifier" and _norm(node_text(n)) in modified:
-                return True
-            stack.extend(n.named_children)
-        return False
+    def _mentions(self, node: ts.Node) -> bool:
+        return self.r.call.start_byte >= node.start_byte and self.r.call.end_byte <= node.end_byte
 
-    def _mentions(self, node: ts.Node, r: _Result) -> bool:
-        return r.call.start_byte >= node.start_byte and r.call.end_byte <= node.end_byte
-
-    @staticmethod
-    def _errno_of_result(node: ts.Node | None, r: _Result) -> bool:
+    def _errno_of_result(self, node: ts.Node | None) -> bool:
         """`PTR_ERR(p)` of an ERR_PTR result: the failure's error code."""
         if node is None or node.type != "call_expression":
             return False
@@ -267,9 +283,10 @@ class LoopAnalyser:
         args = node.child_by_field_name("arguments")
         if fn is None or fn.text not in _PTR_ERR or args is None or len(args.named_children) != 1:
             return False
-        return r.matches(strip(args.named_children[0]))
+        return self.r.matches(strip(args.named_children[0]))
 
-    def _compare(self, op: str, other: ts.Node | None, errno: bool) -> str:
+    @staticmethod
+    def _compare(op: str, other: ts.Node | None, errno: bool) -> str:
         """`result OP other` under failure (NULL pointer, or negative errno)."""
         other_text = _norm(node_text(other)) if other is not None else ""
         zero = other_text in _ZERO
@@ -284,16 +301,288 @@ class LoopAnalyser:
             return {"==": T, "!=": F}.get(op, V)
         return V
 
-    def _compare_count(self, op: str, other: ts.Node | None, r: _Result) -> str:
+    def _compare_count(self, op: str, other: ts.Node | None) -> str:
         """`count OP other` when a bulk allocator keeps failing: it adds nothing,
         so the count equals a copy of its previous value (`last = filled;`)
         and never reaches the number asked for (any other non-zero operand)."""
         other_text = _norm(node_text(other)) if other is not None else ""
-        if other_text in self._copies_of(r.key):
+        if other_text in self._copies_of(self.r.key):
             return {"==": T, "!=": F, "<=": T, ">=": T, "<": F, ">": F}.get(op, V)
         if other_text in _ZERO or not other_text:
             return V
         return {"==": F, "!=": T}.get(op, V)
+
+
+class _Paths:
+    """The exit finder: which statements of a region run, and which exits can
+    be taken, on an iteration where the context's call failed."""
+
+    def __init__(self, ctx: _Context, truth: _Truth, labels: dict[str, ts.Node]):
+        self.ctx = ctx
+        self.truth = truth
+        self.labels = labels
+        self._leaves: dict[int, bool] = {}    # memo: if-statement -> always leaves on failure
+
+    def guard(self, node: ts.Node) -> tuple[str, bool]:
+        """Conjunction of the if-conditions that lead from the region down to `node`."""
+        val, dep = T, False
+        child, p = node, node.parent
+        entered, stop = self.ctx.entered_at, self.ctx.region
+        while p is not None and p != stop:
+            if entered is not None and p.start_byte <= entered < p.end_byte:
+                pass   # a backward goto jumps into this block: its condition was not re-tested
+            elif p.type == "if_statement":
+                cond = p.child_by_field_name("condition")
+                if child == p.child_by_field_name("consequence"):
+                    v, d = self.truth.cond(cond)
+                elif child.type == "else_clause" or child == p.child_by_field_name("alternative"):
+                    v, d = self.truth.cond(cond)
+                    v = _not(v)
+                else:
+                    v, d = T, False   # inside the condition itself
+                val, dep = _and(val, v), dep or d
+            elif p.type in ("case_statement", "switch_statement", "conditional_expression"):
+                val = _and(val, V)
+            child, p = p, p.parent
+        return val, dep
+
+    def exit_guard(self, node: ts.Node) -> tuple[str, bool]:
+        """An exit's guard; an exit that only code after `if (!p) { ...; continue; }`
+        reaches is never taken on failure (the loop's exit is on success)."""
+        val, dep = self.guard(node)
+        if val != F and node.start_byte > self.ctx.result.call.end_byte and not self.reachable_on_failure(node):
+            return F, True
+        return val, dep
+
+    def reachable_on_failure(self, node: ts.Node) -> bool:
+        if self.guard(node)[0] == F:
+            return False
+        stop, entered = self.ctx.region, self.ctx.entered_at
+        child, p = node, node.parent
+        while p is not None and p != stop:
+            if p.type == "compound_statement":
+                s = child.prev_named_sibling
+                while s is not None:
+                    if entered is not None and s.end_byte <= entered:
+                        break   # before the retry label: not run again
+                    if s.type in _LEAVING and self._leaves_region(s):
+                        return False
+                    if s.type == "if_statement" and self._if_leaves(s):
+                        return False
+                    s = s.prev_named_sibling
+            child, p = p, p.parent
+        return True
+
+    def _if_leaves(self, s: ts.Node) -> bool:
+        """`if (!p) { ...; continue; }`: an if without else whose branch always
+        leaves the iteration, taken whenever the call failed."""
+        leaves = self._leaves.get(s.id)
+        if leaves is None:
+            leaves = s.child_by_field_name("alternative") is None \
+                and self._always_leaves(s.child_by_field_name("consequence")) \
+                and self.truth.cond(s.child_by_field_name("condition"))[0] == T
+            self._leaves[s.id] = leaves
+        return leaves
+
+    def _leaves_region(self, stmt: ts.Node) -> bool:
+        """continue/break/return, or a goto to a label outside the region."""
+        if stmt.type != "goto_statement":
+            return True
+        region = self.ctx.region
+        label = self.labels.get(node_text(stmt.child_by_field_name("label")))
+        # the back edge of the goto loop being analysed ends the iteration too
+        return label is None or not (region.start_byte <= label.start_byte < region.end_byte) \
+            or label.start_byte == self.ctx.entered_at
+
+    def _always_leaves(self, node: ts.Node | None) -> bool:
+        """A branch that ends by leaving the iteration whatever happens inside it."""
+        if node is None:
+            return False
+        if node.type in _LEAVING:
+            return self._leaves_region(node)
+        if node.type == "compound_statement":
+            kids = [c for c in node.named_children if c.type != "comment"]
+            return bool(kids) and kids[-1].type in _LEAVING and self._leaves_region(kids[-1])
+        return False
+
+
+class LoopAnalyser:
+    """The loops of one function: each loop becomes a `_Region`, each tested
+    call in it a `_Candidate`, and one judge (`_judge`) decides every
+    candidate of either loop kind against its own `_Context`."""
+
+    def __init__(self, f: FunctionNodes, lines: SourceText, labels: dict[str, ts.Node], gotos: list[ts.Node],
+                 exits: list[ts.Node], writes: list[ts.Node], addressed: list[ts.Node]):
+        """`exits`, `writes`, `addressed`: the file's exit statements, written
+        lvalues and `&x` operands, sorted by start byte (one query per file)."""
+        self.f = f
+        self.all_exits = exits
+        self.all_writes = writes
+        self.all_addressed = addressed
+        self.lines = lines
+        self.labels = labels
+        self.gotos = gotos
+        self._int_names: set[str] | None = None     # the function's integer locals, read once
+        self.fn_text = decode(lines.src[f.node.start_byte:f.body.end_byte])
+
+    # ---------------------------------------------------------- loops
+
+    def analyse_loop(self, loop: ts.Node) -> list[RetryLoop]:
+        region = self._loop_region(loop)
+        return self._judge_all(region) if region is not None else []
+
+    def analyse_goto_loops(self) -> list[RetryLoop]:
+        out = []
+        for g in self.gotos:
+            region = self._goto_region(g)
+            if region is not None:
+                out.extend(self._judge_all(region))
+        return out
+
+    def _loop_region(self, loop: ts.Node) -> _Region | None:
+        if loop.type == "while_statement" and not self.lines.src.startswith(b"while", loop.start_byte):
+            return None   # a brace-less macro loop rewritten by extract: one pass per element
+        candidates = self._candidates(loop.start_byte, loop.end_byte,
+                                      lambda call: self._innermost_loop(call, self.f.body) == loop)
+        if not candidates:
+            return None
+        exits = self._exits(loop, loop.start_byte, loop.end_byte)
+        has_continue = any(e.type == "continue_statement"
+                           for e in self._in_range(self.all_exits, loop.start_byte, loop.end_byte))
+        cond = loop.child_by_field_name("condition")
+        conds = [cond] + self._exit_conditions(exits, loop)
+        kind = {"do_statement": "do-while", "while_statement": "while", "for_statement": "for"}[loop.type]
+        return _Region(kind, loop, loop, loop.start_byte, loop.end_byte, None, cond, tuple(exits), tuple(conds),
+                       frozenset(self._tested(conds)), tuple(self._modifications(loop)), has_continue,
+                       tuple(candidates))
+
+    def _goto_region(self, g: ts.Node) -> _Region | None:
+        """`label: ... goto label;`: the bytes from the label to the goto run again."""
+        label = self.labels.get(node_text(g.child_by_field_name("label")))
+        if label is None or label.start_byte >= g.start_byte:
+            return None
+        start, end = label.start_byte, g.end_byte
+        scope = label.parent          # the block holding the label
+        while scope is not None and not (scope.start_byte <= start and end <= scope.end_byte):
+            scope = scope.parent
+        if scope is None:
+            return None
+        def own(call: ts.Node) -> bool:
+            """Not in a real loop inside the region, and before the goto."""
+            inner = self._innermost_loop(call, scope)
+            return not (inner is not None and start <= inner.start_byte) and call.start_byte <= g.start_byte
+
+        candidates = self._candidates(start, end, own)
+        if not candidates:
+            return None
+        exits = self._exits(scope, start, end, skip=g, continues=True)
+        conds = self._exit_conditions(exits + [g], scope)
+        mods = [(k, n) for k, n in self._modifications(scope) if start <= n.start_byte < end]
+        return _Region("goto", label, scope, start, end, start, g, tuple(exits), tuple(conds),
+                       frozenset(self._tested(conds)), tuple(mods), True, tuple(candidates))
+
+    def _candidates(self, start: int, end: int, own: Callable[[ts.Node], bool]) -> list[_Candidate]:
+        """Calls in [start, end) that belong to this loop (`own`) and whose
+        result is tested, unless the loop first looks the object up or
+        retries with __GFP_NOFAIL."""
+        out = []
+        for call, fn in self._calls_in(start, end):
+            if not own(call) or _is_test_call(fn):
+                continue      # another loop's call, or one that only tests a value
+            r = self._result_of(call)
+            if r is not None and not self._looked_up_first(r, start) \
+                    and not self._retried_with_nofail(call, start, end):
+                out.append(_Candidate(call, fn, r))
+        return out
+
+    def _judge_all(self, region: _Region) -> list[RetryLoop]:
+        return [found for c in region.candidates if (found := self._judge(region, c)) is not None]
+
+    def _judge(self, region: _Region, cand: _Candidate) -> RetryLoop | None:
+        """The one verdict for both loop kinds: is there a way out on
+        persistent failure of `cand`, and one on its success?"""
+        ctx = self._context(region, cand.result)
+        truth = _Truth(ctx, self._copies_of)
+        paths = _Paths(ctx, truth, self.labels)
+        if region.kind == "goto":
+            stay, dep = paths.guard(region.back) if region.back is not None else (T, False)
+        else:
+            stay, dep = truth.cond(region.back)
+        exit_guard = paths.exit_guard if region.past_continue else paths.guard
+        ways_out = [(_not(stay), dep)] + [exit_guard(e) for e in region.exits]
+        verdict = self._verdict(ways_out)
+        if verdict is None or verdict and self._honours_nofail(region.conds):
+            return None
+        return self._retry(region, cand, verdict)
+
+    def _context(self, region: _Region, r: _Result) -> _Context:
+        """Fix which lvalues change on an iteration where the call failed.
+
+        A write reachable only on success (`ring->nr++` after `if (!p) continue;`)
+        does not make a loop bounded. Only lvalues some exit condition reads
+        (`tested`) matter; the others are taken as varying without a look.
+        Reachability is decided with every written lvalue taken as varying.
+        """
+        base = frozenset(k for k, _ in region.mods if k != r.key)
+        probe_ctx = _Context(r, region.node, region.entered_at, base, frozenset())
+        probe = _Paths(probe_ctx, _Truth(probe_ctx, self._copies_of), self.labels)
+        varying: set[str] = set()
+        for k, n in region.mods:
+            if k == r.key or k in varying:
+                continue
+            if k in region.tested and self._invariant_write(n, base):
+                continue
+            if k not in region.tested or probe.reachable_on_failure(n):
+                varying.add(k)
+        return _Context(r, region.node, region.entered_at, frozenset(varying), base - varying)
+
+    @staticmethod
+    def _verdict(ways_out: list[tuple[str, bool]]) -> bool | None:
+        """None if not a retry loop; else whether leaving on failure is flag-conditional."""
+        if any(v in (T, V) for v, _ in ways_out):
+            return None
+        if not any(dep for _, dep in ways_out):
+            return None
+        return any(v == I for v, _ in ways_out)
+
+    def _honours_nofail(self, conds: Sequence[ts.Node | None]) -> bool:
+        """The flag that keeps the loop going is the caller's __GFP_NOFAIL
+        (`if (nofail) goto again;` with `nofail = gfp & __GFP_NOFAIL`): the
+        code implements NOFAIL for its caller rather than open-coding it."""
+        for c in conds:
+            if c is None:
+                continue
+            text = node_text(c)
+            if "__GFP_NOFAIL" in text:
+                return True
+            for name in re.findall(r"[A-Za-z_]\w*", text):
+                if re.search(r"\b" + re.escape(name) + r"\s*=[^;=][^;]*__GFP_NOFAIL", self.fn_text):
+                    return True
+        return False
+
+    def _retry(self, region: _Region, cand: _Candidate, conditional: bool) -> RetryLoop:
+        args = cand.call.child_by_field_name("arguments")
+        arg_texts = tuple(node_text(a) for a in (args.named_children if args is not None else ())
+                          if a.type != "comment")
+        site = CallSite(node_text(cand.fn), self.lines.span(cand.fn, cand.call), arg_texts)
+        return RetryLoop(site, region.kind, self.lines.span(region.anchor), conditional,
+                         self._callees_in(region.start, region.end),
+                         self._flag_exits(region.conds) if conditional else (),
+                         any("ENOMEM" in node_text(c) for c in region.conds if c is not None))
+
+    def _flag_exits(self, conds: Sequence[ts.Node | None]) -> tuple[tuple[int, str], ...]:
+        """`flags & KM_MAYFAIL` on a parameter in the exit conditions: the
+        caller's flag that lets the loop give up (xfs's old kmem_alloc())."""
+        out = set()
+        for c in conds:
+            if c is None:
+                continue
+            for name, flag in _PARAM_FLAG_TEST.findall(node_text(c)):
+                if name in self.f.params:
+                    out.add((self.f.params.index(name), flag))
+        return tuple(sorted(out))
+
+    # ---------------------------------------------------------- structure
 
     def _copies_of(self, key: str | None) -> set[str]:
         """Variables assigned the plain value of `key` somewhere in the function."""
@@ -303,8 +592,6 @@ class LoopAnalyser:
             if key is not None and rhs is not None and _norm(node_text(rhs)) == key:
                 out.add(_norm(node_text(lhs)))
         return out
-
-    # ---------------------------------------------------------- structure
 
     @staticmethod
     def _in_range(nodes: list[ts.Node], start: int, end: int):
@@ -332,28 +619,6 @@ class LoopAnalyser:
                         out.append((node_text(a) + "->*", a))
         return out
 
-    def _varying(self, mods: list[tuple[str, ts.Node]], stop: ts.Node, r: _Result,
-                 tested: set[str]) -> set[str]:
-        """Lvalues that change on an iteration where the call failed.
-
-        A write reachable only on success (`ring->nr++` after `if (!p) continue;`)
-        does not make a loop bounded. Only lvalues some exit condition reads
-        (`tested`) matter; the others are taken as varying without a look.
-        """
-        base = {k for k, _ in mods if k != r.key}
-        self._success_only = set()
-        self._leaves_cache = {}
-        varying = set()
-        for k, n in mods:
-            if k == r.key or k in varying:
-                continue
-            if k in tested and self._invariant_write(n, base):
-                continue
-            if k not in tested or self._reachable_on_failure(n, stop, r, base):
-                varying.add(k)
-        self._success_only = base - varying
-        return varying
-
     def _tested(self, conds: list[ts.Node | None]) -> set[str]:
         """Lvalue texts read by the given conditions."""
         out = set()
@@ -380,27 +645,7 @@ class LoopAnalyser:
                 p = p.parent
         return out
 
-    def _leaves_region(self, stmt: ts.Node, region: ts.Node) -> bool:
-        """continue/break/return, or a goto to a label outside `region`."""
-        if stmt.type != "goto_statement":
-            return True
-        label = self.labels.get(node_text(stmt.child_by_field_name("label")))
-        # the back edge of the goto loop being analysed ends the iteration too
-        return label is None or not (region.start_byte <= label.start_byte < region.end_byte) \
-            or label.start_byte == self._entered_at
-
-    def _always_leaves(self, node: ts.Node | None, region: ts.Node) -> bool:
-        """A branch that ends by leaving the iteration whatever happens inside it."""
-        if node is None:
-            return False
-        if node.type in _LEAVING:
-            return self._leaves_region(node, region)
-        if node.type == "compound_statement":
-            kids = [c for c in node.named_children if c.type != "comment"]
-            return bool(kids) and kids[-1].type in _LEAVING and self._leaves_region(kids[-1], region)
-        return False
-
-    def _invariant_write(self, node: ts.Node, modified: set[str]) -> bool:
+    def _invariant_write(self, node: ts.Node, modified: frozenset[str]) -> bool:
         """`bool nofail = gfp & __GFP_NOFAIL;` inside the loop: the same value on
         every iteration (no call, reads nothing the loop writes)."""
         p = node.parent
@@ -422,61 +667,32 @@ class LoopAnalyser:
             stack.extend(n.named_children)
         return True
 
-    def _reachable_on_failure(self, node: ts.Node, stop: ts.Node, r: _Result, modified: set[str]) -> bool:
-        if self._guard(node, stop, r, modified)[0] == F:
-            return False
-        child, p = node, node.parent
-        while p is not None and p != stop:
-            if p.type == "compound_statement":
-                s = child.prev_named_sibling
-                while s is not None:
-                    if self._entered_at is not None and s.end_byte <= self._entered_at:
-                        break   # before the retry label: not run again
-                    if s.type in _LEAVING and self._leaves_region(s, stop):
-                        return False
-                    if s.type == "if_statement":
-                        leaves = self._leaves_cache.get(s.id)
-                        if leaves is None:
-                            leaves = s.child_by_field_name("alternative") is None \
-                                and self._always_leaves(s.child_by_field_name("consequence"), stop) \
-                                and self._eval(s.child_by_field_name("condition"), r, modified)[0] == T
-                            self._leaves_cache[s.id] = leaves
-                        if leaves:
-                            return False
-                    s = s.prev_named_sibling
-            child, p = p, p.parent
-        return True
-
-    def _exit_guard(self, node: ts.Node, stop: ts.Node, r: _Result, modified: set[str]) -> tuple[str, bool]:
-        """An exit's guard; an exit that only code after `if (!p) { ...; continue; }`
-        reaches is never taken on failure (the loop's exit is on success)."""
-        val, dep = self._guard(node, stop, r, modified)
-        if val != F and node.start_byte > r.call.end_byte and not self._reachable_on_failure(node, stop, r, modified):
-            return F, True
-        return val, dep
-
-    def _guard(self, node: ts.Node, stop: ts.Node, r: _Result, modified: set[str]) -> tuple[str, bool]:
-        """Conjunction of the if-conditions that lead from `stop` down to `node`."""
-        val, dep = T, False
-        child, p = node, node.parent
-        entered = self._entered_at
-        while p is not None and p != stop:
-            if entered is not None and p.start_byte <= entered < p.end_byte:
-                pass   # a backward goto jumps into this block: its condition was not re-tested
-            elif p.type == "if_statement":
-                cond = p.child_by_field_name("condition")
-                if child == p.child_by_field_name("consequence"):
-                    v, d = self._eval(cond, r, modified)
-                elif child.type == "else_clause" or child == p.child_by_field_name("alternative"):
-                    v, d = self._eval(cond, r, modified)
-                    v = _not(v)
-                else:
-                    v, d = T, False   # inside the condition itself
-                val, dep = _and(val, v), dep or d
-            elif p.type in ("case_statement", "switch_statement", "conditional_expression"):
-                val = _and(val, V)
-            child, p = p, p.parent
-        return val, dep
+    def _exits(self, region: ts.Node, start: int, end: int, skip: ts.Node | None = None,
+               continues: bool = False) -> list[ts.Node]:
+        out = []
+        for e in self._in_range(self.all_exits, region.start_byte, region.end_byte):
+            if not (start <= e.start_byte and e.end_byte <= end) or e == skip:
+                continue
+            if e.type == "return_statement":
+                out.append(e)
+            elif e.type == "goto_statement":
+                label = self.labels.get(node_text(e.child_by_field_name("label")))
+                if label is None or not (start <= label.start_byte < end):
+                    out.append(e)
+            elif e.type == "continue_statement":
+                # the next iteration of a loop around a backward-goto region leaves the region
+                p = e.parent
+                while p is not None and not _is_loop(p):
+                    p = p.parent
+                if continues and p is not None and p.start_byte < start:
+                    out.append(e)
+            else:  # break: leaves only if its target loop/switch is outside the region
+                p = e.parent
+                while p is not None and not (_is_loop(p) or p.type == "switch_statement"):
+                    p = p.parent
+                if p is None or p.start_byte < start or p.end_byte > end or p == region:
+                    out.append(e)
+        return out
 
     def _result_of(self, call: ts.Node) -> _Result | None:
         kind, key = result_key(call)
@@ -597,159 +813,17 @@ class LoopAnalyser:
     def _callees_in(self, start: int, end: int) -> tuple[str, ...]:
         return tuple(sorted({node_text(fn) for _, fn in self._calls_in(start, end)}))
 
-    def _retry(self, call: ts.Node, fn: ts.Node, kind: str, anchor: ts.Node, start: int, end: int,
-               conditional: bool, exit_conds: Sequence[ts.Node | None] = ()) -> RetryLoop:
-        args = call.child_by_field_name("arguments")
-        arg_texts = tuple(node_text(a) for a in (args.named_children if args is not None else ())
-                          if a.type != "comment")
-        site = CallSite(node_text(fn), self.lines.span(fn, call), arg_texts)
-        return RetryLoop(site, kind, self.lines.span(anchor), conditional, self._callees_in(start, end),
-                         self._flag_exits(exit_conds) if conditional else (),
-                         any("ENOMEM" in node_text(c) for c in exit_conds))
 
-    def _flag_exits(self, conds: Sequence[ts.Node | None]) -> tuple[tuple[int, str], ...]:
-        """`flags & KM_MAYFAIL` on a parameter in the exit conditions: the
-        caller's flag that lets the loop give up (xfs's old kmem_alloc())."""
-        out = set()
-        for c in conds:
-            if c is None:
-                continue
-            for name, flag in _PARAM_FLAG_TEST.findall(node_text(c)):
-                if name in self.f.params:
-                    out.add((self.f.params.index(name), flag))
-        return tuple(sorted(out))
-
-    # ---------------------------------------------------------- loops
-
-    def analyse_loop(self, loop: ts.Node) -> list[RetryLoop]:
-        if loop.type == "while_statement" and not self.lines.src.startswith(b"while", loop.start_byte):
-            return []   # a brace-less macro loop rewritten by extract: one pass per element
-        candidates = []
-        for call, fn in self._calls_in(loop.start_byte, loop.end_byte):
-            if self._innermost_loop(call, self.f.body) != loop or _is_test_call(fn):
-                continue
-            r = self._result_of(call)
-            if r is not None and not self._looked_up_first(r, loop.start_byte) \
-                    and not self._retried_with_nofail(call, loop.start_byte, loop.end_byte):
-                candidates.append((call, fn, r))
-        if not candidates:
-            return []
-        mods = self._modifications(loop)
-        exits = self._exits(loop, loop.start_byte, loop.end_byte)
-        has_continue = any(e.type == "continue_statement"
-                           for e in self._in_range(self.all_exits, loop.start_byte, loop.end_byte))
-        kind = {"do_statement": "do-while", "while_statement": "while", "for_statement": "for"}[loop.type]
-        cond = loop.child_by_field_name("condition")
-        tested = self._tested([cond] + self._exit_conditions(exits, loop))
-        out = []
-        for call, fn, r in candidates:
-            modified_r = self._varying(mods, loop, r, tested)
-            cont, cdep = self._eval(cond, r, modified_r) if cond is not None else (T, False)
-            ways_out = [(_not(cont), cdep)]
-            # an exit only past `if (!p) { ...; continue; }` is success-only
-            guard = self._exit_guard if has_continue else self._guard
-            ways_out += [guard(e, loop, r, modified_r) for e in exits]
-            verdict = self._verdict(ways_out)
-            if verdict and self._honours_nofail([cond] + self._exit_conditions(exits, loop)):
-                continue
-            if verdict is not None:
-                out.append(self._retry(call, fn, kind, loop, loop.start_byte, loop.end_byte, verdict,
-                                       [cond] + self._exit_conditions(exits, loop)))
-        return out
-
-    def _exits(self, region: ts.Node, start: int, end: int, skip: ts.Node | None = None,
-               continues: bool = False) -> list[ts.Node]:
-        out = []
-        for e in self._in_range(self.all_exits, region.start_byte, region.end_byte):
-            if not (start <= e.start_byte and e.end_byte <= end) or e == skip:
-                continue
-            if e.type == "return_statement":
-                out.append(e)
-            elif e.type == "goto_statement":
-                label = self.labels.get(node_text(e.child_by_field_name("label")))
-                if label is None or not (start <= label.start_byte < end):
-                    out.append(e)
-            elif e.type == "continue_statement":
-                # the next iteration of a loop around a backward-goto region leaves the region
-                p = e.parent
-                while p is not None and not _is_loop(p):
-                    p = p.parent
-                if continues and p is not None and p.start_byte < start:
-                    out.append(e)
-            else:  # break: leaves only if its target loop/switch is outside the region
-                p = e.parent
-                while p is not None and not (_is_loop(p) or p.type == "switch_statement"):
-                    p = p.parent
-                if p is None or p.start_byte < start or p.end_byte > end or p == region:
-                    out.append(e)
-        return out
-
-    def _honours_nofail(self, conds: list[ts.Node | None]) -> bool:
-        """The flag that keeps the loop going is the caller's __GFP_NOFAIL
-        (`if (nofail) goto again;` with `nofail = gfp & __GFP_NOFAIL`): the
-        code implements NOFAIL for its caller rather than open-coding it."""
-        for c in conds:
-            if c is None:
-                continue
-            text = node_text(c)
-            if "__GFP_NOFAIL" in text:
-                return True
-            for name in re.findall(r"[A-Za-z_]\w*", text):
-                if re.search(r"\b" + re.escape(name) + r"\s*=[^;=][^;]*__GFP_NOFAIL", self.fn_text):
-                    return True
-        return False
-
-    @staticmethod
-    def _verdict(ways_out: list[tuple[str, bool]]) -> bool | None:
-        """None if not a retry loop; else whether leaving on failure is flag-conditional."""
-        if any(v in (T, V) for v, _ in ways_out):
-            return None
-        if not any(dep for _, dep in ways_out):
-            return None
-        return any(v == I for v, _ in ways_out)
-
-    def analyse_goto_loops(self) -> list[RetryLoop]:
-        out = []
-        for g in self.gotos:
-            name = node_text(g.child_by_field_name("label"))
-            label = self.labels.get(name)
-            if label is None or label.start_byte >= g.start_byte:
-                continue
-            start, end = label.start_byte, g.end_byte
-            self._entered_at = start
-            scope = label.parent          # the block holding the label
-            while scope is not None and not (scope.start_byte <= start and end <= scope.end_byte):
-                scope = scope.parent
-            if scope is None:
-                continue
-            candidates = []
-            for call, fn in self._calls_in(start, end):
-                inner = self._innermost_loop(call, scope)
-                if inner is not None and start <= inner.start_byte or _is_test_call(fn):
-                    continue      # belongs to a real loop inside the region, or only tests a value
-                r = self._result_of(call)
-                if r is not None and not self._looked_up_first(r, start) \
-                        and not self._retried_with_nofail(call, start, end):
-                    candidates.append((call, fn, r))
-            if not candidates:
-                continue
-            mods = [(k, n) for k, n in self._modifications(scope) if start <= n.start_byte < end]
-            exits = self._exits(scope, start, end, skip=g, continues=True)
-            tested = self._tested(self._exit_conditions(exits + [g], scope))
-            for call, fn, r in candidates:
-                if call.start_byte > g.start_byte:
-                    continue
-                modified_r = self._varying(mods, scope, r, tested)
-                taken, dep = self._guard(g, scope, r, modified_r)
-                ways_out = [(_not(taken), dep)] + [self._exit_guard(e, scope, r, modified_r) for e in exits]
-                verdict = self._verdict(ways_out)
-                if verdict and self._honours_nofail(self._exit_conditions(exits + [g], scope)):
-                    continue
-                if verdict is not None:
-                    out.append(self._retry(call, fn, "goto", label, start, end, verdict,
-                                           self._exit_conditions(exits + [g], scope)))
-        self._entered_at = None
-        return out
+def _reads_written(node: ts.Node, modified: frozenset[str]) -> bool:
+    """`ports[i]` with `i++` in the loop, `p->next` with `p` reassigned: the
+    lvalue moves even though it is not itself written."""
+    stack = list(node.named_children)
+    while stack:
+        n = stack.pop()
+        if n.type == "identifier" and _norm(node_text(n)) in modified:
+            return True
+        stack.extend(n.named_children)
+    return False
 
 
 _LEAVING = frozenset({"continue_statement", "break_statement", "return_statement", "goto_statement"})
@@ -764,7 +838,7 @@ def _compared(node: ts.Node) -> bool:
         node_text(p.child_by_field_name("operator")) in ("==", "!=")
 
 
-def _written(key: str, modified: set[str]) -> bool:
+def _written(key: str, modified: frozenset[str] | set[str]) -> bool:
     """`key` or something it is part of was written (`notify` covers `notify.type`)."""
     if key in modified:
         return True

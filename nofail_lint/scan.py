@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from .discover import makefile_version, worth_parsing
+from .relevance import GFP_T, RELEVANT_ARG_BYTES
 
 
 class ScanRow(NamedTuple):
@@ -42,6 +43,10 @@ class ScanRow(NamedTuple):
     fn_macros: frozenset[str] = frozenset()    # function-like macros it defines
     fields: frozenset[str] = frozenset()       # (exact definitions only; see assigns_field)
     structs: frozenset[str] = frozenset()      # struct tags it names: only these can have fields assigned here
+    # for the seeds of a flag (engine/seeds.py): identifiers containing GFP,
+    # and the #defines whose body contains GFP, as (name, body identifiers)
+    gfp_words: frozenset[str] = frozenset()
+    gfp_defines: tuple[tuple[str, frozenset[str]], ...] = ()
 
 
 NOTHING = ScanRow(False, frozenset(), frozenset())
@@ -84,8 +89,45 @@ def scan_source(src: bytes, extra: re.Pattern[bytes] | None = None) -> ScanRow:
             head = _CALLED_NAME.match(line)
             if head is not None and _SYSCALL_LIKE.match(head.group(1)):
                 functions.add(b"sys_" + first.group(1))
+    words, defines = gfp_names(src)
     return ScanRow(True, _names(functions), _names(macros), _names(fn_macros),
-                   structs=_names(set(_STRUCT_TAG.findall(src))))
+                   structs=_names(set(_STRUCT_TAG.findall(src))), gfp_words=words, gfp_defines=defines)
+
+
+_GFP_TAIL = re.compile(rb"GFP\w*")
+_FULL_DEFINE = re.compile(rb"^[ \t]*#[ \t]*define[ \t]+([A-Za-z_]\w*)(?:\([^)\n]*\))?((?:[^\n\\]|\\.|\\\n)*)",
+                          re.MULTILINE)
+_IDENT = re.compile(rb"[A-Za-z_]\w*")
+_WORD_HEAD = re.compile(rb"\w*\Z")
+
+
+def gfp_names(src: bytes) -> tuple[frozenset[str], tuple[tuple[str, frozenset[str]], ...]]:
+    """(identifiers containing `GFP`, #defines whose body contains `GFP`
+    with their body's identifiers, continuation lines included). Visits only
+    the occurrences of `GFP`, not the whole text."""
+    i = src.find(b"GFP")
+    if i == -1:
+        return frozenset(), ()
+    words: set[bytes] = set()
+    define_starts: set[int] = set()
+    while i != -1:
+        head = _WORD_HEAD.search(src, max(0, i - 64), i)
+        m = _GFP_TAIL.match(src, i)
+        end = m.end() if m is not None else i + 3
+        words.add(src[head.start() if head is not None else i:end])
+        line = src.rfind(b"\n", 0, i) + 1
+        while line > 1 and src[line - 2:line - 1] == b"\\":      # a continued line: where it began
+            line = src.rfind(b"\n", 0, line - 1) + 1
+        if b"define" in src[line:line + 32]:
+            define_starts.add(line)
+        i = src.find(b"GFP", end)
+    defines = []
+    for start in sorted(define_starts):
+        d = _FULL_DEFINE.match(src, start)
+        if d is not None and b"GFP" in d.group(2):
+            defines.append((d.group(1).decode("ascii"),
+                            frozenset(w.decode("ascii") for w in _IDENT.findall(d.group(2)))))
+    return frozenset(w.decode("ascii", "replace") for w in words if w[:1] not in b"0123456789"), tuple(defines)
 
 
 def assigns_field(src: bytes, field: bytes) -> bool:
@@ -109,6 +151,25 @@ def assigns_field(src: bytes, field: bytes) -> bool:
                     return True
         i = src.find(field, i + 1)
     return False
+
+
+_FIELD_STORE = re.compile(rb"(?:\.|->)[ \t]*([A-Za-z_]\w*)[ \t]*(?:=(?!=)|\|=|&=)([^;]*)")
+_FIELD_USE = re.compile(rb"(?:\.|->)[ \t]*([A-Za-z_]\w*)")
+
+
+def stored_fields(src: bytes) -> frozenset[bytes]:
+    """The fields this file may store a mask in, in one pass: every field
+    `assigns_field` would say yes to whose stored value (up to the `;`) can
+    carry a mask by extraction's own test (relevance.py), or any such field
+    where the file declares a gfp_t variable the value could name."""
+    any_value = GFP_T in src
+    return frozenset(name for name, value in _FIELD_STORE.findall(src)
+                     if any_value or RELEVANT_ARG_BYTES.search(value))
+
+
+def used_fields(src: bytes) -> frozenset[bytes]:
+    """Every name that follows `.` or `->`: the fields a file may read."""
+    return frozenset(_FIELD_USE.findall(src))
 
 
 def _names(found: set[bytes]) -> frozenset[str]:

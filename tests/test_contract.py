@@ -494,7 +494,7 @@ def test_readme_install_lines_name_the_released_version():
 # ------------------------------------------------------------------ guard helpers (in-process)
 
 def test_nesting_depth_counts_brackets_and_unclosed_openers():
-    from nofail_lint.pipeline import nesting_depth
+    from nofail_lint.engine.workers import nesting_depth
     assert nesting_depth(b"int f(void) { return g(a[1]); }") == 3
     assert nesting_depth(b"{ {} {} { ( [ ] ) } }") == 4
     assert nesting_depth(b"{" * 50) == 50
@@ -503,10 +503,10 @@ def test_nesting_depth_counts_brackets_and_unclosed_openers():
 
 
 def test_time_budget_interrupts_a_slow_analysis():
-    from nofail_lint import pipeline
+    from nofail_lint.engine import workers
     started = time.monotonic()
-    with pytest.raises(pipeline._FileTimeout):
-        with pipeline._time_budget(0.2):
+    with pytest.raises(workers._FileTimeout):
+        with workers._time_budget(0.2):
             while True:
                 sum(range(1000))
     assert time.monotonic() - started < 2

@@ -64,22 +64,22 @@ def test_deeply_nested_code_does_not_crash(cli, tmp_path):
 
 
 def test_a_dying_worker_costs_only_its_file(tmp_path, monkeypatch):
-    from nofail_lint import pipeline
     from nofail_lint.discover import discover
+    from nofail_lint.engine import store, workers
 
-    original = pipeline._extract_one
+    original = workers._extract_one
 
     def dies_on_one_file(item, context):
         if item[1].endswith("killer.c"):
             os._exit(9)
         return original(item, context)
 
-    monkeypatch.setattr(pipeline, "_extract_one", dies_on_one_file)
+    monkeypatch.setattr(workers, "_extract_one", dies_on_one_file)
     for i in range(40):
         (tmp_path / f"f{i:02}.c").write_text(RETRY_LOOP.replace("demo_get", f"f{i}"))
     (tmp_path / "killer.c").write_text("void *k(void) { return kmalloc(1, GFP_KERNEL); }\n")
     files, _ = discover([str(tmp_path)], tmp_path)
-    facts, skipped = pipeline.extract_all(files, 2).facts()
+    facts, skipped = store.extract_all(files, 2).facts()
     assert len(facts) == 40
     assert [(s.path, s.reason) for s in skipped] == [
         ("killer.c", "analysis failed: the worker process died on this file")]

@@ -6,7 +6,8 @@ import contextlib
 
 import pytest
 
-from nofail_lint.pipeline import Options, WorkerContext, run
+from nofail_lint.engine.workers import WorkerContext
+from nofail_lint.pipeline import Options, run
 
 # no word of the default prefilter: only a configured allocator name lets it in
 LOOP = """\
