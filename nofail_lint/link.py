@@ -136,11 +136,9 @@ class TreeTables:
         """Definitions a call to `name` from `caller_path` may reach.
 
         With `header_statics`, also the `static inline` functions of headers
-        (NF002's allocator wrappers use them). The gfp flow does not yet: a
-        header wrapper such as netdev_hold() reaches ref_tracker_alloc(), whose
-        `if (gfp & __GFP_DIRECT_RECLAIM) mask |= __GFP_NOFAIL` is not modelled
-        as a condition on the caller's mask, so GFP_ATOMIC callers under a
-        lock would be NF008."""
+        (NF002's allocator wrappers and the gfp flow use them; a NOFAIL that a
+        callee adds only `if (gfp & __GFP_DIRECT_RECLAIM)` is a path tagged
+        with that test, which a GFP_ATOMIC caller's mask does not take)."""
         if self.model.allocator(name) is not None:
             return []
         table = self.file_functions.get(caller_path, {})

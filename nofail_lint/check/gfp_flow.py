@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..cexpr import Mask, mask_clear, mask_or, parse_expr
+from ..cexpr import UNKNOWN, Mask, is_tag, mask_clear, mask_or, parse_expr, parse_tag, tag
 from ..facts import CallSite
 from ..findings import Incomplete
 from ..link import FunctionRef, TreeTables
@@ -88,6 +88,32 @@ class Site:
         return self.sink.steps
 
 
+def _bind_tags(alt: frozenset, arg) -> frozenset | None:
+    """A path whose tags (cexpr.tag: "only if parameter i has/lacks flag F")
+    are checked against the call's arguments: None if the argument's mask
+    cannot pass the test, the tag dropped if it always does, moved to the
+    caller's parameter if that alone decides, else dropped (both possible)."""
+    out = set()
+    for element in alt:
+        if not is_tag(element):
+            out.add(element)
+            continue
+        idx, has, atom = parse_tag(element)
+        am = arg(idx)
+        if not am.known:
+            continue
+        with_flag = any(atom in a for a in am.alts)
+        without = any(atom not in a for a in am.alts)
+        carriers = am.param_may_carry(atom)
+        if has and not with_flag and not carriers:
+            return None
+        if not has and not without:
+            return None
+        if not with_flag and len(carriers) == 1 and without:
+            out.add(tag(carriers[0], has, atom))
+    return frozenset(out)
+
+
 def seed(api: Allocator) -> Sink:
     roles = tuple((r, ("param", getattr(api, r))) for r in _ROLES if getattr(api, r) is not None)
     return Sink(api, Mask(params=((api.gfp, frozenset()),)), roles)
@@ -132,7 +158,7 @@ class GfpFlow:
         if api is not None:
             return [seed(api)]
         out: list[Sink] = []
-        for target in self.tables.resolve(ref.file.path, callee):
+        for target in self.tables.resolve(ref.file.path, callee, header_statics=True):
             out.extend(self._sinks.get(target.key, {}).values())
         return out
 
@@ -159,10 +185,24 @@ class GfpFlow:
         guards = self._guards(ref, call, sink)
         if guards is None:
             return None
-        mask = Mask(sink.mask.alts, known=sink.mask.known)
+        args: dict[int, Mask] = {}
+
+        def arg(idx: int) -> Mask:
+            if idx not in args:
+                args[idx] = evaluator.eval(parse_expr(call.args[idx])) if idx < len(call.args) else UNKNOWN
+            return args[idx]
+
+        alts = set()
+        for alt in sink.mask.alts:
+            bound_alt = _bind_tags(alt, arg) if any(is_tag(a) for a in alt) else alt
+            if bound_alt is not None:
+                alts.add(bound_alt)
+        if not alts:
+            return None         # every path needs a flag test the caller's mask cannot pass
+        mask = Mask(frozenset(alts), known=sink.mask.known)
         for idx, cleared in sink.mask.params:
             if idx < len(call.args):
-                mask = mask_or(mask, mask_clear(evaluator.eval(parse_expr(call.args[idx])), cleared))
+                mask = mask_or(mask, mask_clear(arg(idx), cleared))
         roles = []
         for role, bound in sink.roles:
             if bound[0] == "param":
@@ -288,7 +328,7 @@ class GfpFlow:
             if self._visit(ref):
                 for caller, _call in tables.callers.get(ref.fn.name, ()):
                     if caller.key not in queued and any(
-                            t.key == ref.key for t in tables.resolve(caller.file.path, ref.fn.name)):
+                            t.key == ref.key for t in tables.resolve(caller.file.path, ref.fn.name, True)):
                         queued.add(caller.key)
                         work.append(caller)
         if work:
