@@ -573,6 +573,8 @@ class LoopAnalyser:
         codes = self._compared_codes(region, cand.result)
         verdict = self._verdict(self._ways_out(region, self._context(region, cand.result)))
         code, code_only = (codes[0] if len(codes) == 1 else ""), False
+        if verdict is not None and not codes and cand.result.errno:
+            code = "*"        # `while (err)`: any error code is retried, -ENOMEM too
         if verdict is None:
             for c in codes:
                 verdict = self._verdict(self._ways_out(region, self._context(region, cand.result, c)))
