@@ -573,8 +573,6 @@ class LoopAnalyser:
         codes = self._compared_codes(region, cand.result)
         verdict = self._verdict(self._ways_out(region, self._context(region, cand.result)))
         code, code_only = (codes[0] if len(codes) == 1 else ""), False
-        if verdict is not None and not codes and cand.result.errno:
-            code = "*"        # `while (err)`: any error code is retried, -ENOMEM too
         if verdict is None:
             for c in codes:
                 verdict = self._verdict(self._ways_out(region, self._context(region, cand.result, c)))
@@ -583,7 +581,10 @@ class LoopAnalyser:
                     break
         if verdict is None or verdict and self._honours_nofail(region.conds):
             return None
-        return self._retry(region, cand, verdict)._replace(retries_code=code, code_only=code_only)
+        found = self._retry(region, cand, verdict)
+        if not codes and cand.result.errno and not found.retries_enomem:
+            code = "*"        # `while (err)`: any error code is retried, -ENOMEM too
+        return found._replace(retries_code=code, code_only=code_only)
 
     def _ways_out(self, region: _Region, ctx: _Context) -> list[tuple[str, bool]]:
         """Each way out of the region (the loop condition or back edge not
