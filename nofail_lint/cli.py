@@ -10,6 +10,7 @@ by SIGINT/SIGTERM. An unexpected error prints one line naming the inputs
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import signal
@@ -53,7 +54,26 @@ class _Main(click.Group):
     line naming the inputs and exit 2 (`--debug`: the traceback too); Ctrl-C
     exits 130, SIGTERM 143; a report that cannot be written exits 2."""
 
+    def main(self, *args, **kwargs):
+        """Usage errors are one `nofail-lint: error:` line (and exit 2), as the README promises."""
+        kwargs["standalone_mode"] = False
+        try:
+            code = super().main(*args, **kwargs)
+        except click.UsageError as e:
+            hint = f" (see `{e.ctx.command_path} --help`)" if e.ctx is not None else ""
+            _stderr(f"nofail-lint: error: {e.format_message()}{hint}")
+            sys.exit(EXIT_ERROR)
+        except click.ClickException as e:
+            _stderr(f"nofail-lint: error: {e.format_message()}")
+            sys.exit(e.exit_code)
+        except click.Abort:
+            _interrupted("interrupted", EXIT_SIGINT)
+        sys.exit(code if isinstance(code, int) else EXIT_CLEAN)
+
     def invoke(self, ctx):
+        closed = [name for name in ("stdout", "stderr") if getattr(sys, name) is None]
+        if closed:
+            _closed_streams(closed)
         try:
             return super().invoke(ctx)
         except (click.exceptions.Exit, click.ClickException, click.Abort):
@@ -66,6 +86,12 @@ class _Main(click.Group):
             _stdout_gone()
             _stderr("nofail-lint: error: cannot write the report: stdout was closed")
             sys.exit(EXIT_ERROR)
+        except OSError as e:
+            if e.errno not in _WRITE_ERRORS:
+                raise
+            _stdout_gone()
+            _stderr(f"nofail-lint: error: cannot write the output: {e.strerror or e}")
+            sys.exit(EXIT_ERROR)
         except Exception as e:      # noqa: BLE001 -- the contract: one line, exit 2
             if _state["debug"]:
                 traceback.print_exc()
@@ -73,6 +99,22 @@ class _Main(click.Group):
             _stderr(f"nofail-lint: error: internal error{where}: {type(e).__name__}: {e}"
                     + ("" if _state["debug"] else " (run with --debug for the traceback)"))
             sys.exit(EXIT_ERROR)
+
+
+_WRITE_ERRORS = frozenset({errno.ENOSPC, errno.EPIPE, errno.EDQUOT, errno.EFBIG, errno.EBADF})
+
+
+def _closed_streams(closed: list[str]) -> NoReturn:
+    """Started with stdout or stderr closed (`>&-`, `2>&-`): say so on the
+    other one, if it is open, and exit 2 before doing anything."""
+    other = sys.stderr if "stderr" not in closed else sys.stdout
+    if other is not None:
+        with contextlib.suppress(OSError, ValueError):
+            other.write(f"nofail-lint: error: cannot write {' or '.join(closed)}: it is closed\n")
+            other.flush()
+    for name in closed:                 # the interpreter's exit must not trip over them
+        setattr(sys, name, open(os.devnull, "w"))
+    sys.exit(EXIT_ERROR)
 
 
 def _interrupted(what: str, code: int):
@@ -674,18 +716,16 @@ def grep_cmd(paths, flag, count, files_only, as_json, jobs, kernel_version, conf
             doc = sorted(per_file)
         else:
             doc = [h.as_json() for h in found]
-        click.echo(json.dumps(doc, indent=2))
+        lines = [json.dumps(doc, indent=2)]
     elif count:
-        for p, n in sorted(per_file.items()):
-            click.echo(f"{p}:{n}")
+        lines = [f"{p}:{n}" for p, n in sorted(per_file.items())]
     elif files_only:
-        for p in sorted(per_file):
-            click.echo(p)
+        lines = sorted(per_file)
     else:
-        for h in found:
-            click.echo(h.text())
+        lines = [h.text() for h in found]
+    _write_report("".join(line + "\n" for line in lines), None)
     for s in result.skipped:
-        click.echo(f"nofail-lint: skipped {s.path}: {s.reason}", err=True)
+        _stderr(f"nofail-lint: skipped {s.path}: {s.reason}")
     if found:
         sys.exit(EXIT_CLEAN)
     sys.exit(EXIT_ERROR if result.skipped else EXIT_FINDINGS)

@@ -31,7 +31,7 @@ REQUIRED_REASONS = {
     "would-create-NF003", "would-create-NF004", "would-create-NF005", "would-create-NF007",
     "would-create-NF006", "conditional-nofail", "loop-body-not-only-retry", "label-used-elsewhere",
     "counter-used-elsewhere", "no-gfp-argument", "not-a-null-retry", "no-automatic-fix", "unsafe-fix",
-    "compound-condition", "flag-not-written-at-call",
+    "compound-condition", "flag-not-written-at-call", "leaves-dead-error-path", "leaves-unused-label",
 }
 REFUSAL = re.compile(r"^\S+:\d+:\d+: NF\d{3} not fixed \(([\w-]+)\): ")
 
@@ -705,6 +705,21 @@ def _headers(text: str, name: str) -> list[str]:
     return [m.group(1).replace("\n", " ")] if m else []
 
 
+def _matcher_agrees_on_every_file_with_a_finding(source: str, files: list[str]):
+    """fix/maintainers.py against `get_maintainer.pl --nogit --nogit-fallback -f FILE`."""
+    from nofail_lint.fix.maintainers import Maintainers, addresses
+    m = Maintainers.of_tree(Path(source))
+    assert m is not None
+    for rel in files:
+        gm = subprocess.run(["perl", "scripts/get_maintainer.pl", "--nogit", "--nogit-fallback", "--norolestats",
+                             "-f", rel], cwd=source, capture_output=True, text=True, timeout=600)
+        assert gm.returncode == 0, gm.stderr
+        want = addresses([ln for ln in gm.stdout.splitlines() if ln.strip()])
+        got = addresses(m.recipients([rel]).everyone())
+        assert got == want, (rel, sorted(got ^ want))
+    print(f"\nMAINTAINERS matcher = get_maintainer.pl on all {len(files)} files with a finding")
+
+
 @pytest.mark.kernel
 @pytest.mark.parametrize("version,var", KERNEL_TREES)
 def test_patch_series_on_a_real_tree(cli, tmp_path, version, var):
@@ -727,6 +742,7 @@ def test_patch_series_on_a_real_tree(cli, tmp_path, version, var):
     env = _home(tmp_path, "Ann Dev", "ann@example.org")
     env["NOFAIL_LINT_CACHE_DIR"] = os.environ.get("NOFAIL_LINT_CACHE_DIR", TEST_CACHE)
     before = _kernel_findings(cli, overlay)
+    _matcher_agrees_on_every_file_with_a_finding(source, sorted({p for _, p, _ in before}))
     out = tmp_path / "series"
     proc = subprocess.run([cli, "fix", "--format-patch", str(out), "."], cwd=overlay, capture_output=True,
                           text=True, env=env, timeout=7200)

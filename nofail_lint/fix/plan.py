@@ -150,6 +150,7 @@ def make_plan(tables: TreeTables, findings: list[Finding], before: list[Finding]
                                          f"touches the lines of the fix for line {clash.finding.location.line}"))
             continue
         kept.append(rw)
+    kept = _combined_checks(kept, plan)
     verifier = Verifier(tables, before)
     plan.rewrites, refused = verifier.verify(kept)
     plan.refusals += refused
@@ -162,6 +163,31 @@ def make_plan(tables: TreeTables, findings: list[Finding], before: list[Finding]
     plan.refusals.sort(key=lambda r: r.finding.sort_key())
     plan.rewrites.sort(key=lambda r: r.finding.sort_key())
     return plan
+
+
+def _combined_checks(kept: list[Rewrite], plan: Plan) -> list[Rewrite]:
+    """Dead checks removed together from one function must leave no dead
+    label or error path behind (each alone may): else all of them are refused."""
+    by_function: dict[tuple[str, str], list[Rewrite]] = defaultdict(list)
+    for rw in kept:
+        if rw.kind == "nf006-" + dead_check.DROP_CHECK and rw.finding.function:
+            by_function[(rw.path, rw.finding.function)].append(rw)
+    refused: set[int] = set()
+    for (path, _fn), rws in by_function.items():
+        if len(rws) < 2:
+            continue
+        old = rws[0].old
+        lines = old.splitlines(keepends=True)
+        hunks = [h for rw in rws for h in rw.hunks]
+        removed = "".join("".join(lines[h.start:h.end]) for h in hunks)
+        first = min(h.start for h in hunks)
+        anchor = len("".join(lines[:first]).encode("utf-8", "surrogateescape"))
+        try:
+            dead_check.check_combined(apply_hunks(old, hunks), path, anchor, removed)
+        except Refuse as r:
+            plan.refusals += [Refusal(rw.finding, r.reason, r.detail) for rw in rws]
+            refused |= {id(rw) for rw in rws}
+    return [rw for rw in kept if id(rw) not in refused]
 
 
 def _rewrite(src: Source, f: Finding, facts: Facts, options: FixOptions, plan: Plan,
