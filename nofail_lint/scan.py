@@ -19,9 +19,13 @@ that the demand stage (demand.py) never misses a definition:
 One-line prototypes (`...);`) and `extern` lines are left out: they declare,
 they never define.
 
+For seeds (engine/seeds.py) a row also lists the identifiers containing
+`GFP` and the `#define`s whose body contains `GFP`, with the body's names.
+
 Struct fields are not listed here: a regex for `->f =` over the whole tree
-costs more than the rest of the scan together. `assigns_field` answers for
-one file and one field, when a reached function reads that field.
+costs more than the rest of the scan together. `stored_fields` indexes one
+file's field stores when a reached function reads a field of a struct type
+the file names (once per run).
 """
 from __future__ import annotations
 
@@ -41,7 +45,7 @@ class ScanRow(NamedTuple):
     functions: frozenset[str]        # names it may define as functions
     macros: frozenset[str]           # object-like macros it may define that a mask or bound can use
     fn_macros: frozenset[str] = frozenset()    # function-like macros it defines
-    fields: frozenset[str] = frozenset()       # (exact definitions only; see assigns_field)
+    fields: frozenset[str] = frozenset()       # (exact definitions only; see stored_fields)
     structs: frozenset[str] = frozenset()      # struct tags it names: only these can have fields assigned here
     # for the seeds of a flag (engine/seeds.py): identifiers containing GFP,
     # and the #defines whose body contains GFP, as (name, body identifiers)
@@ -51,7 +55,6 @@ class ScanRow(NamedTuple):
 
 NOTHING = ScanRow(False, frozenset(), frozenset())
 _STRUCT_TAG = re.compile(rb"struct[ \t\n]+([A-Za-z_]\w*)")
-_WORD_BYTES = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_")
 
 _DEFINE = re.compile(rb"\n[ \t]*#[ \t]*define[ \t]+([A-Za-z_]\w*)(\(?)([^\n]*)")
 # the bodies extract.object_like_macros keeps: masks, ranges, aliases, sizes and orders
@@ -130,36 +133,13 @@ def gfp_names(src: bytes) -> tuple[frozenset[str], tuple[tuple[str, frozenset[st
     return frozenset(w.decode("ascii", "replace") for w in words if w[:1] not in b"0123456789"), tuple(defines)
 
 
-def assigns_field(src: bytes, field: bytes) -> bool:
-    """Does the source assign struct field `field` (`->field =`, `.field |=`,
-    `.field = ` in an initialiser)? A superset of extract's field_masks: any
-    assignment, whatever its value."""
-    n = len(field)
-    i = src.find(field)
-    while i != -1:
-        end = i + n
-        if (i == 0 or src[i - 1] not in _WORD_BYTES) and (end >= len(src) or src[end] not in _WORD_BYTES):
-            j = i - 1
-            while j >= 0 and src[j] in b" \t":
-                j -= 1
-            if j >= 0 and (src[j] == 0x2E or (src[j] == 0x3E and j > 0 and src[j - 1] == 0x2D)):   # . or ->
-                k = end
-                while k < len(src) and src[k] in b" \t":
-                    k += 1
-                op = src[k:k + 2]
-                if (op[:1] == b"=" and op != b"==") or op in (b"|=", b"&="):
-                    return True
-        i = src.find(field, i + 1)
-    return False
-
-
 _FIELD_STORE = re.compile(rb"(?:\.|->)[ \t]*([A-Za-z_]\w*)[ \t]*(?:=(?!=)|\|=|&=)([^;]*)")
 _FIELD_USE = re.compile(rb"(?:\.|->)[ \t]*([A-Za-z_]\w*)")
 
 
 def stored_fields(src: bytes) -> frozenset[bytes]:
     """The fields this file may store a mask in, in one pass: every field
-    `assigns_field` would say yes to whose stored value (up to the `;`) can
+    assigned (`->f =`, `.f |=`, `.f = ` in an initialiser; not `==`) whose stored value (up to the `;`) can
     carry a mask by extraction's own test (relevance.py), or any such field
     where the file declares a gfp_t variable the value could name."""
     any_value = GFP_T in src
