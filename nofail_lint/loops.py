@@ -581,7 +581,10 @@ class LoopAnalyser:
                     break
         if verdict is None or verdict and self._honours_nofail(region.conds):
             return None
-        return self._retry(region, cand, verdict)._replace(retries_code=code, code_only=code_only)
+        found = self._retry(region, cand, verdict)
+        if not codes and cand.result.errno and not found.retries_enomem:
+            code = "*"        # `while (err)`: any error code is retried, -ENOMEM too
+        return found._replace(retries_code=code, code_only=code_only)
 
     def _ways_out(self, region: _Region, ctx: _Context) -> list[tuple[str, bool]]:
         """Each way out of the region (the loop condition or back edge not
@@ -1063,15 +1066,21 @@ def errno_callees(f: FunctionNodes, returns: Sequence[ts.Node]) -> tuple[str, ..
             ptr = strip(args.named_children[0]) if args is not None and len(args.named_children) == 1 else None
             if ptr is None:
                 continue
-            key = _norm(node_text(ptr))
-            for a, lhs in f.assign_nodes:
-                rhs = strip(_rhs(a))
-                if a.start_byte < ret.start_byte and _norm(node_text(lhs)) == key \
-                        and rhs is not None and rhs.type == "call_expression":
-                    fn = rhs.child_by_field_name("function")
-                    if fn is not None and fn.type == "identifier":
-                        out.add(node_text(fn))
+            out.update(_assigned_callees(f, _norm(node_text(ptr)), ret.start_byte))
     return tuple(sorted(out))
+
+
+def _assigned_callees(f: FunctionNodes, key: str, before: int) -> list[str]:
+    """The functions whose result is assigned to `key` before byte `before`."""
+    out = []
+    for a, lhs in f.assign_nodes:
+        rhs = strip(_rhs(a))
+        if a.start_byte < before and _norm(node_text(lhs)) == key and rhs is not None \
+                and rhs.type == "call_expression":
+            fn = rhs.child_by_field_name("function")
+            if fn is not None and fn.type == "identifier":
+                out.append(node_text(fn))
+    return out
 
 
 def failure_codes(f: FunctionNodes, returns: Sequence[ts.Node]) -> tuple[tuple[str, str, str], ...]:
@@ -1127,14 +1136,7 @@ def _failed_calls(f: FunctionNodes, cond: ts.Node | None, code: str) -> list[tup
             if fn is not None and fn.type == "identifier":
                 out.append((node_text(fn), how))
             continue
-        key = _norm(node_text(value))
-        for a, lhs in f.assign_nodes:
-            rhs = strip(_rhs(a))
-            if a.start_byte < cond.start_byte and _norm(node_text(lhs)) == key \
-                    and rhs is not None and rhs.type == "call_expression":
-                fn = rhs.child_by_field_name("function")
-                if fn is not None and fn.type == "identifier":
-                    out.append((node_text(fn), how))
+        out.extend((name, how) for name in _assigned_callees(f, _norm(node_text(value)), cond.start_byte))
     return out
 
 

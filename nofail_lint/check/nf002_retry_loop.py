@@ -87,6 +87,9 @@ def _finding(tables: TreeTables, rule: RuleDoc, ff, fn, loop, chain, waiting, en
                                   f"{link.ref.fn.name}() returns the result of {rc.callee}()"))
         notes.append(f"{callee}() is an allocator: it returns the result of "
                      f"{chain[-1].returned.callee}()")
+    elif enomem is not None and loop.retries_code == "*":
+        notes.append(f"{callee}() returns an error code when an allocation fails: "
+                     + " -> ".join(f"{c}()" for c in enomem) + "; the loop retries on any error code")
     elif enomem is not None and not loop.retries_enomem:
         notes.append(f"{callee}() returns {loop.retries_code} when an allocation fails: "
                      + " -> ".join(f"{c}()" for c in enomem) + f"; the loop retries while it sees {loop.retries_code}")
@@ -121,9 +124,19 @@ def _finding(tables: TreeTables, rule: RuleDoc, ff, fn, loop, chain, waiting, en
 
 def code_chain(tables: TreeTables, caller_path: str, name: str, code: str) -> tuple[str, ...] | None:
     """How a call to `name` returns `code` when an allocation fails: the
-    calls down to the allocation, or None."""
-    return next((found[code] for r in tables.resolve(caller_path, name, True)
-                 if code in (found := code_sources(tables).get(r.key, {}))), None)
+    calls down to the allocation, or None. Code "*" is any error code:
+    -ENOMEM from an allocation, or any code of `code_sources`."""
+    if code == "*":
+        enomem = tables.enomem_chain(caller_path, name)
+        if enomem is not None:
+            return enomem
+    for r in tables.resolve(caller_path, name, True):
+        found = code_sources(tables).get(r.key, {})
+        if code in found:
+            return found[code]
+        if code == "*" and found:
+            return found[min(found)]
+    return None
 
 
 def code_sources(tables: TreeTables) -> dict[tuple[str, str], dict[str, tuple[str, ...]]]:
