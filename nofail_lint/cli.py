@@ -19,6 +19,7 @@ import tempfile
 import threading
 import time
 import traceback
+import weakref
 from collections import Counter
 from pathlib import Path
 from typing import Callable, NoReturn
@@ -233,18 +234,24 @@ class _Progress:
     def _start_heartbeat(self):
         """After the last file, linking and checking print no counts of their
         own: a line every EVERY seconds (the tty line updated) says the run
-        is still going and for how long, until clear()."""
+        is still going and for how long, until clear() (or until this object
+        is gone: the thread holds it only weakly)."""
         stop = threading.Event()
-        began = time.monotonic()
+        ref = weakref.ref(self)
+        gap = self.EVERY if self.mode == "lines" else 1.0
 
         def beat():
-            gap = self.EVERY if self.mode == "lines" else 1.0
+            began = None
             while not stop.wait(gap):
-                if self.mode is None:
+                me = ref()
+                if me is None or me.mode is None:
                     return
-                if self.finished and time.monotonic() - self.last >= gap:   # nothing else said meanwhile
-                    self._write(f"nofail-lint: linking and checking ({_duration(time.monotonic() - began)})")
-                    self.last = time.monotonic()
+                now = time.monotonic()
+                began = now if began is None else began
+                if me.finished and now - me.last >= gap:     # nothing else said meanwhile
+                    me._write(f"nofail-lint: linking and checking ({_duration(now - began + gap)})")
+                    me.last = now
+                del me
         self._beat = stop
         threading.Thread(target=beat, name="nofail-lint-progress", daemon=True).start()
 
