@@ -11,22 +11,27 @@ one run and on the same warm page cache:
                argument, `--jobs N` (Coccinelle's simplest NOFAIL rule)
   cold -j1     nofail-lint check, all rules, empty cache, one process
   cold         nofail-lint check, all rules, empty cache, --jobs N
-  grep cold    nofail-lint grep (NOFAIL sites), empty cache
+  grep cold    nofail-lint grep (NOFAIL sites) over the tree, empty cache
+  grep xfs     `grep fs/xfs`, cache warm from the whole grep run, twice
   warm         check again: nothing changed
+  vmalloc.c    `check mm/vmalloc.c`, cache warm from the whole run
   touched      after `touch` of one .c file (new mtime, same bytes)
   edited       after appending a comment to that file
-  body edited  after inserting a line into a function body of that file
+  body edited  after inserting a line into a function body of fs/xfs/xfs_buf.c
                (every later line moves: its facts change)
   macro edited after adding a #define to a widely included header
+  pull         after appending a comment to 2,000 drivers/ .c files (a pull)
   xfs cold     `check fs/xfs` from the tree root, empty cache: the subtree
                with whole-tree context (wrappers and macros of include/, mm/)
   xfs warm     the same again
 
-Prints a table of wall time, ratios against spatch and rg, CPU time and
-peak RSS (largest single process, from wait4), and checks that cold, warm,
-touched and edited runs report identical findings. The edited file is
-restored afterwards. Needs only the standard library, `rg`, `spatch` and an
-installed `nofail-lint`.
+Prints a table of wall time, CPU time (user+sys, children included: the
+figure that holds on a shared machine), ratios of CPU time against spatch
+and rg, and peak RSS (largest single process, from wait4), and checks that
+cold, warm, touched, edited and pull runs report identical findings, and
+that `grep fs/xfs` lists exactly the whole grep's sites under fs/xfs. Every
+edited file is restored afterwards. Needs only the standard library, `rg`,
+`spatch` and an installed `nofail-lint`.
 """
 from __future__ import annotations
 
@@ -48,9 +53,11 @@ COCCI = HERE / "nofail_literal.cocci"
 DEFAULT_TREE = "/tmp/k6.12/linux-source-6.12"
 DEFAULT_TARBALL = "/usr/src/linux-source-6.12.tar.xz"
 TOUCHED = "mm/vmalloc.c"
-BODY_EDIT = ("mm/vmalloc.c", b"\n\tmight_sleep();\n", b"\n\tmight_sleep();\n\t/* nofail-lint bench: body edit */\n")
+# the first function body of the file gets a line after its opening brace
+BODY_EDIT = ("fs/xfs/xfs_buf.c", b"\n{\n", b"\n{\n\t/* nofail-lint bench: body edit */\n")
 HEADER = "include/linux/slab.h"
 SUBTREE = "fs/xfs"
+PULL_DIR, PULL_FILES = "drivers", 2000
 
 
 @dataclass
@@ -147,6 +154,7 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="nofail-lint-bench-"))
     cache = work / "cache"
     reports = {}
+    grep_sites: dict[str, list] = {}
 
     def lint(name: str, what: str, *extra: str, cache_dir: Path = cache, paths=(".",), command="check",
              j: str = jobs) -> Timing:
@@ -161,16 +169,22 @@ def main() -> int:
             reports[name] = findings_of(report)
             t.result = f"{reports[name][0]} findings"
         else:
-            t.result = f"{len(json.loads(t.stdout))} sites"
+            grep_sites[name] = json.loads(t.stdout)
+            t.result = f"{len(grep_sites[name])} sites"
         return t
 
     timings.append(lint("cold -j1", "check, all rules, empty cache, -j 1", cache_dir=work / "cache-j1", j="1"))
     timings.append(lint("cold", f"check, all rules, empty cache, -j {jobs}"))
     timings.append(lint("grep cold", f"grep __GFP_NOFAIL sites, empty cache, -j {jobs}", cache_dir=work / "cache-grep",
                         command="grep"))
+    for n in (1, 2):
+        timings.append(lint(f"grep xfs #{n}", f"grep {SUBTREE}, cache warm from the whole grep run",
+                            cache_dir=work / "cache-grep", command="grep", paths=(SUBTREE,)))
     timings.append(lint("warm", "check again, nothing changed"))
+    timings.append(lint("vmalloc.c", f"check {TOUCHED}, cache warm from the whole run", paths=(TOUCHED,)))
+    pulled = sorted(p.relative_to(tree).as_posix() for p in (tree / PULL_DIR).rglob("*.c"))[:PULL_FILES]
     saved = {}
-    for rel in (TOUCHED, BODY_EDIT[0], HEADER):
+    for rel in (TOUCHED, BODY_EDIT[0], HEADER, *pulled):
         target = tree / rel
         saved[rel] = (target.read_bytes(), target.stat())
     try:
@@ -186,6 +200,10 @@ def main() -> int:
         (tree / rel).write_bytes(body)
         (tree / HEADER).write_bytes(saved[HEADER][0] + b"\n#define NOFAIL_LINT_BENCH_GFP (GFP_KERNEL | __GFP_NOFAIL)\n")
         timings.append(lint("macro edited", f"after adding a #define to {HEADER}"))
+        (tree / HEADER).write_bytes(saved[HEADER][0])
+        for rel in pulled:
+            (tree / rel).write_bytes(saved[rel][0] + b"\n/* nofail-lint bench: pulled */\n")
+        timings.append(lint("pull", f"after appending a comment to {len(pulled)} {PULL_DIR}/ .c files"))
     finally:
         for rel, (text, st) in saved.items():
             (tree / rel).write_bytes(text)
@@ -197,30 +215,33 @@ def main() -> int:
         shutil.copyfile(work / "cold.json", args.report)
     shutil.rmtree(work, ignore_errors=True)
 
-    whole = ("cold -j1", "cold", "warm", "touched", "edited", "macro edited")
+    whole = ("cold -j1", "cold", "warm", "touched", "edited", "pull")
     same = all(reports[n][1] == reports["cold"][1] for n in whole)
     sub = [r for r in reports["cold"][1] if r[0].startswith(SUBTREE + "/")]
     same_sub = reports["xfs cold"][1] == sub and reports["xfs warm"][1] == sub
+    grep_sub = [h for h in grep_sites["grep cold"] if h["path"].startswith(SUBTREE + "/")]
+    same_grep = all(grep_sites[f"grep xfs #{n}"] == grep_sub for n in (1, 2))
     spatch = next((t for t in timings if t.name == "spatch"), None)
     rg = timings[0]
     lines = [
         f"Machine: {machine()}",
         f"Tree: {tree} ({sum(1 for _ in tree.rglob('*.[ch]'))} .c/.h files); page cache warm for every run",
         "",
-        "| run | what | wall s | x spatch | x rg | CPU s | peak RSS MiB | result |",
+        "| run | what | CPU s | CPU x spatch | CPU x rg | wall s | peak RSS MiB | result |",
         "|---|---|---:|---:|---:|---:|---:|---|",
     ]
     for t in timings:
-        vs_spatch = f"{t.wall / spatch.wall:.2f}" if spatch else "-"
-        lines.append(f"| {t.name} | {t.what} | {t.wall:.2f} | {vs_spatch} | {t.wall / rg.wall:.1f} | "
-                     f"{t.cpu:.1f} | {t.rss_mib:.0f} | {t.result} |")
+        vs_spatch = f"{t.cpu / spatch.cpu:.2f}" if spatch else "-"
+        lines.append(f"| {t.name} | {t.what} | {t.cpu:.2f} | {vs_spatch} | {t.cpu / max(rg.cpu, 0.01):.1f} | "
+                     f"{t.wall:.2f} | {t.rss_mib:.0f} | {t.result} |")
     lines += ["", f"Findings identical across {', '.join(whole)}: {'yes' if same else 'NO'}",
-              f"{SUBTREE} findings identical to the whole-tree run's under {SUBTREE}: {'yes' if same_sub else 'NO'}"]
+              f"{SUBTREE} findings identical to the whole-tree run's under {SUBTREE}: {'yes' if same_sub else 'NO'}",
+              f"grep {SUBTREE} sites identical to the whole grep's under {SUBTREE}: {'yes' if same_grep else 'NO'}"]
     text = "\n".join(lines) + "\n"
     print(text)
     if args.markdown:
         args.markdown.write_text(text)
-    return 0 if same and same_sub else 1
+    return 0 if same and same_sub and same_grep else 1
 
 
 if __name__ == "__main__":

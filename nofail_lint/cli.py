@@ -10,13 +10,16 @@ by SIGINT/SIGTERM. An unexpected error prints one line naming the inputs
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import signal
 import sys
 import tempfile
+import threading
 import time
 import traceback
+import weakref
 from collections import Counter
 from pathlib import Path
 from typing import Callable, NoReturn
@@ -53,7 +56,26 @@ class _Main(click.Group):
     line naming the inputs and exit 2 (`--debug`: the traceback too); Ctrl-C
     exits 130, SIGTERM 143; a report that cannot be written exits 2."""
 
+    def main(self, *args, **kwargs):
+        """Usage errors are one `nofail-lint: error:` line (and exit 2), as the README promises."""
+        kwargs["standalone_mode"] = False
+        try:
+            code = super().main(*args, **kwargs)
+        except click.UsageError as e:
+            hint = f" (see `{e.ctx.command_path} --help`)" if e.ctx is not None else ""
+            _stderr(f"nofail-lint: error: {e.format_message()}{hint}")
+            sys.exit(EXIT_ERROR)
+        except click.ClickException as e:
+            _stderr(f"nofail-lint: error: {e.format_message()}")
+            sys.exit(e.exit_code)
+        except click.Abort:
+            _interrupted("interrupted", EXIT_SIGINT)
+        sys.exit(code if isinstance(code, int) else EXIT_CLEAN)
+
     def invoke(self, ctx):
+        closed = [name for name in ("stdout", "stderr") if getattr(sys, name) is None]
+        if closed:
+            _closed_streams(closed)
         try:
             return super().invoke(ctx)
         except (click.exceptions.Exit, click.ClickException, click.Abort):
@@ -66,6 +88,12 @@ class _Main(click.Group):
             _stdout_gone()
             _stderr("nofail-lint: error: cannot write the report: stdout was closed")
             sys.exit(EXIT_ERROR)
+        except OSError as e:
+            if e.errno not in _WRITE_ERRORS:
+                raise
+            _stdout_gone()
+            _stderr(f"nofail-lint: error: cannot write the output: {e.strerror or e}")
+            sys.exit(EXIT_ERROR)
         except Exception as e:      # noqa: BLE001 -- the contract: one line, exit 2
             if _state["debug"]:
                 traceback.print_exc()
@@ -73,6 +101,22 @@ class _Main(click.Group):
             _stderr(f"nofail-lint: error: internal error{where}: {type(e).__name__}: {e}"
                     + ("" if _state["debug"] else " (run with --debug for the traceback)"))
             sys.exit(EXIT_ERROR)
+
+
+_WRITE_ERRORS = frozenset({errno.ENOSPC, errno.EPIPE, errno.EDQUOT, errno.EFBIG, errno.EBADF})
+
+
+def _closed_streams(closed: list[str]) -> NoReturn:
+    """Started with stdout or stderr closed (`>&-`, `2>&-`): say so on the
+    other one, if it is open, and exit 2 before doing anything."""
+    other = sys.stderr if "stderr" not in closed else sys.stdout
+    if other is not None:
+        with contextlib.suppress(OSError, ValueError):
+            other.write(f"nofail-lint: error: cannot write {' or '.join(closed)}: it is closed\n")
+            other.flush()
+    for name in closed:                 # the interpreter's exit must not trip over them
+        setattr(sys, name, open(os.devnull, "w"))
+    sys.exit(EXIT_ERROR)
 
 
 def _interrupted(what: str, code: int):
@@ -138,6 +182,17 @@ def _rule_ids(value: str | None, rules, option: str) -> set[str] | None:
     return out
 
 
+def _rule_selection(select: str | None, ignore: str | None, rules, config: Config) -> set[str] | None:
+    """--select/--ignore and the config -> the rule ids to run (None: every rule).
+    --select overrides the config's select/ignore; --ignore is taken out last."""
+    selected = _rule_ids(select, rules, "--select")
+    ignored = _rule_ids(ignore, rules, "--ignore") or set()
+    chosen = config.rules(selected, rules)
+    if ignored:
+        chosen = (set(rules) if chosen is None else chosen) - ignored
+    return chosen
+
+
 class _Progress:
     """Progress on stderr: one rewritten line on a terminal, or (`--progress`
     when stderr is a file or pipe, as in CI logs) a full line every few
@@ -151,6 +206,8 @@ class _Progress:
         self.last = float("-inf")      # the first call always shows
         self.shown = False
         self.base: int | None = None    # files already done at the first call (known from the cache)
+        self._beat: threading.Event | None = None    # stops the heartbeat after the last file
+        self.finished = False           # the last call counted every file
 
     def __call__(self, done: int, total: int):
         if self.mode is None:
@@ -170,6 +227,33 @@ class _Progress:
             eta = f", ETA {_duration((total - done) / rate)}"
         self._write(f"nofail-lint: {done}/{total} files ({rate:.0f} files/s{eta})"
                     + (", linking and checking..." if done == total else ""))
+        self.finished = done == total
+        if done == total and self._beat is None:
+            self._start_heartbeat()
+
+    def _start_heartbeat(self):
+        """After the last file, linking and checking print no counts of their
+        own: a line every EVERY seconds (the tty line updated) says the run
+        is still going and for how long, until clear() (or until this object
+        is gone: the thread holds it only weakly)."""
+        stop = threading.Event()
+        ref = weakref.ref(self)
+        gap = self.EVERY if self.mode == "lines" else 1.0
+
+        def beat():
+            began = None
+            while not stop.wait(gap):
+                me = ref()
+                if me is None or me.mode is None:
+                    return
+                now = time.monotonic()
+                began = now if began is None else began
+                if me.finished and now - me.last >= gap:     # nothing else said meanwhile
+                    me._write(f"nofail-lint: linking and checking ({_duration(now - began + gap)})")
+                    me.last = now
+                del me
+        self._beat = stop
+        threading.Thread(target=beat, name="nofail-lint-progress", daemon=True).start()
 
     def _write(self, text: str):
         try:
@@ -183,6 +267,8 @@ class _Progress:
         self.shown = True
 
     def clear(self):
+        if self._beat is not None:
+            self._beat.set()
         if self.shown and self.mode == "tty":
             try:
                 sys.stderr.write("\r\033[K")
@@ -439,15 +525,11 @@ def check(paths, fmt, output, jobs, kernel_version, select, ignore_rules, config
         rules = load_rules()
     except RuleFileError as e:
         _fail(str(e))
-    selected = _rule_ids(select, rules, "--select")
-    ignored = _rule_ids(ignore_rules, rules, "--ignore") or set()
     locate = [stdin_filename or "."] if paths == ["-"] else paths      # where config and Makefile are looked up
     config = _config(config_file, locate, rules)
-    run_rules = config.rules(selected, rules)
-    if ignored:
-        run_rules = (set(rules) if run_rules is None else run_rules) - ignored
+    run_rules = _rule_selection(select, ignore_rules, rules, config)
     if run_rules is not None and not run_rules:
-        _warn("no rules to run: " + ("--select/--ignore leave none" if selected is not None or ignored
+        _warn("no rules to run: " + ("--select/--ignore leave none" if select is not None or ignore_rules
                                      else f"the config {config.path} ignores every rule"))
     for option, target in (("-o", output), ("--write-baseline", write_baseline_file)):
         if target:
@@ -592,10 +674,18 @@ def _check_version_range(version: str | None):
     """A target kernel outside the model's versions: the nearest facts are used, and the user is told."""
     if version is None:
         return
-    known = load_model().versions
-    if not version_key(known[0])[:2] <= version_key(version)[:2] <= version_key(known[-1])[:2]:
-        _warn(f"Linux {version} is outside the allocator model's range {known[0]}-{known[-1]}; "
+    outside = _outside_model(version)
+    if outside:
+        _warn(f"Linux {version} is outside the allocator model's range {outside}; "
               "the facts of the nearest known version are used")
+
+
+def _outside_model(version: str) -> str | None:
+    """The model's version range ("6.1-6.12") when `version` lies outside it, else None."""
+    known = load_model().versions
+    if version_key(known[0])[:2] <= version_key(version)[:2] <= version_key(known[-1])[:2]:
+        return None
+    return f"{known[0]}-{known[-1]}"
 
 
 @main.command("grep")
@@ -659,18 +749,16 @@ def grep_cmd(paths, flag, count, files_only, as_json, jobs, kernel_version, conf
             doc = sorted(per_file)
         else:
             doc = [h.as_json() for h in found]
-        click.echo(json.dumps(doc, indent=2))
+        lines = [json.dumps(doc, indent=2)]
     elif count:
-        for p, n in sorted(per_file.items()):
-            click.echo(f"{p}:{n}")
+        lines = [f"{p}:{n}" for p, n in sorted(per_file.items())]
     elif files_only:
-        for p in sorted(per_file):
-            click.echo(p)
+        lines = sorted(per_file)
     else:
-        for h in found:
-            click.echo(h.text())
+        lines = [h.text() for h in found]
+    _write_report("".join(line + "\n" for line in lines), None)
     for s in result.skipped:
-        click.echo(f"nofail-lint: skipped {s.path}: {s.reason}", err=True)
+        _stderr(f"nofail-lint: skipped {s.path}: {s.reason}")
     if found:
         sys.exit(EXIT_CLEAN)
     sys.exit(EXIT_ERROR if result.skipped else EXIT_FINDINGS)
@@ -679,8 +767,8 @@ def grep_cmd(paths, flag, count, files_only, as_json, jobs, kernel_version, conf
 def _fix_proposals(options: Options, cwd: Path, findings):
     """SARIF `fixes` for the findings `fix` knows a rewrite or suggestion for
     (a second, cached analysis: only when there is something to propose)."""
-    from .fix.plan import proposals
-    if not any(f.rule_id in ("NF002", "NF003", "NF006") for f in findings):
+    from .fix.plan import HANDLED, proposals
+    if not any(f.rule_id in HANDLED for f in findings):
         return None
     with paused_gc():
         analysis = analyse(options, cwd)
@@ -694,7 +782,23 @@ def _fix_proposals(options: Options, cwd: Path, findings):
 @click.argument("paths", nargs=-1, type=click.Path(path_type=str))
 @click.option("--write", is_flag=True, help="Apply the fixes in place instead of printing a diff.")
 @click.option("--format-patch", "patch_dir", metavar="DIR", type=click.Path(file_okay=False, path_type=str),
-              default=None, help="Write a patch series (one patch per MAINTAINERS entry) into DIR.")
+              default=None, help="Write a git format-patch series into DIR: one patch per MAINTAINERS "
+                                 "section and kind of change, From and Signed-off-by from your git "
+                                 "identity, To/Cc from MAINTAINERS.")
+@click.option("--from", "from_ident", metavar='"NAME <ADDR>"', default=None,
+              help="--format-patch: author and sign-off (default: `git var GIT_AUTHOR_IDENT`, as "
+                   "`git format-patch -s`).")
+@click.option("--signoff/--no-signoff", default=None,
+              help="--format-patch: add Signed-off-by (default: on).")
+@click.option("--cover-letter", is_flag=True,
+              help="--format-patch: also write 0000-cover-letter.patch (always written when one "
+                   "MAINTAINERS section gets more than one patch).")
+@click.option("--get-maintainer", "get_maintainer", metavar="[PATH]", is_flag=False,
+              flag_value="scripts/get_maintainer.pl", default=None,
+              help="--format-patch: take To/Cc from get_maintainer.pl --nogit --nogit-fallback (the "
+                   "tree's scripts/get_maintainer.pl, or PATH). This RUNS CODE FROM THE ANALYSED TREE: "
+                   "use it only on a tree you trust. Without it MAINTAINERS is only read; `check` never "
+                   "runs tree code.")
 @click.option("--select", metavar="RULES", default=None, help="Comma-separated rule ids to fix.")
 @click.option("--ignore", metavar="RULES", default=None, help="Comma-separated rule ids not to fix.")
 @click.option("--unsafe-fixes", is_flag=True,
@@ -708,31 +812,38 @@ def _fix_proposals(options: Options, cwd: Path, findings):
 @_CONFIG_OPT
 @click.option("-q", "--quiet", is_flag=True, help="No summary line or progress on stderr.")
 @_cache_options
-def fix_cmd(paths, write, patch_dir, select, ignore, unsafe_fixes, nf006, jobs, kernel_version, config_file,
-            quiet, cache_dir, no_cache):
+@_debug_option
+def fix_cmd(paths, write, patch_dir, from_ident, signoff, cover_letter, get_maintainer, select, ignore,
+            unsafe_fixes, nf006, jobs, kernel_version, config_file, quiet, cache_dir, no_cache):
     """Rewrite findings that have a safe fix; print a unified diff (default).
 
-    The diff's paths are relative to the repository root (`git apply` takes
-    it). Findings without a verified rewrite are listed on stderr with the
-    reason. Exit 0 when nothing is left to fix, 1 when a diff was printed or
-    some finding was refused, 2 on error.
+    Only findings in PATHS are fixed: files read as context from the rest of
+    the tree are never rewritten. The diff's paths are relative to the
+    repository root (`git apply` takes it). Findings without a verified
+    rewrite are listed on stderr with the reason. Exit 0 when nothing is
+    left to fix, 1 when a diff was printed or some finding was refused, 2 on
+    error (no git identity for --format-patch included).
     """
     from .fix import FixOptions, make_plan
-    from .fix.output import print_plan, write_files
+    from .fix.output import print_plan, refusal_lines, summary, write_files
+    from .fix.patch import kernel_root, repo_root
     cwd = Path.cwd()
     paths = list(paths) or ["."]
+    _state["inputs"] = f"fixing {' '.join(paths)}"
     if write and patch_dir:
         _fail("--write and --format-patch are mutually exclusive")
     try:
         rules = load_rules()
     except RuleFileError as e:
         _fail(str(e))
-    selected = _rule_ids(select, rules, "--select")
-    ignored = _rule_ids(ignore, rules, "--ignore") or set()
     config = _config(config_file, paths, rules)
-    to_fix = config.rules(selected, rules)
-    to_fix = (set(rules) if to_fix is None else to_fix) - ignored
+    to_fix = _rule_selection(select, ignore, rules, config)
+    root = repo_root(paths, cwd)
+    series = _series_options(patch_dir, paths, cwd, root, from_ident, signoff, cover_letter, get_maintainer)
     options = _options(paths, jobs, kernel_version, None, config, (cache_dir, no_cache))
+    if options.kernel_version is None:
+        options.kernel_version = kernel_version_of(paths)
+    _check_version_range(options.kernel_version)
     progress = _Progress(_progress_mode(None, quiet))
     try:
         with paused_gc(), interruptible():
@@ -740,6 +851,8 @@ def fix_cmd(paths, write, patch_dir, select, ignore, unsafe_fixes, nf006, jobs, 
             tables = analysis.tables
             before = run_rules(tables, None)
             findings, _suppressed = Suppressions(cwd, {r.name: r.id for r in rules.values()}).split(before)
+            # only findings in PATHS: the rest of the tree was read as context, and is never rewritten
+            findings = [f for f in findings if analysis.reports_on(f.location.path)]
             waits = tables.model.retry_wait | tables.extra_retry_wait
             plan = make_plan(tables, findings, before, FixOptions(to_fix, unsafe_fixes, nf006), cwd, waits)
     except MissingPath as e:
@@ -747,30 +860,55 @@ def fix_cmd(paths, write, patch_dir, select, ignore, unsafe_fixes, nf006, jobs, 
         _fail(f"no such file or directory: {e}")
     analysis.close()
     progress.clear()
-    from .fix.patch import repo_root
-    root = repo_root(paths, cwd)
-    if patch_dir:
+    written: list[Path] = []
+    if series is not None:
         from .fix.series import SeriesError, write_series
         try:
-            written = write_series(plan, Path(patch_dir), root, cwd, tables)
+            written = write_series(plan, Path(patch_dir), root, cwd, tables, series, kernel_root(paths, cwd))
         except SeriesError as e:
             _fail(str(e))
-        for p in written:
-            click.echo(str(p))
+        _write_report("".join(f"{p}\n" for p in written), None)
     elif write:
         write_files(plan, cwd)
     else:
-        click.echo(print_plan(plan, root, cwd), nl=False)
-    from .fix.output import refusal_lines, summary
+        _write_report(print_plan(plan, root, cwd), None)
     for line in refusal_lines(plan, root, cwd):
-        click.echo(line, err=True)
+        _stderr(line)
     for s in analysis.skipped:
-        click.echo(f"nofail-lint: skipped {s.path}: {s.reason}", err=True)
+        _stderr(f"nofail-lint: skipped {s.path}: {s.reason}")
     if not quiet:
-        click.echo(summary(plan, write or bool(patch_dir)), err=True)
+        mode = "applied" if write else ("patches" if series is not None else "proposed")
+        _stderr(summary(plan, mode, written, patch_dir))
     if plan.refusals or (plan.rewrites and not (write or patch_dir)):
         sys.exit(EXIT_FINDINGS)
     sys.exit(EXIT_ERROR if analysis.skipped else EXIT_CLEAN)
+
+
+def _series_options(patch_dir: str | None, paths: list[str], cwd: Path, root: Path, from_ident: str | None,
+                    signoff: bool | None, cover_letter: bool, get_maintainer: str | None):
+    """--format-patch's options, checked before the analysis: an identity must exist.
+    None without --format-patch (and then none of its options may be given)."""
+    if not patch_dir:
+        for given, name in ((from_ident, "--from"), (signoff, "--signoff/--no-signoff"),
+                            (cover_letter or None, "--cover-letter"), (get_maintainer, "--get-maintainer")):
+            if given is not None:
+                _fail(f"{name} needs --format-patch")
+        return None
+    from .fix.identity import IdentityError, resolve
+    from .fix.patch import kernel_root
+    from .fix.series import SeriesOptions
+    try:
+        identity = resolve(from_ident, root)
+    except IdentityError as e:
+        _fail(str(e))
+    script = None
+    if get_maintainer is not None:
+        base = kernel_root(paths, cwd) or root
+        script = (base / get_maintainer) if get_maintainer == "scripts/get_maintainer.pl" \
+            else Path(os.path.abspath(cwd / get_maintainer))
+        if not script.is_file():
+            _fail(f"--get-maintainer: {script} does not exist")
+    return SeriesOptions(identity, signoff is not False, cover_letter, script)
 
 
 def _valid_version(v: str) -> bool:
@@ -820,9 +958,9 @@ def _model_version(version: str | None):
         return
     if not _valid_version(version):
         _fail(f"--kernel-version wants X.Y, got {version!r}")
-    known = load_model().versions
-    if not version_key(known[0])[:2] <= version_key(version)[:2] <= version_key(known[-1])[:2]:
-        _fail(f"--kernel-version {version} is outside the allocator model's range {known[0]}-{known[-1]}")
+    outside = _outside_model(version)
+    if outside:
+        _fail(f"--kernel-version {version} is outside the allocator model's range {outside}")
 
 
 @main.command("cache")

@@ -12,8 +12,8 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
-from .cexpr import Mask, MaskEvaluator, const_value, mask_union, parse_expr
-from .facts import CallSite, FileFacts, FunctionFacts, RetryLoop, ReturnedCall
+from .cexpr import Mask, MaskEvaluator, NullTests, TestDef, const_value, mask_union, parse_expr
+from .facts import CallSite, FileFacts, FunctionFacts, NullTestVia, RetryLoop, ReturnedCall
 from .model import Model
 
 
@@ -100,7 +100,18 @@ class TreeTables:
         self.header_statics: dict[str, list[FunctionRef]] = defaultdict(list)
         self.file_functions: dict[str, dict[str, FunctionRef | None]] = {}
         self.callers: dict[str, list[tuple[FunctionRef, CallSite]]] = defaultdict(list)
+        # macros and helpers that test their arguments (FileFacts.test_defs)
+        self.test_defs: dict[str, list[TestDef]] = defaultdict(list)
+        self.file_test_defs: dict[str, dict[str, list[TestDef]]] = {}
+        self._via_verdicts: dict[tuple[str, str, bool], bool] = {}
         for ff in files:
+            local_defs: dict[str, list[TestDef]] = defaultdict(list)
+            for name, nparams, value, acts in getattr(ff, "test_defs", ()):
+                local_defs[name].append((nparams, value, acts))
+                # a .c file's macros and (static) helpers are its own; a header's are everyone's
+                if ff.path.endswith(".h") and (nparams, value, acts) not in self.test_defs[name]:
+                    self.test_defs[name].append((nparams, value, acts))
+            self.file_test_defs[ff.path] = local_defs
             local = defaultdict(list)
             for name, body in ff.macros:
                 local[name].append(body)
@@ -179,6 +190,31 @@ class TreeTables:
         self._field_masks[key] = base
         return base
 
+    def test_definitions(self, path: str, name: str) -> list[TestDef]:
+        """How a called name tests its arguments: the kernel's primitives
+        (nulltest.BUILTIN_TEST_DEFS), else its definitions in the calling file,
+        else every definition in the tree; [] if some definition of the name
+        does not test at all (a function with a body that is no test)."""
+        from .nulltest import BUILTIN_TEST_DEFS
+        if name in BUILTIN_TEST_DEFS:
+            return BUILTIN_TEST_DEFS[name]
+        local = self.file_test_defs.get(path, {}).get(name)
+        if local:
+            return local
+        if name in self.file_functions.get(path, {}):
+            return []       # the file's own definition of the name tests nothing
+        return self.test_defs.get(name, [])
+
+    def tests_null(self, path: str, via: NullTestVia) -> bool:
+        """Is `via` (a condition calling macros or helpers on a result) a NULL
+        test of the result, by the tree's definitions of what it calls?"""
+        key = (path, via.text, via.stmt)
+        found = self._via_verdicts.get(key)
+        if found is None:
+            found = NullTests(functools.partial(self.test_definitions, path)).is_test(via.text, via.stmt)
+            self._via_verdicts[key] = found
+        return found
+
     def _macro_bodies_but_base(self, path: str, name: str) -> list[str]:
         """Macro bodies, with `__nfl_base` (a field's value so far) left to the evaluator's binding."""
         return [] if name == "__nfl_base" else self.macro_bodies(path, name)
@@ -251,6 +287,8 @@ class TreeTables:
         by_callee: dict[str, list[tuple[FileFacts, FunctionFacts]]] = defaultdict(list)
         for ff in self.files:
             for fn in ff.functions:
+                for callee in fn.callees_errno:      # `return PTR_ERR(p);` after `p = callee()`
+                    by_callee[callee].append((ff, fn))
                 for rc in fn.returns:
                     by_callee[rc.callee].append((ff, fn))
                     api = self.model.allocator(rc.callee)
@@ -306,7 +344,7 @@ class TreeTables:
                 if not fn.returns or fn.other_returns:
                     continue
                 for loop in fn.retry_loops:
-                    if loop.conditional_exit and not loop.may_fail_if:
+                    if loop.code_only or loop.conditional_exit and not loop.may_fail_if:
                         continue     # leaves on something we cannot tie to a caller's flag
                     returned = {rc.callee for rc in fn.returns}
                     if returned <= set(loop.callees_in_loop) and self.retries_allocation(ff, loop):

@@ -25,7 +25,7 @@ from typing import NamedTuple, Protocol
 
 import tree_sitter as ts
 
-from .facts import CallSite, RetryLoop
+from .facts import CallSite, RetryLoop, Span
 from .model import load_model
 from .source import SourceText, decode, node_text
 
@@ -57,6 +57,8 @@ _ZERO = frozenset({"0", "NULL", "false", "0UL", "0L", "0U"})
 _ERR_DECL = re.compile(r"(?<!unsigned\s)\b(?:int|long|ssize_t|s32|s64|vm_fault_t|blk_status_t|errno_t)\s+([^;{}()]*);")
 _ERRNO_TEST = re.compile(r"\s*(?:(?:==|!=)\s*-\s*E[A-Z]|<\s*0\b)")
 _DECL_NAME = re.compile(r"(?:^|,)\s*([A-Za-z_]\w*)")
+# a constant a function returns as its own status code: -EAGAIN, REPEAT_SEARCH, 2
+_CODE_CONST = re.compile(r"^(?:-E[A-Z0-9_]+|[A-Z][A-Z0-9_]*|-?\d+)$")
 _PARAM_FLAG_TEST = re.compile(r"\b([A-Za-z_]\w*)\s*&\s*\(?\s*([A-Z_][A-Z0-9_]*)\b")
 
 
@@ -159,7 +161,7 @@ class _Region(NamedTuple):
     conds: tuple[ts.Node | None, ...]   # the conditions on the exits (and the loop's own)
     tested: frozenset[str]          # lvalues those conditions read
     mods: tuple[tuple[str, ts.Node], ...]   # lvalues written in the region
-    past_continue: bool             # an exit reached only past `if (!p) continue;` is success-only
+    past_skip: bool                 # an exit reached only past `if (!p) continue;` is success-only
     candidates: tuple[_Candidate, ...]
 
 
@@ -172,6 +174,9 @@ class _Context(NamedTuple):
     entered_at: int | None          # `_Region.entered_at`
     varying: frozenset[str]         # lvalues that change on an iteration where the call failed
     success_only: frozenset[str]    # lvalues the region writes only when the call succeeded
+    # the failure's value when it is one code the loop compares with
+    # (`ret == REPEAT_SEARCH`): None means any error code, or NULL
+    code: str | None = None
 
 
 class _Truth:
@@ -199,7 +204,7 @@ class _Truth:
         if r.matches(node):
             # a bare result in boolean context: NULL is false, an error code is
             # true, a count that made no progress may be anything
-            return (V if r.count else T if r.errno else F), True
+            return (V if r.count else T if r.errno or self.ctx.code else F), True
         if t == "unary_expression":
             v, d = self.cond(node.child_by_field_name("argument"))
             if node_text(node.child_by_field_name("operator")) == "!":
@@ -213,6 +218,8 @@ class _Truth:
                 return (_and(a, b) if op == "&&" else _or(a, b)), da or db
             for this, other in ((left, right), (right, left)):
                 if this is not None and r.matches(strip(this)):
+                    if self.ctx.code is not None:
+                        return _compare_code(op, other, self.ctx.code), True
                     if r.count:
                         return self._compare_count(op if this is left else _flip(op), other), True
                     return self._compare(op if this is left else _flip(op), other, r.errno), True
@@ -313,15 +320,27 @@ class _Truth:
         return {"==": F, "!=": T}.get(op, V)
 
 
+def _compare_code(op: str, other: ts.Node | None, code: str) -> str:
+    """`result OP other` when the failure returns exactly `code` (not zero):
+    equal to it, different from every other constant code."""
+    other_text = _norm(node_text(other)) if other is not None else ""
+    if other_text == code:
+        return {"==": T, "!=": F}.get(op, V)
+    if other_text in _ZERO or _CODE_CONST.match(other_text):
+        return {"==": F, "!=": T}.get(op, V)
+    return V
+
+
 class _Paths:
     """The exit finder: which statements of a region run, and which exits can
     be taken, on an iteration where the context's call failed."""
 
-    def __init__(self, ctx: _Context, truth: _Truth, labels: dict[str, ts.Node]):
+    def __init__(self, ctx: _Context, truth: _Truth, labels: dict[str, ts.Node], gotos: Sequence[ts.Node]):
         self.ctx = ctx
         self.truth = truth
         self.labels = labels
-        self._leaves: dict[int, bool] = {}    # memo: if-statement -> always leaves on failure
+        self.gotos = gotos                    # the function's goto statements, in source order
+        self._taken: dict[int, bool] = {}     # memo: if-statement -> its condition holds on failure
 
     def guard(self, node: ts.Node) -> tuple[str, bool]:
         """Conjunction of the if-conditions that lead from the region down to `node`."""
@@ -359,50 +378,81 @@ class _Paths:
             return False
         stop, entered = self.ctx.region, self.ctx.entered_at
         child, p = node, node.parent
-        while p is not None and p != stop:
+        # up to the region's node itself: a goto loop's scope is the block
+        # that holds the label, and its statements are the iteration's
+        while p is not None and child != stop:
             if p.type == "compound_statement":
-                s = child.prev_named_sibling
+                # a jump to a label reaches it whatever came before the label
+                s = child.prev_named_sibling if child.type != "labeled_statement" else None
                 while s is not None:
                     if entered is not None and s.end_byte <= entered:
                         break   # before the retry label: not run again
-                    if s.type in _LEAVING and self._leaves_region(s):
+                    if s.type in _LEAVING and self._leaves_region(s, node.start_byte):
                         return False
-                    if s.type == "if_statement" and self._if_leaves(s):
+                    if s.type == "if_statement" and self._if_leaves(s, node.start_byte):
                         return False
-                    s = s.prev_named_sibling
+                    s = s.prev_named_sibling if s.type != "labeled_statement" else None
             child, p = p, p.parent
         return True
 
-    def _if_leaves(self, s: ts.Node) -> bool:
+    def _if_leaves(self, s: ts.Node, pos: int) -> bool:
         """`if (!p) { ...; continue; }`: an if without else whose branch always
-        leaves the iteration, taken whenever the call failed."""
-        leaves = self._leaves.get(s.id)
-        if leaves is None:
-            leaves = s.child_by_field_name("alternative") is None \
-                and self._always_leaves(s.child_by_field_name("consequence")) \
-                and self.truth.cond(s.child_by_field_name("condition"))[0] == T
-            self._leaves[s.id] = leaves
-        return leaves
+        leaves the iteration (or jumps past `pos`), taken whenever the call failed."""
+        if s.child_by_field_name("alternative") is not None \
+                or not self._always_leaves(s.child_by_field_name("consequence"), pos):
+            return False
+        taken = self._taken.get(s.id)
+        if taken is None:
+            taken = self._taken[s.id] = self.truth.cond(s.child_by_field_name("condition"))[0] == T
+        return taken
 
-    def _leaves_region(self, stmt: ts.Node) -> bool:
-        """continue/break/return, or a goto to a label outside the region."""
+    def _leaves_region(self, stmt: ts.Node, pos: int) -> bool:
+        """continue/break/return, a goto to a label outside the region or to
+        the region's own retry label, or a forward goto whose path never
+        comes back to `pos` before the iteration ends (multi-hop: `if (!p)
+        goto wait; ... wait: cond_resched(); goto again;`)."""
         if stmt.type != "goto_statement":
             return True
-        region = self.ctx.region
         label = self.labels.get(node_text(stmt.child_by_field_name("label")))
-        # the back edge of the goto loop being analysed ends the iteration too
-        return label is None or not (region.start_byte <= label.start_byte < region.end_byte) \
+        return label is None or self._ends_iteration(label) or self._jumps_past(label, pos)
+
+    def _ends_iteration(self, label: ts.Node) -> bool:
+        """A jump to `label` leaves the region, or is the goto loop's back edge."""
+        region = self.ctx.region
+        return not (region.start_byte <= label.start_byte < region.end_byte) \
             or label.start_byte == self.ctx.entered_at
 
-    def _always_leaves(self, node: ts.Node | None) -> bool:
+    def _jumps_past(self, label: ts.Node, pos: int) -> bool:
+        """Every path from a forward `label` ends the iteration without coming
+        back to `pos`: the code run from the label (up to its first
+        unconditional jump) only jumps to labels that end the iteration or are
+        past `pos` themselves, followed label by label (chains of labels)."""
+        todo, seen = [label], set()
+        while todo:
+            lab = todo.pop()
+            if self._ends_iteration(lab):
+                continue
+            if lab.start_byte <= pos:
+                return False      # lands before `pos`: `pos` may run again in this iteration
+            if lab.id in seen:
+                continue
+            seen.add(lab.id)
+            for stmt in _run_from(lab):
+                for g in _gotos_within(self.gotos, stmt):
+                    target = self.labels.get(node_text(g.child_by_field_name("label")))
+                    if target is not None:
+                        todo.append(target)
+        return True
+
+    def _always_leaves(self, node: ts.Node | None, pos: int) -> bool:
         """A branch that ends by leaving the iteration whatever happens inside it."""
         if node is None:
             return False
         if node.type in _LEAVING:
-            return self._leaves_region(node)
+            return self._leaves_region(node, pos)
         if node.type == "compound_statement":
             kids = [c for c in node.named_children if c.type != "comment"]
-            return bool(kids) and kids[-1].type in _LEAVING and self._leaves_region(kids[-1])
+            return bool(kids) and kids[-1].type in _LEAVING and self._leaves_region(kids[-1], pos)
         return False
 
 
@@ -422,6 +472,7 @@ class LoopAnalyser:
         self.lines = lines
         self.labels = labels
         self.gotos = gotos
+        self._gotos_sorted = sorted(gotos, key=lambda g: g.start_byte)
         self._int_names: set[str] | None = None     # the function's integer locals, read once
         self.fn_text = decode(lines.src[f.node.start_byte:f.body.end_byte])
 
@@ -432,12 +483,19 @@ class LoopAnalyser:
         return self._judge_all(region) if region is not None else []
 
     def analyse_goto_loops(self) -> list[RetryLoop]:
-        out = []
+        """Each backward goto is a region of its own; several gotos back to one
+        label are one loop: a call retried through more than one of them is
+        reported once (an unconditional verdict over a conditional one)."""
+        found: dict[tuple[Span, Span], RetryLoop] = {}
         for g in self.gotos:
             region = self._goto_region(g)
-            if region is not None:
-                out.extend(self._judge_all(region))
-        return out
+            if region is None:
+                continue
+            for loop in self._judge_all(region):
+                key = (loop.loop_span, loop.call.span)
+                if key not in found or found[key].conditional_exit and not loop.conditional_exit:
+                    found[key] = loop
+        return list(found.values())
 
     def _loop_region(self, loop: ts.Node) -> _Region | None:
         if loop.type == "while_statement" and not self.lines.src.startswith(b"while", loop.start_byte):
@@ -447,13 +505,15 @@ class LoopAnalyser:
         if not candidates:
             return None
         exits = self._exits(loop, loop.start_byte, loop.end_byte)
-        has_continue = any(e.type == "continue_statement"
-                           for e in self._in_range(self.all_exits, loop.start_byte, loop.end_byte))
+        # `if (!p) continue;`, or `if (!p) goto wait;` to a label in the body:
+        # an exit reached only past such a branch is taken only on success
+        skips = any(e.type == "continue_statement" or e.type == "goto_statement" and self._label_within(e, loop)
+                    for e in self._in_range(self.all_exits, loop.start_byte, loop.end_byte))
         cond = loop.child_by_field_name("condition")
         conds = [cond] + self._exit_conditions(exits, loop)
         kind = {"do_statement": "do-while", "while_statement": "while", "for_statement": "for"}[loop.type]
         return _Region(kind, loop, loop, loop.start_byte, loop.end_byte, None, cond, tuple(exits), tuple(conds),
-                       frozenset(self._tested(conds)), tuple(self._modifications(loop)), has_continue,
+                       frozenset(self._tested(conds)), tuple(self._modifications(loop)), skips,
                        tuple(candidates))
 
     def _goto_region(self, g: ts.Node) -> _Region | None:
@@ -481,6 +541,10 @@ class LoopAnalyser:
         return _Region("goto", label, scope, start, end, start, g, tuple(exits), tuple(conds),
                        frozenset(self._tested(conds)), tuple(mods), True, tuple(candidates))
 
+    def _label_within(self, goto: ts.Node, node: ts.Node) -> bool:
+        label = self.labels.get(node_text(goto.child_by_field_name("label")))
+        return label is not None and node.start_byte <= label.start_byte < node.end_byte
+
     def _candidates(self, start: int, end: int, own: Callable[[ts.Node], bool]) -> list[_Candidate]:
         """Calls in [start, end) that belong to this loop (`own`) and whose
         result is tested, unless the loop first looks the object up or
@@ -500,22 +564,61 @@ class LoopAnalyser:
 
     def _judge(self, region: _Region, cand: _Candidate) -> RetryLoop | None:
         """The one verdict for both loop kinds: is there a way out on
-        persistent failure of `cand`, and one on its success?"""
-        ctx = self._context(region, cand.result)
+        persistent failure of `cand`, and one on its success?
+
+        When failure in general has a way out but failure with one code the
+        loop compares the result with does not (`while (ret == XX_AGAIN)`),
+        the loop retries that code: a finding only if the callee returns it
+        when an allocation fails (`RetryLoop.code_only`, decided by NF002)."""
+        codes = self._compared_codes(region, cand.result)
+        verdict = self._verdict(self._ways_out(region, self._context(region, cand.result)))
+        code, code_only = (codes[0] if len(codes) == 1 else ""), False
+        if verdict is None:
+            for c in codes:
+                verdict = self._verdict(self._ways_out(region, self._context(region, cand.result, c)))
+                if verdict is not None:
+                    code, code_only = c, True
+                    break
+        if verdict is None or verdict and self._honours_nofail(region.conds):
+            return None
+        found = self._retry(region, cand, verdict)
+        if not codes and cand.result.errno and not found.retries_enomem:
+            code = "*"        # `while (err)`: any error code is retried, -ENOMEM too
+        return found._replace(retries_code=code, code_only=code_only)
+
+    def _ways_out(self, region: _Region, ctx: _Context) -> list[tuple[str, bool]]:
+        """Each way out of the region (the loop condition or back edge not
+        taken, each exit) under the context: its truth, and whether it reads the result."""
         truth = _Truth(ctx, self._copies_of)
-        paths = _Paths(ctx, truth, self.labels)
+        paths = _Paths(ctx, truth, self.labels, self._gotos_sorted)
         if region.kind == "goto":
             stay, dep = paths.guard(region.back) if region.back is not None else (T, False)
         else:
             stay, dep = truth.cond(region.back)
-        exit_guard = paths.exit_guard if region.past_continue else paths.guard
-        ways_out = [(_not(stay), dep)] + [exit_guard(e) for e in region.exits]
-        verdict = self._verdict(ways_out)
-        if verdict is None or verdict and self._honours_nofail(region.conds):
-            return None
-        return self._retry(region, cand, verdict)
+        exit_guard = paths.exit_guard if region.past_skip else paths.guard
+        return [(_not(stay), dep)] + [exit_guard(e) for e in region.exits]
 
-    def _context(self, region: _Region, r: _Result) -> _Context:
+    def _compared_codes(self, region: _Region, r: _Result) -> list[str]:
+        """Constant codes other than 0 and -ENOMEM that the region compares
+        the result with (`ret == REPEAT_SEARCH`, `err != -EAGAIN`), in its
+        exit conditions or in a test that skips the rest of an iteration."""
+        out: list[str] = []
+        stack = [region.node]
+        while stack:
+            n = stack.pop()
+            if n.end_byte <= region.start or n.start_byte >= region.end:
+                continue
+            if n.type == "binary_expression" and node_text(n.child_by_field_name("operator")) in ("==", "!="):
+                left, right = n.child_by_field_name("left"), n.child_by_field_name("right")
+                for this, other in ((left, right), (right, left)):
+                    text = _norm(node_text(other))
+                    if r.matches(strip(this)) and _CODE_CONST.match(text) and text not in _ZERO \
+                            and text != "-ENOMEM" and text not in out:
+                        out.append(text)
+            stack.extend(reversed(n.named_children))
+        return out
+
+    def _context(self, region: _Region, r: _Result, code: str | None = None) -> _Context:
         """Fix which lvalues change on an iteration where the call failed.
 
         A write reachable only on success (`ring->nr++` after `if (!p) continue;`)
@@ -524,8 +627,8 @@ class LoopAnalyser:
         Reachability is decided with every written lvalue taken as varying.
         """
         base = frozenset(k for k, _ in region.mods if k != r.key)
-        probe_ctx = _Context(r, region.node, region.entered_at, base, frozenset())
-        probe = _Paths(probe_ctx, _Truth(probe_ctx, self._copies_of), self.labels)
+        probe_ctx = _Context(r, region.node, region.entered_at, base, frozenset(), code)
+        probe = _Paths(probe_ctx, _Truth(probe_ctx, self._copies_of), self.labels, self._gotos_sorted)
         varying: set[str] = set()
         for k, n in region.mods:
             if k == r.key or k in varying:
@@ -534,7 +637,7 @@ class LoopAnalyser:
                 continue
             if k not in region.tested or probe.reachable_on_failure(n):
                 varying.add(k)
-        return _Context(r, region.node, region.entered_at, frozenset(varying), base - varying)
+        return _Context(r, region.node, region.entered_at, frozenset(varying), base - varying, code)
 
     @staticmethod
     def _verdict(ways_out: list[tuple[str, bool]]) -> bool | None:
@@ -829,6 +932,28 @@ def _reads_written(node: ts.Node, modified: frozenset[str]) -> bool:
 _LEAVING = frozenset({"continue_statement", "break_statement", "return_statement", "goto_statement"})
 
 
+def _run_from(label: ts.Node):
+    """The statements run from a label on by falling through: its own
+    statement, then the following ones up to the first that always jumps."""
+    stmt: ts.Node | None = label
+    while stmt is not None:
+        inner = stmt
+        while inner.type == "labeled_statement" and inner.named_children:
+            inner = inner.named_children[-1]      # `a: b: stmt;`
+        yield inner
+        if inner.type in _LEAVING:
+            return
+        stmt = stmt.next_named_sibling
+        while stmt is not None and stmt.type == "comment":
+            stmt = stmt.next_named_sibling
+
+
+def _gotos_within(gotos: Sequence[ts.Node], node: ts.Node) -> list[ts.Node]:
+    lo = bisect.bisect_left(gotos, node.start_byte, key=lambda g: g.start_byte)
+    hi = bisect.bisect_left(gotos, node.end_byte, key=lambda g: g.start_byte)
+    return list(gotos[lo:hi])
+
+
 def _compared(node: ts.Node) -> bool:
     """`entry != &head`: an address taken only to compare it writes nothing."""
     p = node.parent
@@ -917,6 +1042,140 @@ def is_null_test(cond: ts.Node | None, key: str, whole: bool = True) -> bool:
     if whole and t in ("identifier", "field_expression"):
         return _norm(node_text(cond)) == key
     return False
+
+
+def errno_callees(f: FunctionNodes, returns: Sequence[ts.Node]) -> tuple[str, ...]:
+    """Calls whose error pointer the function returns as an error code:
+    `return PTR_ERR(p);`, `return PTR_ERR_OR_ZERO(p);`, or `ret = PTR_ERR(p);`
+    returned later, with `p` assigned from the call before the return. An
+    ERR_PTR(-ENOMEM) from an allocation travels on as -ENOMEM (NF002's
+    -ENOMEM chain, link.enomem_sources)."""
+    out: set[str] = set()
+    for ret in returns:
+        value = strip(ret.named_children[0] if ret.named_children else None)
+        if value is None:
+            continue
+        values = [value] if value.type != "identifier" else \
+            [_rhs(a) for a, lhs in f.assign_nodes if a.start_byte < ret.start_byte and lhs.text == value.text]
+        for v in values:
+            v = strip(v)
+            callee = v.child_by_field_name("function") if v is not None and v.type == "call_expression" else None
+            if v is None or callee is None or callee.text not in _PTR_ERR:
+                continue
+            args = v.child_by_field_name("arguments")
+            ptr = strip(args.named_children[0]) if args is not None and len(args.named_children) == 1 else None
+            if ptr is None:
+                continue
+            out.update(_assigned_callees(f, _norm(node_text(ptr)), ret.start_byte))
+    return tuple(sorted(out))
+
+
+def _assigned_callees(f: FunctionNodes, key: str, before: int) -> list[str]:
+    """The functions whose result is assigned to `key` before byte `before`."""
+    out = []
+    for a, lhs in f.assign_nodes:
+        rhs = strip(_rhs(a))
+        if a.start_byte < before and _norm(node_text(lhs)) == key and rhs is not None \
+                and rhs.type == "call_expression":
+            fn = rhs.child_by_field_name("function")
+            if fn is not None and fn.type == "identifier":
+                out.append(node_text(fn))
+    return out
+
+
+def failure_codes(f: FunctionNodes, returns: Sequence[ts.Node]) -> tuple[tuple[str, str, str], ...]:
+    """The constant codes the function returns when a call failed, as
+    (code, callee, how): how is "null" (`if (!p) return XX_AGAIN;` after
+    `p = callee()`, also IS_ERR), "err" (`if (err) return XX_AGAIN;` after
+    `err = callee()`) or "pass" (`if (callee() == XX_AGAIN) return
+    XX_AGAIN;`). The code is returned directly or stored in the variable the
+    function returns (`ret = XX_AGAIN; goto out;`). NF002 decides which
+    callees are allocations (link.TreeTables.code_chain)."""
+    sites: list[tuple[ts.Node, str]] = []
+    for ret in returns:
+        value = strip(ret.named_children[0] if ret.named_children else None)
+        if value is None:
+            continue
+        text = _norm(node_text(value))
+        if _CODE_CONST.match(text) and text not in _ZERO:
+            sites.append((ret, text))
+        elif value.type == "identifier":
+            for a, lhs in f.assign_nodes:
+                rhs = strip(_rhs(a))
+                code = _norm(node_text(rhs)) if rhs is not None else ""
+                if a.type == "assignment_expression" and lhs.text == value.text and a.start_byte < ret.start_byte \
+                        and _CODE_CONST.match(code) and code not in _ZERO:
+                    sites.append((a, code))
+    out: set[tuple[str, str, str]] = set()
+    for site, code in sites:
+        child, p = site, site.parent
+        while p is not None and p != f.body:
+            if p.type == "if_statement" and child == p.child_by_field_name("consequence"):
+                failed = _failed_calls(f, p.child_by_field_name("condition"), code)
+                out.update((code, callee, how) for callee, how in failed)
+            child, p = p, p.parent
+    return tuple(sorted(out))
+
+
+def _failed_calls(f: FunctionNodes, cond: ts.Node | None, code: str) -> list[tuple[str, str]]:
+    """The calls whose failure makes `cond` true: (callee, how) as in failure_codes."""
+    cond = strip(cond)
+    while cond is not None and cond.type == "call_expression" and node_text(cond.child_by_field_name("function")) in (
+            "likely", "unlikely"):
+        args = cond.child_by_field_name("arguments")
+        cond = strip(args.named_children[0]) if args is not None and args.named_children else None
+    if cond is None:
+        return []
+    if cond.type == "binary_expression" and node_text(cond.child_by_field_name("operator")) == "||":
+        return _failed_calls(f, cond.child_by_field_name("left"), code) + \
+            _failed_calls(f, cond.child_by_field_name("right"), code)
+    out = []
+    for value, how in _tested_results(cond, code):
+        if value.type == "call_expression":
+            fn = value.child_by_field_name("function")
+            if fn is not None and fn.type == "identifier":
+                out.append((node_text(fn), how))
+            continue
+        out.extend((name, how) for name in _assigned_callees(f, _norm(node_text(value)), cond.start_byte))
+    return out
+
+
+def _tested_results(cond: ts.Node, code: str) -> list[tuple[ts.Node, str]]:
+    """What a condition tests for failure: `!p`, `p == NULL`, `IS_ERR(p)` ->
+    (p, "null"); `err`, `err < 0`, `err != 0` -> (err, "err"); `x == CODE`
+    with the returned code -> (x, "pass")."""
+    t = cond.type
+    if t == "unary_expression" and node_text(cond.child_by_field_name("operator")) == "!":
+        arg = _tested_value(cond.child_by_field_name("argument"))
+        return [(arg, "null")] if arg is not None else []
+    if t == "call_expression":
+        fn = node_text(cond.child_by_field_name("function"))
+        args = cond.child_by_field_name("arguments")
+        first = _tested_value(args.named_children[0]) if args is not None and args.named_children else None
+        if fn in _ERRPTR_TESTS and first is not None:
+            return [(first, "null")]
+        return [(cond, "err")]        # `if (callee())`: a non-zero status
+    if t in ("identifier", "field_expression", "assignment_expression"):
+        value = _tested_value(cond)
+        return [(value, "err")] if value is not None else []
+    if t == "binary_expression":
+        op = node_text(cond.child_by_field_name("operator"))
+        left, right = _tested_value(cond.child_by_field_name("left")), _tested_value(cond.child_by_field_name("right"))
+        if left is None or right is None:
+            return []
+        for this, other in ((left, right), (right, left)):
+            other_text = _norm(node_text(other))
+            if op == "==" and other_text == code:
+                return [(this, "pass")]
+            if other_text in _ZERO and op == "==":
+                return [(this, "null")]
+            if other_text in _ZERO and op in ("!=", "<") and this is left:
+                return [(this, "err")]
+    return []
+
+
+def _rhs(assign: ts.Node) -> ts.Node | None:
+    return assign.child_by_field_name("value" if assign.type == "init_declarator" else "right")
 
 
 def strip(node: ts.Node | None) -> ts.Node | None:

@@ -19,7 +19,7 @@ from .check.gfp_flow import LIMITS
 from .demand import DefinitionIndex, close_over
 from .discover import SourceFile, discover, kernel_version_of
 from .engine.runs import DemandRun, SeedRun, TreeRun
-from .engine.seeds import find_seeds, unshaped
+from .engine.seeds import unshaped
 from .engine.store import Extraction, _rehome, extract_all, scan_all
 from .engine.workers import Outcome, Progress, Terminated, interruptible, paused_gc
 from .facts import FileFacts
@@ -146,7 +146,7 @@ def analyse(options: Options, cwd: Path | None = None, progress: Progress | None
         return Analysis(demand.extraction, files, skipped, version, excluded, started, options, demand)
     # the tree's own mask macros named unlike a mask are relevant to extraction (relevance.py)
     scan = scan_all(files, options.jobs, extra, cache, progress)
-    nofail = find_seeds(NOFAIL, model.algebra(version).composites, scan.rows(), {f.display: f.path for f in files})
+    nofail = scan.seeds(NOFAIL, model.algebra(version).composites)
     extraction = extract_all(files, options.jobs, progress, extra, cache, warn, scan.known, None,
                              unshaped(nofail.names))
     return Analysis(extraction, files, skipped, version, excluded, started, options)
@@ -169,7 +169,7 @@ def grep(options: Options, flag: str, cwd: Path | None = None, progress: Progres
         a = analyse(options, cwd, progress, warn, flag=flag)
         cache = a.extraction.cache
         key = a.result_key("grep", flag, a.version, sorted(options.extra_allocators),
-                           sorted(options.extra_retry_wait), str(cwd or Path.cwd()))
+                           sorted(options.extra_retry_wait), str(cwd or Path.cwd()), sorted(a.targets or ()))
         stored = cache.load_result(key) if cache is not None else None
         if isinstance(stored, tuple) and len(stored) == 2:
             hits, bad = cast(tuple[list[Hit], list[Skipped]], stored)

@@ -19,9 +19,13 @@ that the demand stage (demand.py) never misses a definition:
 One-line prototypes (`...);`) and `extern` lines are left out: they declare,
 they never define.
 
+For seeds (engine/seeds.py) a row also lists the identifiers containing
+`GFP` and the `#define`s whose body contains `GFP`, with the body's names.
+
 Struct fields are not listed here: a regex for `->f =` over the whole tree
-costs more than the rest of the scan together. `assigns_field` answers for
-one file and one field, when a reached function reads that field.
+costs more than the rest of the scan together. `stored_fields` indexes one
+file's field stores when a reached function reads a field of a struct type
+the file names (once per run).
 """
 from __future__ import annotations
 
@@ -41,7 +45,7 @@ class ScanRow(NamedTuple):
     functions: frozenset[str]        # names it may define as functions
     macros: frozenset[str]           # object-like macros it may define that a mask or bound can use
     fn_macros: frozenset[str] = frozenset()    # function-like macros it defines
-    fields: frozenset[str] = frozenset()       # (exact definitions only; see assigns_field)
+    fields: frozenset[str] = frozenset()       # (exact definitions only; see stored_fields)
     structs: frozenset[str] = frozenset()      # struct tags it names: only these can have fields assigned here
     # for the seeds of a flag (engine/seeds.py): identifiers containing GFP,
     # and the #defines whose body contains GFP, as (name, body identifiers)
@@ -51,13 +55,12 @@ class ScanRow(NamedTuple):
 
 NOTHING = ScanRow(False, frozenset(), frozenset())
 _STRUCT_TAG = re.compile(rb"struct[ \t\n]+([A-Za-z_]\w*)")
-_WORD_BYTES = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_")
 
 _DEFINE = re.compile(rb"\n[ \t]*#[ \t]*define[ \t]+([A-Za-z_]\w*)(\(?)([^\n]*)")
 # the bodies extract.object_like_macros keeps: masks, ranges, aliases, sizes and orders
 _USEFUL_BODY = re.compile(rb"GFP|NOFAIL|VMALLOC|nofail|/[*/]|^\s*\(?\s*[A-Za-z_]\w*\s*\)?\s*$|\\\s*$")
-_NUMERIC_BODY = re.compile(rb"^\s*\(?\s*(?:0[xX][0-9a-fA-F]+|\d+)")
-_SIZE_NAME = re.compile(rb"ORDER|SIZE|SHIFT|PAGES|_SZ")
+# integer constants and constant arithmetic, whatever their name (a superset of extract's)
+_CONSTANT_BODY = re.compile(rb"^[\s()\w+\-*/<>|&~]*$")
 _COLUMN0_CALL_LINE = re.compile(rb"\n([A-Za-z_][^\n(]*\([^\n]*)")
 _CALLED_NAME = re.compile(rb"([A-Za-z_]\w*)[ \t]*\(")
 _FIRST_ARGUMENT = re.compile(rb"\([ \t]*([A-Za-z_]\w*)")
@@ -67,8 +70,13 @@ _SYSCALL_LIKE = re.compile(rb"^(?:COMPAT_)?SYSCALL_DEFINE\d$")
 
 def scan_source(src: bytes, extra: re.Pattern[bytes] | None = None) -> ScanRow:
     """One file's bytes -> its ScanRow. Never raises on odd bytes."""
-    if b"\0" in src[:8192] or not worth_parsing(src, extra):
+    if b"\0" in src[:8192]:
         return NOTHING
+    if not worth_parsing(src, extra):
+        # extraction keeps only its integer constants (extract.unparsed_constants)
+        from .extract import unparsed_constants
+        names = frozenset(name for name, _ in unparsed_constants(src))
+        return ScanRow(False, frozenset(), names) if names else NOTHING
     text = b"\n" + src
     functions: set[bytes] = set()
     macros: set[bytes] = set()
@@ -76,7 +84,7 @@ def scan_source(src: bytes, extra: re.Pattern[bytes] | None = None) -> ScanRow:
     for name, paren, body in _DEFINE.findall(text):
         if paren:
             fn_macros.add(name)
-        elif _USEFUL_BODY.search(body) or (_SIZE_NAME.search(name) and _NUMERIC_BODY.match(body)):
+        elif _USEFUL_BODY.search(body) or _CONSTANT_BODY.match(body):
             macros.add(name)
     for m in _COLUMN0_CALL_LINE.finditer(text):
         line = m.group(1)
@@ -130,36 +138,13 @@ def gfp_names(src: bytes) -> tuple[frozenset[str], tuple[tuple[str, frozenset[st
     return frozenset(w.decode("ascii", "replace") for w in words if w[:1] not in b"0123456789"), tuple(defines)
 
 
-def assigns_field(src: bytes, field: bytes) -> bool:
-    """Does the source assign struct field `field` (`->field =`, `.field |=`,
-    `.field = ` in an initialiser)? A superset of extract's field_masks: any
-    assignment, whatever its value."""
-    n = len(field)
-    i = src.find(field)
-    while i != -1:
-        end = i + n
-        if (i == 0 or src[i - 1] not in _WORD_BYTES) and (end >= len(src) or src[end] not in _WORD_BYTES):
-            j = i - 1
-            while j >= 0 and src[j] in b" \t":
-                j -= 1
-            if j >= 0 and (src[j] == 0x2E or (src[j] == 0x3E and j > 0 and src[j - 1] == 0x2D)):   # . or ->
-                k = end
-                while k < len(src) and src[k] in b" \t":
-                    k += 1
-                op = src[k:k + 2]
-                if (op[:1] == b"=" and op != b"==") or op in (b"|=", b"&="):
-                    return True
-        i = src.find(field, i + 1)
-    return False
-
-
 _FIELD_STORE = re.compile(rb"(?:\.|->)[ \t]*([A-Za-z_]\w*)[ \t]*(?:=(?!=)|\|=|&=)([^;]*)")
 _FIELD_USE = re.compile(rb"(?:\.|->)[ \t]*([A-Za-z_]\w*)")
 
 
 def stored_fields(src: bytes) -> frozenset[bytes]:
     """The fields this file may store a mask in, in one pass: every field
-    `assigns_field` would say yes to whose stored value (up to the `;`) can
+    assigned (`->f =`, `.f |=`, `.f = ` in an initialiser; not `==`) whose stored value (up to the `;`) can
     carry a mask by extraction's own test (relevance.py), or any such field
     where the file declares a gfp_t variable the value could name."""
     any_value = GFP_T in src

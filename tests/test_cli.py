@@ -3,9 +3,12 @@ from __future__ import annotations
 
 import importlib.resources
 import json
+import os
 import re
+import subprocess
 
 import jsonschema
+import pytest
 from conftest import EXAMPLE_TREE, REPO, RETRY_LOOP, run_cli
 
 LOOP = "#include <linux/slab.h>\n\n" + RETRY_LOOP
@@ -126,3 +129,59 @@ def test_explain_prints_rule_and_model_facts(cli):
     assert "mm/vmalloc.c" in proc.stdout
     assert run_cli(cli, "explain", "open-coded-retry-loop").returncode == 0
     assert run_cli(cli, "explain", "NF999").returncode == 2
+
+
+def test_usage_errors_are_one_line(cli, tmp_path):
+    """As the README's contract says: one `nofail-lint: error:` line, exit 2."""
+    for args in (("check", "--bogus"), ("check", "--format", "xml", "."), ("grep", "-c", "--nope"),
+                 ("fix", "--nf006", "maybe"), ("nosuchcommand",)):
+        proc = run_cli(cli, *args, cwd=tmp_path)
+        assert proc.returncode == 2, args
+        lines = proc.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("nofail-lint: error: "), (args, proc.stderr)
+    assert run_cli(cli, "--help").returncode == 0 and run_cli(cli, "check", "--help").stdout.startswith("Usage:")
+
+
+@pytest.mark.parametrize("args", [("check", "loop.c"), ("check", "--terse", "loop.c"),
+                                  ("grep", "--flag", "__GFP_ZERO", "."), ("fix", "loop.c"), ("explain",)])
+def test_closed_or_full_output_is_one_line_and_exit_2(cli, tmp_path, args):
+    """stdout or stderr closed at start (`>&-`, `2>&-`) or full (/dev/full):
+    a "cannot write" line on the other stream, exit 2, never a traceback."""
+    (tmp_path / "loop.c").write_text(LOOP.replace("GFP_KERNEL", "GFP_KERNEL | __GFP_ZERO"))
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    for close in (1, 2):
+        keep = 2 if close == 1 else 1
+        proc = subprocess.run(
+            ["sh", "-c", f'exec "$0" "$@" {close}>&-', cli, *args], cwd=tmp_path, env=env,
+            stdout=subprocess.PIPE if keep == 1 else subprocess.DEVNULL,
+            stderr=subprocess.PIPE if keep == 2 else subprocess.DEVNULL, timeout=300)
+        other = (proc.stdout if keep == 1 else proc.stderr).decode()
+        assert proc.returncode == 2, (args, close, other)
+        assert "cannot write" in other and "Traceback" not in other, (args, close, other)
+    if os.path.exists("/dev/full"):
+        with open("/dev/full", "w") as full:
+            proc = subprocess.run([cli, *args], cwd=tmp_path, env=env, stdout=full, stderr=subprocess.PIPE,
+                                  text=True, timeout=300)
+        assert proc.returncode == 2, (args, proc.stderr)
+        assert "cannot write" in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+
+
+def test_progress_keeps_talking_while_linking_and_checking(capsys):
+    """--progress in a CI log: after the last file, a line every few seconds
+    until the run is done, not minutes of silence."""
+    import time
+
+    from nofail_lint.cli import _Progress
+    progress = _Progress("lines")
+    progress.EVERY = 0.2
+    progress(5, 10)
+    progress(10, 10)
+    time.sleep(0.9)
+    progress.clear()
+    time.sleep(0.3)
+    lines = capsys.readouterr().err.splitlines()
+    assert lines[0].startswith("nofail-lint: 5/10 files") and lines[1].endswith("linking and checking...")
+    beats = [ln for ln in lines[2:] if ln.startswith("nofail-lint: linking and checking (")]
+    assert len(beats) >= 2 and len(beats) == len(lines) - 2
+    time.sleep(0.5)
+    assert capsys.readouterr().err == ""                    # cleared: silent again

@@ -471,24 +471,18 @@ def test_gfp_flow_limits_are_reported(cli, tmp_path):
 
 # ------------------------------------------------------------------ adoption as written
 
-def test_readme_install_lines_name_the_released_version():
-    """Every pinned revision in the README is the version of the package, the
-    CHANGELOG has that version, and (in a git checkout) the tag exists."""
+def test_readme_install_lines_name_no_tag():
+    """Only the branch main is published, so a fresh clone has no tags: the
+    README's install lines and pre-commit revs name none (a branch, a commit
+    the reader looks up, or the clone itself), and the CHANGELOG has the
+    package's version."""
     from nofail_lint import __version__
     readme = (REPO / "README.md").read_text()
     assert "pip install nofail-lint" not in readme, "not on PyPI"
     pins = set(re.findall(r"rev: (v[\w.]*\w)", readme)) | set(re.findall(r"nofail-lint@(v[\w.]*\w)", readme)) \
         | set(re.findall(r"git\+file://\S+@(v[\w.]*\w)", readme))
-    assert pins == {f"v{__version__}"}, pins
+    assert pins == set(), pins
     assert re.search(rf"^## {re.escape(__version__)}\b", (REPO / "CHANGELOG.md").read_text(), re.M)
-    if (REPO / ".git").exists():
-        proc = subprocess.run(["git", "rev-parse", "--verify", "-q", f"refs/tags/v{__version__}"], cwd=REPO,
-                              capture_output=True, text=True)
-        if proc.returncode != 0:
-            pytest.skip(f"tag v{__version__} not in this clone (fetch tags)")
-        hooks = subprocess.run(["git", "show", f"v{__version__}:.pre-commit-hooks.yaml"], cwd=REPO,
-                               capture_output=True, text=True)
-        assert "id: nofail-lint" in hooks.stdout, "the tagged revision ships the hook"
 
 
 # ------------------------------------------------------------------ guard helpers (in-process)

@@ -146,3 +146,49 @@ def test_a_struct_field_mask_assigned_elsewhere_is_seen(cli, tmp_path):
     assert [(f[0], f[3]) for f in whole if f[0].startswith("drivers/")] == [("drivers/demo_use.c", "NF004")]
     assert _findings(cli, tmp_path, "drivers") == _under(whole, "drivers")
     assert _findings(cli, tmp_path, "--context", "none", "drivers") == []
+
+
+def test_constants_from_a_header_the_prefilter_skips(cli, tmp_path):
+    """Orders and sizes from headers that name no allocator, in another
+    directory and two includes away: seen by a whole run and by a partial
+    run of the driver's directory or file alone, not with `--context none`."""
+    (tmp_path / "Makefile").write_text("VERSION = 6\nPATCHLEVEL = 12\n")
+    hw = tmp_path / "include" / "rngx"
+    hw.mkdir(parents=True)
+    for name in ("rngx_hw.h", "rngx_base.h"):
+        shutil.copy(FIXTURES / "nf005" / "include" / "rngx" / name, hw / name)
+    drv = tmp_path / "drivers" / "rngx"
+    drv.mkdir(parents=True)
+    shutil.copy(FIXTURES / "nf005" / "header_constants.c", drv / "rngx_main.c")
+    whole = _findings(cli, tmp_path, ".")
+    assert [(f[0], f[1], f[3]) for f in whole] == [("drivers/rngx/rngx_main.c", n, "NF005") for n in (23, 24, 25)]
+    assert _findings(cli, tmp_path, "drivers/rngx") == whole
+    assert _findings(cli, tmp_path, "drivers/rngx/rngx_main.c") == whole
+    alone = _findings(cli, tmp_path, "--context", "none", "drivers/rngx")
+    assert [(f[1], f[3]) for f in alone] == [(36, "NF006")]     # the size unknown: the test looks dead
+
+
+def test_a_status_code_from_a_callee_elsewhere_is_seen(cli, tmp_path):
+    """NF002's caller-retry family in a partial run: the callee that returns
+    the retried code on allocation failure lives outside the checked subtree
+    (two levels down, the code a macro of a header); the partial run reports
+    exactly what the whole run reports there."""
+    (tmp_path / "Makefile").write_text("VERSION = 6\nPATCHLEVEL = 12\n")
+    (tmp_path / "include").mkdir()
+    (tmp_path / "include" / "demo_codes.h").write_text("#define DEMO_TRY_AGAIN 7\n")
+    (tmp_path / "lib").mkdir()
+    (tmp_path / "lib" / "demo_fill.c").write_text(
+        "#include <demo_codes.h>\n\nstatic int demo_fill_one(struct demo_q *q)\n{\n"
+        "\tvoid *e = kzalloc(64, GFP_KERNEL);\n\n"
+        "\tif (!e)\n\t\treturn DEMO_TRY_AGAIN;\n\tq->e = e;\n\treturn 0;\n}\n\n"
+        "int demo_fill(struct demo_q *q)\n{\n\tif (demo_fill_one(q) == DEMO_TRY_AGAIN)\n\t\treturn DEMO_TRY_AGAIN;\n"
+        "\treturn 0;\n}\n")
+    (tmp_path / "drivers" / "foo").mkdir(parents=True)
+    (tmp_path / "drivers" / "foo" / "foo.c").write_text(
+        "#include <linux/gfp.h>\n#include <demo_codes.h>\nint foo_fill(struct demo_q *q)\n{\n\tint ret;\n\n"
+        "\tdo {\n\t\tret = demo_fill(q);\n"
+        "\t} while (ret == DEMO_TRY_AGAIN);\n\treturn ret;\n}\n")
+    found = _findings(cli, tmp_path, "drivers/foo")
+    assert [(f[0], f[1], f[3]) for f in found] == [("drivers/foo/foo.c", 8, "NF002")]
+    assert found == _under(_findings(cli, tmp_path, "."), "drivers/foo")
+    assert _findings(cli, tmp_path, "--context", "none", "drivers/foo") == []

@@ -138,6 +138,10 @@ def test_grep_result_is_reused_for_an_unchanged_tree_and_redone_after_an_edit(cl
     again = run_cli(cli, "grep", *env_cache, "drivers/demo", cwd=root)
     assert first.returncode == again.returncode == 0
     assert first.stdout == again.stdout and "odd.c:5" in first.stdout
+    # another scope of the same tree is another result
+    whole = run_cli(cli, "grep", *env_cache, ".", cwd=root)
+    elsewhere = run_cli(cli, "grep", *env_cache, "include", cwd=root)
+    assert whole.stdout == first.stdout and elsewhere.returncode == 1 and elsewhere.stdout == ""
     header = root / "include/linux/demo_flags.h"
     header.write_text(header.read_text().replace("__GFP_NOFAIL", "__GFP_NOWARN"))
     after = run_cli(cli, "grep", *env_cache, "drivers/demo", cwd=root)

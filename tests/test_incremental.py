@@ -117,3 +117,33 @@ def test_a_field_assignment_edited_elsewhere_rechecks_its_users(cli, tmp_path):
     assert "re-checked" in _same_as_scratch(cli, root, cache)
     got, _ = _findings(cli, root, "--cache-dir", str(cache))
     assert [(r[0], r[3]) for r in got if r[0].startswith("drivers/")] == [("drivers/demo_use.c", "NF004")]
+
+
+def test_a_callee_status_code_edited_elsewhere_rechecks_the_callers_loop(cli, tmp_path):
+    """NF002's caller-retry family: the loop is in one file, the allocation
+    failure that becomes the code it retries on is in another. Editing the
+    callee (what it returns on failure) must change the caller's finding."""
+    root = tmp_path / "tree"
+    (root / "fs" / "demo").mkdir(parents=True)
+    (root / "fs" / "demo" / "demo_status.h").write_text("#define DEMO_RESCAN 3\n#define DEMO_DONE 0\n")
+    callee = root / "fs" / "demo" / "demo_prep.c"
+    body = ("#include \"demo_status.h\"\n\nint demo_prep(struct demo_tb *tb)\n{\n"
+            "\tchar *b = kmalloc(tb->len, GFP_NOFS);\n\n"
+            "\tif (!b)\n\t\treturn DEMO_RESCAN;\n\ttb->buf = b;\n\treturn DEMO_DONE;\n}\n")
+    callee.write_text(body)
+    # (a file is analysed only if it names an allocation or a gfp mask: discover's prefilter)
+    (root / "fs" / "demo" / "demo_balance.c").write_text(
+        "#include <linux/gfp.h>\n#include \"demo_status.h\"\nvoid demo_balance(struct demo_tb *tb)\n{\n"
+        "\twhile (demo_prep(tb) == DEMO_RESCAN)\n\t\ttb->len--;\n}\n")
+    cache = tmp_path / "cache"
+    _same_as_scratch(cli, root, cache)
+    got, _ = _findings(cli, root, "--cache-dir", str(cache))
+    assert [(r[0], r[1], r[3]) for r in got] == [("fs/demo/demo_balance.c", 5, "NF002")]
+    # the callee gives up with another code: the caller's loop is bounded
+    callee.write_text(body.replace("return DEMO_RESCAN;", "return -ENOMEM;"))
+    assert "re-checked" in _same_as_scratch(cli, root, cache)
+    assert _findings(cli, root, "--cache-dir", str(cache))[0] == []
+    # and back
+    callee.write_text(body)
+    _same_as_scratch(cli, root, cache)
+    assert len(_findings(cli, root, "--cache-dir", str(cache))[0]) == 1

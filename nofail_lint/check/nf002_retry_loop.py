@@ -3,7 +3,17 @@
 The loop shape (no exit on persistent failure, an exit on success) is found by
 extract (loops.py); here we decide whether the repeated call is an allocator:
 the model's, a tree function returning an allocator's result, a configured
-one, or any call whose failure is followed by a retry-wait helper.
+one, any call whose failure is followed by a retry-wait helper, a call that
+returns -ENOMEM from an allocation when the loop retries on -ENOMEM, or a
+call that returns the very code the loop retries on when an allocation
+failed (`return XX_AGAIN;` after `if (!p)`, `code_sources`).
+
+That last family looks one level *up* from the allocation: the allocation
+fails in the callee, the loop is the caller's. The finding is reported at the
+caller's call in the loop, so it still depends only on the caller's facts and,
+downwards, on the callee's `callees_codes` (docs/architecture.md, "Partial
+and repeated runs"); tests/test_demand.py and tests/test_incremental.py hold
+cases of this family.
 """
 from __future__ import annotations
 
@@ -40,14 +50,20 @@ def check(tables: TreeTables, rule: RuleDoc) -> list[Finding]:
                     continue   # already NOFAIL: the loop is not compensating for failure
                 if loop.call.callee in tables.model.event_tests:
                     continue   # `while (!kthread_should_stop())`: the loop waits for an event
-                chain = tables.allocator_chain(ff.path, loop.call.callee)
-                waiting = sorted(waits.intersection(loop.callees_in_loop))
-                enomem = tables.enomem_chain(ff.path, loop.call.callee) \
-                    if chain is None and loop.retries_enomem else None
-                if chain is None and not waiting and enomem is None:
+                if loop.code_only:
+                    # a retry loop only if the call keeps failing with this code
+                    chain, waiting, enomem = None, [], None
+                else:
+                    chain = tables.allocator_chain(ff.path, loop.call.callee)
+                    waiting = sorted(waits.intersection(loop.callees_in_loop))
+                    enomem = tables.enomem_chain(ff.path, loop.call.callee) \
+                        if chain is None and loop.retries_enomem else None
+                coded = code_chain(tables, ff.path, loop.call.callee, loop.retries_code) \
+                    if chain is None and not waiting and enomem is None and loop.retries_code else None
+                if chain is None and not waiting and enomem is None and coded is None:
                     continue
                 loops.setdefault((ff.path, loop.loop_kind, loop.loop_span), []).append(
-                    (ff, fn, loop, chain, waiting, enomem))
+                    (ff, fn, loop, chain, waiting, enomem or coded))
     out = []
     for tries in loops.values():
         # a loop that tries several allocators (kmalloc, then a vmalloc
@@ -71,6 +87,12 @@ def _finding(tables: TreeTables, rule: RuleDoc, ff, fn, loop, chain, waiting, en
                                   f"{link.ref.fn.name}() returns the result of {rc.callee}()"))
         notes.append(f"{callee}() is an allocator: it returns the result of "
                      f"{chain[-1].returned.callee}()")
+    elif enomem is not None and loop.retries_code == "*":
+        notes.append(f"{callee}() returns an error code when an allocation fails: "
+                     + " -> ".join(f"{c}()" for c in enomem) + "; the loop retries on any error code")
+    elif enomem is not None and not loop.retries_enomem:
+        notes.append(f"{callee}() returns {loop.retries_code} when an allocation fails: "
+                     + " -> ".join(f"{c}()" for c in enomem) + f"; the loop retries while it sees {loop.retries_code}")
     elif enomem is not None:
         notes.append(f"{callee}() returns -ENOMEM when an allocation fails: "
                      + " -> ".join(f"{c}()" for c in enomem) + "; the loop retries on -ENOMEM")
@@ -98,3 +120,59 @@ def _finding(tables: TreeTables, rule: RuleDoc, ff, fn, loop, chain, waiting, en
     return report(tables, rule, ff.path, loop.call.span, fn.name, message, notes,
                   model.retry_wait_facts if waiting else (), tuple(steps),
                   anchors=(loop.loop_span.line,))
+
+
+def code_chain(tables: TreeTables, caller_path: str, name: str, code: str) -> tuple[str, ...] | None:
+    """How a call to `name` returns `code` when an allocation fails: the
+    calls down to the allocation, or None. Code "*" is any error code:
+    -ENOMEM from an allocation, or any code of `code_sources`."""
+    if code == "*":
+        enomem = tables.enomem_chain(caller_path, name)
+        if enomem is not None:
+            return enomem
+    for r in tables.resolve(caller_path, name, True):
+        found = code_sources(tables).get(r.key, {})
+        if code in found:
+            return found[code]
+        if code == "*" and found:
+            return found[min(found)]
+    return None
+
+
+def code_sources(tables: TreeTables) -> dict[tuple[str, str], dict[str, tuple[str, ...]]]:
+    """(file, function) -> {code: the calls down to an allocation} for every
+    constant code a function returns when an allocation failed: `if (!p)
+    return code;` after `p = alloc()` (an allocator or a tree wrapper),
+    `if (err) return code;` after `err = f()` where f returns -ENOMEM from an
+    allocation, and `if (f() == code) return code;` or `return f();` where f
+    returns code so; a fixpoint over callers, across files."""
+    found = tables.derived.get("nf002_code_sources")
+    if found is not None:
+        return found
+    out: dict[tuple[str, str], dict[str, tuple[str, ...]]] = {}
+    users: dict[str, list[tuple]] = {}
+    for ff in tables.files:
+        for fn in ff.functions:
+            for code, callee, how in fn.callees_codes:
+                if how == "pass":
+                    users.setdefault(callee, []).append((ff, fn, code))
+                    continue
+                down = tables.allocator_chain(ff.path, callee) if how == "null" else None
+                steps = (callee,) + tuple(link.returned.callee for link in down) if down is not None else \
+                    tables.enomem_chain(ff.path, callee) if how in ("err", "null") else None
+                if steps is not None:
+                    out.setdefault((ff.path, fn.name), {}).setdefault(code, (fn.name,) + steps)
+            for rc in fn.returns:       # `return f();`: every code of f
+                users.setdefault(rc.callee, []).append((ff, fn, None))
+    work = sorted({name for _, name in out})
+    while work:
+        name = work.pop()
+        for ff, fn, code in users.get(name, ()):
+            for r in tables.resolve(ff.path, name, True):
+                for c, steps in out.get(r.key, {}).items():
+                    mine = out.setdefault((ff.path, fn.name), {})
+                    if (code is None or c == code) and c not in mine and fn.name not in steps:
+                        mine[c] = (fn.name,) + steps
+                        work.append(fn.name)
+    tables.derived["nf002_code_sources"] = out
+    return out

@@ -25,7 +25,7 @@ from ..discover import SourceFile, discover
 from ..model import NOFAIL, load_model
 from ..scan import ScanRow, stored_fields, used_fields
 from .flow_demand import close_down
-from .seeds import Seeds, find_seeds, unshaped
+from .seeds import Seeds, unshaped
 from .store import Extraction, _macros_only, extract_all, scan_all
 from .workers import Outcome, Progress, WorkerContext
 
@@ -53,7 +53,6 @@ class TreeRun(abc.ABC):
         self.scan = scan_all(self.context, jobs, extra_names, cache)
         self.extraction = Extraction({}, {}, cache)
         self.closed = False
-        self._rows: dict[str, ScanRow] | None = None
         self._stored: dict[str, frozenset[bytes]] = {}
         self._used: dict[str, frozenset[bytes]] = {}
         self._rounds = 0
@@ -69,9 +68,7 @@ class TreeRun(abc.ABC):
 
     @property
     def rows(self) -> dict[str, ScanRow]:
-        if self._rows is None:
-            self._rows = self.scan.rows()
-        return self._rows
+        return self.scan.rows()
 
     def extract(self, displays: list[str], full: bool) -> Mapping[str, Outcome]:
         """Outcomes of `displays`: extracted (full) or their macros only."""
@@ -138,8 +135,7 @@ class TreeRun(abc.ABC):
     def nofail_names(self) -> Seeds:
         """__GFP_NOFAIL's macro closure over the tree; its names of no mask
         shape become relevant to extraction (relevance.py)."""
-        seeds = find_seeds(NOFAIL, load_model().algebra(self.version).composites, self.rows,
-                           {d: f.path for d, f in self.by_display.items()})
+        seeds = self.scan.seeds(NOFAIL, load_model().algebra(self.version).composites)
         self.relevant = unshaped(seeds.names)
         return seeds
 
@@ -212,8 +208,7 @@ class SeedRun(TreeRun):
         self.closed = True
         model = load_model()
         algebra = model.algebra(self.version)
-        paths = {d: f.path for d, f in self.by_display.items()}
-        self.seeds = seeds = find_seeds(self.flag, algebra.composites, self.rows, paths)
+        self.seeds = seeds = self.scan.seeds(self.flag, algebra.composites)
         # extraction keeps what names the flag's macros, and NOFAIL's (every rule's flag: the
         # facts are shared with `check` through the cache)
         nofail = seeds if self.flag == NOFAIL else self.nofail_names()

@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, cast
+from typing import Callable, Iterable, Mapping, cast
 
 from ..cache import FactsCache, content_hash, seal, unseal
 from ..discover import SourceFile, worth_parsing
@@ -18,6 +18,7 @@ from ..facts import FileFacts
 from ..findings import Skipped
 from ..relevance import extra_names
 from ..scan import ScanRow, scan_source
+from .seeds import Seeds, find_seeds
 from .workers import (
     NOTHING_SCANNED,
     Answer,
@@ -28,6 +29,7 @@ from .workers import (
     _run_workers,
     _scan_batch,
     _scan_one,
+    unparsed,
 )
 
 
@@ -185,10 +187,33 @@ class TreeScan:
     cache: FactsCache | None
     files: list[SourceFile]
     context: WorkerContext
+    _rows: dict[str, ScanRow] | None = field(default=None, repr=False)
 
     def rows(self) -> dict[str, ScanRow]:
         """Rows for every file: this run's, the rest loaded from the cache
         (scanned again if an entry went missing meanwhile)."""
+        if self._rows is None:
+            self._rows = self._load_rows()
+        return self._rows
+
+    def seeds(self, flag: str, composites: Mapping[str, str]) -> Seeds:
+        """The flag's seeds over these files (seeds.find_seeds), stored in the
+        cache under every file's content: an unchanged tree neither loads its
+        rows nor reads any text for them."""
+        h = hashlib.blake2b(digest_size=16)
+        h.update(repr(("seeds", flag, sorted(composites.items()))).encode())
+        for display in sorted(self.keys):
+            h.update(display.encode() + b"\0" + self.keys[display])
+        key = h.digest()
+        stored = self.cache.load_result(key) if self.cache is not None else None
+        if isinstance(stored, Seeds):
+            return stored
+        found = find_seeds(flag, composites, self.rows(), {f.display: f.path for f in self.files})
+        if self.cache is not None:
+            self.cache.store_result(key, found)
+        return found
+
+    def _load_rows(self) -> dict[str, ScanRow]:
         rows = dict(self.fresh)
         wanted = {d: k for d, k in self.keys.items() if d not in rows}
         stored = self.cache.load_scans(wanted.values()) if self.cache is not None and wanted else {}
@@ -269,7 +294,7 @@ def _macros_only(files: list[SourceFile], context: WorkerContext, with_calls: bo
         if b"\0" in src[:8192]:
             outcomes[f.display] = Skipped(f.display, "binary file (NUL bytes)")
         elif not worth_parsing(src, context.extra):
-            outcomes[f.display] = None
+            outcomes[f.display] = unparsed(src, f.display)
         else:
             # object-like and function-like mask macros, as extraction gives them
             with extra_names(context.relevant):

@@ -16,12 +16,14 @@ becomes live). Upstream resolutions of such checks went both ways.
 """
 from __future__ import annotations
 
+import re
+
 import tree_sitter as ts
 
 from ..findings import Finding
 from .edit import Refuse, Rewrite, drop_unused, splice, whole_lines
 from .retry_loop import null_test
-from .source import Source, ancestor, call_args, call_name, child, norm, strip_parens, words
+from .source import Source, ancestor, call_args, call_name, child, function_of, identifiers, norm, strip_parens, words
 
 DROP_CHECK, DROP_NOFAIL = "drop-check", "drop-nofail"
 WAYS = (DROP_CHECK, DROP_NOFAIL)
@@ -134,7 +136,57 @@ def _finish(src: Source, finding: Finding, stmt: ts.Node, kept: str, title: str)
             labels.add(name)
     names = words(removed) - words(kept)
     text = drop_unused(text, src.path, lo, names, labels)
+    _no_dead_error_path(text, src.path, lo, set(_ASSIGNED.findall(removed)))
     return Rewrite(finding, "nf006-" + DROP_CHECK, False, title, src.path, src.between(0, len(src.data)), text)
+
+
+_ASSIGNED = re.compile(r"\b([A-Za-z_]\w*)\s*(?:[-+*/|&^]?=(?!=)|\+\+|--)")
+_WRITES = frozenset({"assignment_expression", "update_expression"})
+
+
+def _function_body(text: str, path: str, anchor: int) -> tuple[Source, ts.Node | None]:
+    """`text` parsed, and the body of the function holding byte `anchor` (None if there is none)."""
+    src = Source(path, text.encode("utf-8", "surrogateescape"))
+    node = src.root.descendant_for_byte_range(anchor, anchor)
+    fn = function_of(node) if node is not None else None
+    return src, fn.child_by_field_name("body") if fn is not None else None
+
+
+def _in_condition(node: ts.Node) -> bool:
+    """Is `node` inside the condition of an if, a loop or a `?:`?"""
+    while node.parent is not None:
+        parent = node.parent
+        if parent.type in ("if_statement", "while_statement", "do_statement", "conditional_expression"):
+            return parent.child_by_field_name("condition") == node
+        if parent.type in ("compound_statement", "function_definition"):
+            return False
+        node = parent
+    return False
+
+
+def _no_dead_error_path(text: str, path: str, anchor: int, assigned: set[str]):
+    """Refuse when the removed code was the only place that set a local
+    (`err = -ENOMEM; goto exit;`) which code left behind still tests
+    (`exit: if (err && mru) kfree(mru);`): that cleanup is now dead, and
+    removing it is a rewrite of its own."""
+    if not assigned:
+        return
+    body = _function_body(text, path, anchor)[1]
+    if body is None:
+        return
+    for name in sorted(assigned):
+        uses = identifiers(body, name)
+        if not uses or not any(u.parent is not None and u.parent.type == "init_declarator" for u in uses):
+            continue                # not a local of this function, or gone with the check
+        written = any(u.parent is not None and (u.parent.type in _WRITES and u.parent.child_by_field_name(
+            "left" if u.parent.type == "assignment_expression" else "argument") == u
+            or u.parent.type == "pointer_expression") for u in uses)
+        tested = [u for u in uses if _in_condition(u)]
+        if not written and tested:
+            line = tested[0].start_point[0] + 1
+            raise Refuse("leaves-dead-error-path",
+                         f"'{name}' was set only in the removed error path; the code that still tests it "
+                         f"(line {line} after the fix) would be dead: remove that by hand")
 
 
 def drop_nofail(src: Source, finding: Finding, call_span, gfp_index: int | None) -> Rewrite:
@@ -169,3 +221,19 @@ def nofail_operand_removal(src: Source, arg: ts.Node, flag: str = NOFAIL) -> tup
         stack.extend([left, right])
     raise Refuse("flag-not-written-at-call", f"{flag} is not written as one `|` operand of the mask "
                                              "at the call (it comes from a variable or a macro)")
+
+
+def check_combined(text: str, path: str, anchor: int, removed: str):
+    """Several checks removed from one function (`text` has all of them
+    applied; `removed` is what they took out): refuse (Refuse) when the
+    function is left with a label nothing jumps to, or with an error path
+    only the removed code could enter. Each rewrite alone keeps both alive."""
+    _no_dead_error_path(text, path, anchor, set(_ASSIGNED.findall(removed)))
+    after, body = _function_body(text, path, anchor)
+    if body is None:
+        return
+    jumped = set(re.findall(r"\bgoto\s+([A-Za-z_]\w*)\s*;", after.text(body)))
+    for name in sorted(set(re.findall(r"\bgoto\s+([A-Za-z_]\w*)\s*;", removed)) - jumped):
+        if re.search(rf"(?m)^\s*{re.escape(name)}\s*:(?!:)", after.text(body)):
+            raise Refuse("leaves-unused-label", f"with every dead check of the function removed, nothing "
+                                                f"jumps to '{name}' any more: remove it and its cleanup by hand")

@@ -23,6 +23,21 @@ class Hunk:
     lines: tuple[str, ...]     # the new lines, each with its newline
 
 
+@dataclass(frozen=True)
+class Change:
+    """What a rewrite does, in the terms a commit message uses."""
+
+    callee: str                          # the allocation call kept ("alloc_skb")
+    gfp: str = ""                        # its gfp argument as written before the rewrite
+    loop: str = ""                       # NF002: "do-while", "while", "for", "goto"
+    waits: tuple[str, ...] = ()          # NF002: wait/yield calls the loop made on failure
+    logs: tuple[str, ...] = ()           # NF002: log/warn calls the loop made
+    counters: tuple[str, ...] = ()       # locals that counted retries and went with the loop
+    dropped: tuple[str, ...] = ()        # other locals and labels left unused and removed
+    size: str = ""                       # the size or order argument as written ("" if none)
+    size_kind: str = ""                  # "size" or "order"
+
+
 @dataclass
 class Rewrite:
     finding: Finding
@@ -32,6 +47,7 @@ class Rewrite:
     path: str                  # display path of the file
     old: str
     new: str
+    about: Change | None = None    # what the rewrite changes, for a patch's message
     _hunks: tuple[Hunk, ...] | None = field(default=None, repr=False)
 
     @property

@@ -45,13 +45,19 @@ def refusal_lines(plan: Plan, root: Path, cwd: Path) -> list[str]:
     return out
 
 
-def summary(plan: Plan, applied: bool) -> str:
+def summary(plan: Plan, mode: str, written: list[Path] | None = None, out_dir: str | None = None) -> str:
+    """The closing line; `mode`: "applied" (--write), "proposed" (a diff), "patches" (--format-patch)."""
     per_rule = Counter(rw.finding.rule_id for rw in plan.rewrites)
     reasons = Counter(r.reason for r in plan.refusals)
     files = len({rw.path for rw in plan.rewrites})
-    done = "applied" if applied else "proposed"
     detail = ", ".join(f"{k}: {n}" for k, n in sorted(per_rule.items()))
     refused = ", ".join(f"{k}: {n}" for k, n in sorted(reasons.items()))
-    return (f"nofail-lint fix: {len(plan.rewrites)} fix(es) {done} in {files} file(s)"
+    if mode == "patches":
+        n = sum(1 for p in written or () if not p.name.startswith("0000-"))
+        cover = " and a cover letter" if any(p.name.startswith("0000-") for p in written or ()) else ""
+        done = f"in {n} patch(es){cover} written to {out_dir}, nothing changed in place"
+    else:
+        done = mode
+    return (f"nofail-lint fix: {len(plan.rewrites)} fix(es) in {files} file(s) {done}"
             f"{f' ({detail})' if detail else ''}, {len(plan.refusals)} refused"
             f"{f' ({refused})' if refused else ''}, {len(plan.suggestions)} suggestion(s)")

@@ -22,6 +22,15 @@ def repo_root(paths: list[str], cwd: Path) -> Path:
     return cwd
 
 
+def kernel_root(paths: list[str], cwd: Path) -> Path | None:
+    """The kernel tree above the first path: the nearest directory holding MAINTAINERS and a Makefile."""
+    first = Path(os.path.abspath(cwd / (paths[0] if paths else ".")))
+    for d in [first, *first.parents] if first.is_dir() else list(first.parents):
+        if (d / "MAINTAINERS").is_file() and (d / "Makefile").is_file():
+            return d
+    return None
+
+
 def repo_path(display: str, cwd: Path, root: Path) -> str:
     """A finding's path (relative to cwd, or absolute) -> POSIX path relative to `root`."""
     absolute = Path(os.path.abspath(cwd / display))

@@ -3,23 +3,25 @@ is refused and why, and which only gets suggestions (NF003, and the NF006
 way not chosen)."""
 from __future__ import annotations
 
+import dataclasses
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..check import run_rules
 from ..check.gfp_flow import flow_for
+from ..check.nf003_contradictory_flags import MAY_FAIL
 from ..facts import CallSite, FunctionFacts, RetryLoop
 from ..findings import Finding, FixProposal, Replacement
 from ..link import FunctionRef, TreeTables
 from . import dead_check, retry_loop
-from .edit import Refusal, Refuse, Rewrite, apply_hunks, new_errors, overlaps
+from .edit import Change, Refusal, Refuse, Rewrite, apply_hunks, new_errors, overlaps
 from .patch import apply_unified, unified_diff
 from .source import Source
 from .verify import Verifier
 
-FIXABLE = ("NF002", "NF006")
-MAY_FAIL = ("__GFP_NORETRY", "__GFP_RETRY_MAYFAIL")
+# the rules `fix` knows something for: a rewrite (NF002, NF006) or suggestions (NF003)
+HANDLED = ("NF002", "NF003", "NF006")
 
 
 @dataclass
@@ -148,6 +150,7 @@ def make_plan(tables: TreeTables, findings: list[Finding], before: list[Finding]
                                          f"touches the lines of the fix for line {clash.finding.location.line}"))
             continue
         kept.append(rw)
+    kept = _combined_checks(kept, plan)
     verifier = Verifier(tables, before)
     plan.rewrites, refused = verifier.verify(kept)
     plan.refusals += refused
@@ -160,6 +163,31 @@ def make_plan(tables: TreeTables, findings: list[Finding], before: list[Finding]
     plan.refusals.sort(key=lambda r: r.finding.sort_key())
     plan.rewrites.sort(key=lambda r: r.finding.sort_key())
     return plan
+
+
+def _combined_checks(kept: list[Rewrite], plan: Plan) -> list[Rewrite]:
+    """Dead checks removed together from one function must leave no dead
+    label or error path behind (each alone may): else all of them are refused."""
+    by_function: dict[tuple[str, str], list[Rewrite]] = defaultdict(list)
+    for rw in kept:
+        if rw.kind == "nf006-" + dead_check.DROP_CHECK and rw.finding.function:
+            by_function[(rw.path, rw.finding.function)].append(rw)
+    refused: set[int] = set()
+    for (path, _fn), rws in by_function.items():
+        if len(rws) < 2:
+            continue
+        old = rws[0].old
+        lines = old.splitlines(keepends=True)
+        hunks = [h for rw in rws for h in rw.hunks]
+        removed = "".join("".join(lines[h.start:h.end]) for h in hunks)
+        first = min(h.start for h in hunks)
+        anchor = len("".join(lines[:first]).encode("utf-8", "surrogateescape"))
+        try:
+            dead_check.check_combined(apply_hunks(old, hunks), path, anchor, removed)
+        except Refuse as r:
+            plan.refusals += [Refusal(rw.finding, r.reason, r.detail) for rw in rws]
+            refused |= {id(rw) for rw in rws}
+    return [rw for rw in kept if id(rw) not in refused]
 
 
 def _rewrite(src: Source, f: Finding, facts: Facts, options: FixOptions, plan: Plan,
@@ -203,7 +231,18 @@ def _nf006(src: Source, f: Finding, facts: Facts) -> dict[str, Rewrite | Refuse]
         out[dead_check.DROP_NOFAIL] = dead_check.drop_nofail(src, f, call.span, facts.gfp_index(f, call.callee))
     except Refuse as r:
         out[dead_check.DROP_NOFAIL] = r
+    if call is not None:
+        about = Change(call.callee, _gfp_text(src, call, facts.gfp_index(f, call.callee)))
+        out = {k: dataclasses.replace(v, about=about) if isinstance(v, Rewrite) else v for k, v in out.items()}
     return out
+
+
+def _gfp_text(src: Source, call: CallSite, index: int | None) -> str:
+    """The call's gfp argument as written ("" when it is not there to read)."""
+    from .source import call_args
+    node = src.node_at(call.span.line, call.span.column, {"call_expression"})
+    args = call_args(node) if node is not None else []
+    return " ".join(src.text(args[index]).split()) if index is not None and index < len(args) else ""
 
 
 def suggestions_nf003(src: Source, f: Finding, facts: Facts) -> list[Rewrite]:
@@ -238,8 +277,8 @@ def proposals(tables: TreeTables, findings: list[Finding], cwd: Path,
     verified NF002 rewrite, both NF006 ways (drop-check verified), NF003's two
     suggestions."""
     before = run_rules(tables, None)
-    wanted = [f for f in findings if f.rule_id in ("NF002", "NF003", "NF006")]
-    plan = make_plan(tables, wanted, before, FixOptions({"NF002", "NF003", "NF006"}, True), cwd, waits)
+    wanted = [f for f in findings if f.rule_id in HANDLED]
+    plan = make_plan(tables, wanted, before, FixOptions(set(HANDLED), True), cwd, waits)
     out: dict[Finding, list[FixProposal]] = defaultdict(list)
     for rw in plan.rewrites + sorted(plan.suggestions, key=lambda r: r.kind):
         out[rw.finding].append(FixProposal(

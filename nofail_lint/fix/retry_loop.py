@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import tree_sitter as ts
 
 from ..findings import Finding
-from .edit import Refuse, Rewrite, drop_unused, splice, whole_lines
+from .edit import Change, Refuse, Rewrite, drop_unused, splice, whole_lines
 from .source import (
     Source,
     call_args,
@@ -265,7 +265,42 @@ def rewrite(src: Source, finding: Finding, loop, gfp_index: int | None, waits: f
     _check_counters(text, src.path, lo, counters)
     callee = call_name(src, call)
     return Rewrite(finding, KIND, True, f"use __GFP_NOFAIL instead of a retry loop around {callee}()",
-                   src.path, src.between(0, len(src.data)), text)
+                   src.path, src.between(0, len(src.data)), text,
+                   about=_change(src, call, callee, loop.loop_kind, gfp_index, removed, new_text, counters, text))
+
+
+def _change(src: Source, call: ts.Node, callee: str, loop_kind: str, gfp_index: int | None, removed: str,
+            kept: str, counters: set[str], text: str) -> Change:
+    """What the rewrite removed, from the removed text: the waits and log calls
+    the loop made (the kept call excluded), its counters, and the locals that
+    went with it."""
+    calls = [m.group(1) for m in _CALL.finditer(_strip_comments(removed))]
+    kept_calls = {m.group(1) for m in _CALL.finditer(_strip_comments(kept))}
+    waits = tuple(dict.fromkeys(c for c in calls if is_wait(c, frozenset()) and c not in kept_calls))
+    logs = tuple(dict.fromkeys(c for c in calls if _LOG.match(c) and c not in kept_calls))
+    gone = words(src.between(0, len(src.data))) - words(text)
+    args = call_args(call)
+    gfp = src.text(args[gfp_index]) if gfp_index is not None and gfp_index < len(args) else ""
+    size, size_kind = "", ""
+    from ..model import load_model
+    api = load_model().allocator(callee)
+    for kind in ("order", "size"):
+        pos = getattr(api, kind, None) if api is not None else None
+        if isinstance(pos, int) and pos < len(args):
+            size, size_kind = " ".join(src.text(args[pos]).split()), kind
+            break
+    return Change(callee, " ".join(gfp.split()), loop_kind, waits, logs,
+                  tuple(sorted(c for c in counters if c in gone)),
+                  tuple(sorted(gone - counters - set(calls) - _KEYWORDS)), size, size_kind)
+
+
+_KEYWORDS = frozenset({"do", "while", "for", "goto", "if", "else", "break", "continue", "return", "NULL",
+                       "true", "false", "int", "unsigned", "long", "char", "void", "static", "const"})
+_CALL = re.compile(r"\b([A-Za-z_]\w*)\s*\(")
+
+
+def _strip_comments(text: str) -> str:
+    return re.sub(r"/\*.*?\*/|//[^\n]*", " ", text, flags=re.DOTALL)
 
 
 @dataclass

@@ -1,33 +1,49 @@
-"""`fix --format-patch DIR`: a patch series for maintainers, ready for `git am`.
+"""`fix --format-patch DIR`: a patch series a kernel maintainer can take as it is.
 
-One patch per MAINTAINERS entry (the most specific entry whose F: patterns
-match the file, as scripts/get_maintainer.pl picks sections without git
-history), or per directory when the tree has no MAINTAINERS file. To: the
-entry's M: people; Cc: its R: and L:, and the M:/R:/L: of the other matching
-entries. The subject prefix is the one the file's recent `git log` subjects
-use most ("xfs: ", "mm/vmalloc: "), else the directory path. The body says
-why, from the rule docs and the allocator-model facts with their kernel
-citations.
+One patch per MAINTAINERS section and kind of change (retry loops, dead NULL
+checks, ...), or per directory when the tree has no MAINTAINERS file, in
+`git format-patch` form:
+
+- From and Signed-off-by: the user's git identity (identity.py) or --from;
+- To/Cc: the sections get_maintainer.pl would list (maintainers.py), or the
+  script's own answer with --get-maintainer;
+- Subject: `<prefix>: <what>`, at most 75 characters. The prefix is the one
+  most of the files' recent `git log` subjects use; without history it is
+  derived from the directory (`subject_prefix`);
+- the message says what the code did in each function, why __GFP_NOFAIL is
+  right there, what was removed, and cites the allocator-model facts that
+  apply; lines wrapped at 75 columns;
+- a cover letter (`0000-cover-letter.patch`) with --cover-letter or when one
+  section gets more than one patch: what the series does and what was refused.
 """
 from __future__ import annotations
 
+import datetime
 import email.utils
 import re
 import subprocess
+import tempfile
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from .. import __version__
 from ..link import TreeTables
-from ..rules_catalog import load_rules
-from .edit import Rewrite, apply_hunks
+from .edit import Change, Rewrite, apply_hunks
+from .identity import header
+from .maintainers import Maintainers, MaintainersError, Recipients, run_script
 from .patch import repo_path, unified_diff
 from .plan import Plan
 
-_FIELD = re.compile(r"^([A-Z]):\s*(.*?)\s*$")
 _PREFIX = re.compile(r"^((?:[\w.+/-]+(?:, ?)?)+(?::\s?[\w.+/-]+)*):\s")
-_WRAP = 72
+WRAP = 75                 # commit message width (checkpatch warns past 75)
+SUBJECT_MAX = 75          # `prefix: summary`, without the [PATCH n/m] tag
+_PREFIX_MAX = 30          # a longer prefix from the log is not used
+# directory names that say little alone: qualified by their parent ("usb: core")
+_GENERIC = frozenset({"core", "common", "lib", "base", "host", "src", "hw", "main", "generic", "ethernet",
+                      "drivers", "misc", "include", "linux", "platform", "arch", "kernel"})
+_SLEEPS = re.compile(r"^(?:schedule\w*|msleep\w*|ssleep|usleep\w*|fsleep|congestion_wait|memalloc_retry_wait|"
+                     r"io_schedule\w*|wait_\w+|cond_resched\w*)$")
 
 
 class SeriesError(Exception):
@@ -35,167 +51,117 @@ class SeriesError(Exception):
 
 
 @dataclass
-class Entry:
-    """One MAINTAINERS section."""
-
-    title: str
-    fields: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
-
-    def matches(self, path: str, root: Path) -> int:
-        """How specific the best F: pattern matching `path` is (0: no match)."""
-        if any(_pattern_matches(_as_dir(x, root), path) for x in self.fields.get("X", ())):
-            return 0
-        best = 0
-        for pat in self.fields.get("F", ()):
-            if _pattern_matches(_as_dir(pat, root), path):
-                best = max(best, len(pat.rstrip("*/")) + 1)
-        for rx in self.fields.get("N", ()):
-            try:
-                if re.search(rx, path):
-                    best = max(best, 1)
-            except re.error:
-                continue
-        return best
-
-
-def _pattern_matches(pattern: str, path: str) -> bool:
-    """scripts/get_maintainer.pl's file_match_pattern(): `*` is `.*`, `?` is
-    `.`, matched at the start of the path; a pattern ending in `/` takes
-    everything below, any other only paths with as many `/` as it has."""
-    rx = re.escape(pattern).replace(r"\*", ".*").replace(r"\?", ".")
-    if not re.match(rx, path):
-        return False
-    return pattern.endswith("/") or path.count("/") == pattern.count("/")
-
-
-def _as_dir(pattern: str, root: Path) -> str:
-    """A pattern naming a directory of the tree gets its trailing `/` (as get_maintainer.pl does)."""
-    if not pattern.endswith("/") and not any(c in pattern for c in "*?") and (root / pattern).is_dir():
-        return pattern + "/"
-    return pattern
-
-
-def parse_maintainers(text: str) -> list[Entry]:
-    entries = []
-    for block in re.split(r"\n[ \t]*\n", text):
-        lines = [ln for ln in block.splitlines() if ln.strip()]
-        if len(lines) < 2 or _FIELD.match(lines[0]) or lines[0].startswith((" ", "\t")):
-            continue
-        entry = Entry(lines[0].strip())
-        for ln in lines[1:]:
-            m = _FIELD.match(ln)
-            if m:
-                entry.fields[m.group(1)].append(m.group(2))
-        if entry.fields.get("F") or entry.fields.get("N"):
-            entries.append(entry)
-    return entries
-
-
-def _address(value: str, kind: str) -> str:
-    if kind == "L":
-        value = value.split()[0] if value.split() else value
-    name, addr = email.utils.parseaddr(value)
-    if not addr:
-        return ""
-    return email.utils.formataddr((name, addr), charset="utf-8") if name and kind != "L" else addr
+class SeriesOptions:
+    identity: str                          # "Name <address>", for From and Signed-off-by
+    signoff: bool = True
+    cover_letter: bool = False
+    get_maintainer: Path | None = None     # run this get_maintainer.pl instead of reading MAINTAINERS
 
 
 @dataclass
 class Group:
-    key: str                     # entry title or directory
+    section: str                           # MAINTAINERS section title, or the directory
+    kind: str                              # the rewrites' kind
     rewrites: list[Rewrite] = field(default_factory=list)
-    to: list[str] = field(default_factory=list)
-    cc: list[str] = field(default_factory=list)
 
+    def files(self, cwd: Path, root: Path) -> list[str]:
+        return sorted({repo_path(rw.path, cwd, root) for rw in self.rewrites})
+
+
+# ------------------------------------------------------------------ subjects
 
 def _git(root: Path, *args: str) -> str:
     try:
-        proc = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, errors="replace")
+        proc = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, errors="replace",
+                              stdin=subprocess.DEVNULL)
     except OSError:
         return ""
     return proc.stdout if proc.returncode == 0 else ""
 
 
-def subject_prefix(root: Path, paths: list[str]) -> str:
-    """The prefix most of the files' recent commit subjects use, else the directory."""
+def logged_prefix(root: Path, paths: list[str]) -> str | None:
+    """The prefix most of the files' last 30 commit subjects use (merges,
+    reverts and `[tags]` aside), or None without history."""
     found: Counter = Counter()
     for p in paths:
         for subject in _git(root, "log", "-n", "30", "--no-merges", "--format=%s", "--", p).splitlines():
             subject = re.sub(r"^(?:\[[^\]]*\]\s*)+", "", subject)
             m = _PREFIX.match(subject)
-            if m and not m.group(1).lower().startswith(("revert", "merge")):
+            if m and not m.group(1).lower().startswith(("revert", "merge")) and len(m.group(1)) <= _PREFIX_MAX:
                 found[m.group(1)] += 1
-    if found:
-        return max(sorted(found), key=lambda k: found[k])
-    dirs = sorted({str(PurePosixPath(p).parent) for p in paths})
-    return dirs[0] if len(dirs) == 1 else str(PurePosixPath(*_common(dirs)))
+    if not found:
+        return None
+    return max(sorted(found), key=lambda k: found[k])
 
 
-def _common(dirs: list[str]) -> tuple[str, ...]:
-    parts = [PurePosixPath(d).parts for d in dirs]
-    out = []
+def derived_prefix(paths: list[str]) -> str:
+    """Without history: the deepest directory the files share ("cxgb4" for
+    drivers/net/ethernet/chelsio/cxgb4/), qualified by its parent when the
+    name says little alone ("usb: core"); `lib<parent>` reads as the parent
+    (fs/xfs/libxfs: "xfs"); files directly in the tree root: "treewide"."""
+    parts = [PurePosixPath(p).parent.parts for p in paths]
+    common: list[str] = []
     for items in zip(*parts, strict=False):
         if len(set(items)) != 1:
             break
-        out.append(items[0])
-    return tuple(out) or (".",)
+        common.append(items[0])
+    common = [c for c in common if c not in (".", "")]
+    if not common:
+        return "treewide"
+    last = common[-1]
+    if len(common) >= 2:
+        parent = common[-2]
+        if last == "lib" + parent or last == parent + "lib":
+            return parent
+        if last in _GENERIC and parent not in _GENERIC:
+            return f"{parent}: {last}"
+    return last
 
 
-def group_rewrites(plan: Plan, root: Path, cwd: Path) -> list[Group]:
-    maintainers = root / "MAINTAINERS"
-    entries = parse_maintainers(maintainers.read_text(encoding="utf-8", errors="replace")) \
-        if maintainers.is_file() else []
-    groups: dict[str, Group] = {}
-    for rw in plan.rewrites:
-        rel = repo_path(rw.path, cwd, root)
-        scored = sorted(((e.matches(rel, root), i, e) for i, e in enumerate(entries)), key=lambda x: (-x[0], x[1]))
-        ranked = [(score, e) for score, _, e in scored if score > 0]
-        key = ranked[0][1].title if ranked else str(PurePosixPath(rel).parent)
-        g = groups.setdefault(key, Group(key))
-        g.rewrites.append(rw)
-        for n, (_score, e) in enumerate(ranked):
-            for kind in ("M", "R", "L"):
-                for value in e.fields.get(kind, ()):
-                    addr = _address(value, kind)
-                    target = g.to if n == 0 and kind == "M" else g.cc
-                    if addr and addr not in g.to and addr not in g.cc:
-                        target.append(addr)
-    return [groups[k] for k in sorted(groups, key=lambda k: min(r.finding.sort_key() for r in groups[k].rewrites))]
+def subject_prefix(root: Path, paths: list[str]) -> str:
+    return logged_prefix(root, paths) or derived_prefix(paths)
 
 
-_WHAT = {
-    "nf002-nofail": "use __GFP_NOFAIL instead of open-coded retry loops",
-    "nf006-drop-check": "drop NULL checks that __GFP_NOFAIL makes dead",
-    "nf006-drop-nofail": "drop __GFP_NOFAIL where the failure is handled",
+def _functions(rewrites: list[Rewrite]) -> list[str]:
+    return sorted({rw.finding.function for rw in rewrites if rw.finding.function})
+
+
+_WHAT = {   # kind -> (one function, several)
+    "nf002-nofail": ("use __GFP_NOFAIL in {fn}() instead of a retry loop",
+                     "use __GFP_NOFAIL instead of open-coded retry loops"),
+    "nf006-drop-check": ("remove dead NULL check in {fn}()",
+                         "remove NULL checks that __GFP_NOFAIL makes dead"),
+    "nf006-drop-nofail": ("drop __GFP_NOFAIL where {fn}() handles failure",
+                          "drop __GFP_NOFAIL where the failure is handled"),
 }
-_SHORT = {
-    "nf002-nofail": "retry loops",
-    "nf006-drop-check": "dead NULL checks",
-    "nf006-drop-nofail": "NOFAIL with a failure path",
+_SHORTER = {
+    "nf002-nofail": "use __GFP_NOFAIL instead of a retry loop",
+    "nf006-drop-check": "remove a dead NULL check",
+    "nf006-drop-nofail": "drop __GFP_NOFAIL where failure is handled",
 }
-_SUBJECT_MAX = 75
 
 
-def _summary(rewrites: list[Rewrite], prefix: str) -> str:
-    """One line, as short as kernel subjects are: what changes, and where if one function."""
-    kinds = sorted({rw.kind for rw in rewrites})
-    functions = sorted({rw.finding.function for rw in rewrites if rw.finding.function})
-    if len(kinds) > 1:
-        return "fix __GFP_NOFAIL use (" + ", ".join(_SHORT[k] for k in kinds) + ")"
-    what = _WHAT[kinds[0]]
-    if len(functions) == 1:
-        one = what.replace("loops", "loop").replace("checks", "check") + f" in {functions[0]}()"
-        if len(prefix) + 2 + len(one) <= _SUBJECT_MAX:
-            return one
-    return what
+def subject(prefix: str, rewrites: list[Rewrite]) -> str:
+    """`prefix: what`, within SUBJECT_MAX: the function named when there is one and it fits."""
+    kind = rewrites[0].kind
+    one, several = _WHAT.get(kind, ("fix __GFP_NOFAIL use in {fn}()", "fix __GFP_NOFAIL use"))
+    fns = _functions(rewrites)
+    candidates = [one.format(fn=fns[0])] if len(fns) == 1 else []
+    candidates += [several if len(fns) != 1 else _SHORTER.get(kind, several), "fix __GFP_NOFAIL use"]
+    for what in candidates:
+        if len(prefix) + 2 + len(what) <= SUBJECT_MAX:
+            return f"{prefix}: {what}"
+    return f"{prefix[:SUBJECT_MAX - 22].rstrip(' :')}: fix __GFP_NOFAIL use"
 
 
-def _wrap(text: str) -> list[str]:
+# ------------------------------------------------------------------ messages
+
+def wrap(text: str, width: int = WRAP, indent: str = "") -> list[str]:
     out, line = [], ""
     for word in text.split():
-        if line and len(line) + 1 + len(word) > _WRAP:
+        if line and len(line) + 1 + len(word) > width:
             out.append(line)
-            line = word
+            line = indent + word
         else:
             line = f"{line} {word}" if line else word
     if line:
@@ -203,94 +169,309 @@ def _wrap(text: str) -> list[str]:
     return out
 
 
-def _body(rewrites: list[Rewrite], tables: TreeTables, cwd: Path, root: Path) -> str:
-    rules = load_rules()
-    paras = []
-    by_rule: dict[str, list[Rewrite]] = defaultdict(list)
-    for rw in rewrites:
-        by_rule[rw.finding.rule_id].append(rw)
-    for rule_id, rws in sorted(by_rule.items()):
-        rule = rules.get(rule_id)
-        sites = ", ".join(f"{rw.finding.function}() ({repo_path(rw.path, cwd, root)}:{rw.finding.location.line})"
-                          for rw in rws)
-        if rule_id == "NF002":
-            text = (f"{sites} retr{'ies' if len(rws) == 1 else 'y'} an allocation until it succeeds, "
-                    "with no way out on persistent failure: an open-coded __GFP_NOFAIL that the allocator "
-                    "cannot see. Pass __GFP_NOFAIL instead, so that the allocator knows the caller cannot "
-                    "handle failure (it then retries reclaim and compaction and may use reserves rather "
-                    "than failing the same way on each try), and drop the loop with its waits and the "
-                    "counter that only fed its warning.")
-        elif any(rw.kind == "nf006-drop-nofail" for rw in rws):
-            text = (f"{sites} test{'s' if len(rws) == 1 else ''} the result of a __GFP_NOFAIL allocation "
-                    f"for NULL and handle{'s' if len(rws) == 1 else ''} the failure. Keep that handling and "
-                    "drop __GFP_NOFAIL, so that the allocation may fail into it.")
+def _join(items: list[str]) -> str:
+    if len(items) <= 1:
+        return "".join(items)
+    return ", ".join(items[:-1]) + " and " + items[-1]
+
+
+_LOOPS = {"do-while": "a do/while loop", "while": "a while loop", "for": "an endless for loop",
+          "goto": "a goto-based retry loop"}
+
+
+def _calls(names: tuple[str, ...]) -> str:
+    return _join([f"{n}()" for n in names])
+
+
+def _what_nf002(fns: list[str], c: Change) -> str:
+    who = _join([f"{f}()" for f in fns]) or "This code"
+    verb = "retries" if len(fns) <= 1 else "each retry"
+    how = f" in {_LOOPS.get(c.loop, 'a loop')}"
+    if c.waits:
+        how += f", calling {_calls(c.waits)} after each failure"
+    else:
+        how += ", without waiting between tries"
+    if c.logs:
+        how += f" and warning with {_calls(c.logs)}"
+    return (f"{who} {verb} {c.callee}(){how}, until the allocation succeeds. Nothing leaves the loop "
+            "when the allocation keeps failing: it is an open-coded __GFP_NOFAIL that the allocator "
+            "cannot see.")
+
+
+def _labels(text: str) -> set[str]:
+    """Names of the goto labels defined in `text` (a line starting `name:`)."""
+    return set(re.findall(r"(?m)^[ \t]*([A-Za-z_]\w*)[ \t]*:(?!:)", text)) - {"default", "public", "private"}
+
+
+def _removed(c: Change, old: str) -> str:
+    parts = ["the loop"]
+    if c.waits:
+        parts.append(f"its {_calls(c.waits)} wait{'s' if len(c.waits) > 1 else ''}")
+    if c.logs:
+        parts.append(f"the {_calls(c.logs)} warning")
+    if c.counters:
+        parts.append(_join([f"'{n}'" for n in c.counters]) + f" counter{'s' if len(c.counters) > 1 else ''}")
+    labels = [n for n in c.dropped if n in _labels(old)]
+    others = [n for n in c.dropped if n not in labels]
+    if labels:
+        parts.append(_join([f"'{n}'" for n in labels]) + f" label{'s' if len(labels) > 1 else ''}")
+    if others:
+        parts.append("the now unused " + _join([f"'{n}'" for n in others]))
+    return _join(parts)
+
+
+def _why_nf002(c: Change, old: str) -> list[str]:
+    out = [f"Pass __GFP_NOFAIL to {c.callee}() instead and remove {_removed(c, old)}. The allocator then "
+           "knows that the caller cannot handle failure: it keeps retrying reclaim and compaction "
+           "itself and, when the OOM killer cannot help, lets the request use memory reserves, "
+           "instead of failing the same way on every call."]
+    mask = f"the mask, {c.gfp}, allows direct reclaim" if c.gfp else "the mask allows direct reclaim"
+    sleeps = [w for w in c.waits if _SLEEPS.match(w)]
+    if sleeps:
+        mask += f" and the loop already slept in {_calls(tuple(sleeps))}, so this context can block"
+    else:
+        mask += ", so the allocation may block"
+    why = f"__GFP_NOFAIL is safe here: {mask}, as the flag requires"
+    if c.size_kind == "order" and c.size.isdigit() and int(c.size) <= 1:
+        why += f"; and the request is order {c.size}, while the flag is not supported above order 1"
+    elif c.size_kind == "size" and re.fullmatch(r"sizeof\s*\(?[\w\s*]+\)?", c.size):
+        why += f"; and the request has a fixed size, {c.size}"
+    out.append(why + ".")
+    return out
+
+
+_HONOURS = ("skb.alloc-via-slab", "devres.kmalloc-forwards")
+
+
+def _facts_nf002(tables: TreeTables, changes: list[Change]) -> list[str]:
+    ids = ["gfp.nofail-preferred-over-loop", "gfp.nofail-needs-direct-reclaim", "page.nofail-oom-fallback"]
+    for c in changes:
+        api = tables.model.allocator_for(c.callee, tables.kernel_version)
+        if api is not None:
+            ids += [f for f in api.facts if f in _HONOURS]
+        if c.size_kind == "order" and c.size.isdigit():
+            ids.append("gfp.nofail-high-order-unsupported")
+    return list(dict.fromkeys(ids))
+
+
+def _body(group: Group, tables: TreeTables, cwd: Path, root: Path) -> list[list[str]]:
+    """The message paragraphs (each a list of lines) for one group."""
+    paras: list[list[str]] = []
+    fact_ids: list[str] = []
+    by_change: dict[tuple, list[Rewrite]] = defaultdict(list)
+    for rw in group.rewrites:
+        c = rw.about or Change(rw.finding.function or "the allocator")
+        by_change[(c.callee, c.loop, c.waits, c.logs, c.gfp, c.size, c.counters, c.dropped)].append(rw)
+    if group.kind == "nf002-nofail":
+        said: set[str] = set()
+        for rws in by_change.values():
+            c = rws[0].about or Change("")
+            paras.append(wrap(_what_nf002(_functions(rws), c)))
+            for text in _why_nf002(c, rws[0].old):
+                if text not in said:
+                    said.add(text)
+                    paras.append(wrap(text))
+        fact_ids = _facts_nf002(tables, [rw.about for rw in group.rewrites if rw.about])
+    elif group.kind == "nf006-drop-check":
+        sites = []
+        for rws in by_change.values():
+            c = rws[0].about or Change("the allocator")
+            fns = _join([f"{f}()" for f in _functions(rws)]) or "this code"
+            sites.append((fns, f"{c.callee}() with {c.gfp}" if c.gfp else f"{c.callee}() with __GFP_NOFAIL"))
+        n = len(group.rewrites)
+        if len(sites) == 1:
+            one = len(_functions(group.rewrites)) <= 1
+            paras.append(wrap(f"{sites[0][0][:1].upper()}{sites[0][0][1:]} call{'s' if one else ''} "
+                              f"{sites[0][1]} and then test{'s' if one else ''} the result for NULL."))
         else:
-            text = (f"{sites} test{'s' if len(rws) == 1 else ''} the result of a __GFP_NOFAIL allocation "
-                    "for NULL, though the allocator cannot return NULL under this mask. Drop the dead check.")
-        paras.append(_wrap(text))
-        if rule is not None:
-            paras.append(_wrap(re.sub(r"`", "", rule.summary)))
-        facts = tables.model.facts_for(dict.fromkeys(rule.facts if rule else ()), tables.kernel_version)
-        if rule_id == "NF002" and "gfp.nofail-needs-direct-reclaim" not in (rule.facts if rule else ()):
-            facts += tables.model.facts_for(["gfp.nofail-needs-direct-reclaim"], tables.kernel_version)
-        if facts:
-            lines = ["Allocator facts (nofail-lint model):"]
-            for f in facts:
-                wrapped = _wrap(f"{f.summary} ({f.citation()})")
-                lines += ["- " + wrapped[0]] + ["  " + w for w in wrapped[1:]]
-            paras.append(lines)
-    paras.append(_wrap(f"Found and rewritten by nofail-lint {__version__} ({', '.join(sorted(by_rule))}); "
-                       "each rewrite was checked by running the analysis again on the patched tree: the "
-                       "finding is gone and no new one appears."))
-    return "\n\n".join("\n".join(p) for p in paras)
+            paras.append(["These functions test the result of a __GFP_NOFAIL allocation for NULL:"]
+                         + [line for fns, call in sites for line in wrap(f"- {fns}: {call}", WRAP, "  ")])
+        labels = sorted(set().union(*(_labels(rw.old) - _labels(rw.new) for rw in group.rewrites)))
+        extra = (f", with the {_join([repr(x) for x in labels])} label{'s' if len(labels) > 1 else ''} "
+                 "and the code only the checks reached") if labels else ""
+        paras.append(wrap("A __GFP_NOFAIL allocation that may block does not return NULL: the allocator "
+                          f"retries until it succeeds, so {'these error paths are' if n > 1 else 'the error path is'}"
+                          f" dead code. Remove the check{'s' if n > 1 else ''}{extra}."))
+        fact_ids = ["gfp.nofail-contract", "gfp.nofail-needs-direct-reclaim"]
+    else:
+        for rws in by_change.values():
+            c = rws[0].about or Change("")
+            fns = _join([f"{f}()" for f in _functions(rws)]) or "This code"
+            one = len(_functions(rws)) <= 1
+            paras.append(wrap(f"{fns} pass{'es' if one else ''} __GFP_NOFAIL to {c.callee}() "
+                              "but also handle" + ("s" if one else "") + " a NULL result. "
+                              "Keep the error handling and drop __GFP_NOFAIL, so that the allocation may "
+                              "fail into it instead of looping in the allocator."))
+    facts = tables.model.facts_for(fact_ids, tables.kernel_version)
+    if facts:
+        lines = ["Allocator facts relied on (with the kernel source that states them):"]
+        for f in facts:
+            wrapped = wrap(f"{f.summary.replace('`', '')} ({f.citation()})", WRAP - 2)
+            lines += ["- " + wrapped[0]] + ["  " + w for w in wrapped[1:]]
+        paras.append(lines)
+    paras.append(wrap(f"Found with nofail-lint {__version__}; running its analysis again on the patched "
+                      "tree reports no finding here and none new."))
+    return paras
 
 
-def _author(root: Path) -> str:
-    name = _git(root, "config", "user.name").strip() or "nofail-lint"
-    addr = _git(root, "config", "user.email").strip() or "nofail-lint@localhost"
-    return email.utils.formataddr((name, addr), charset="utf-8")
+# ------------------------------------------------------------------ grouping
 
+def group_rewrites(plan: Plan, maintainers: Maintainers | None, root: Path, cwd: Path) -> list[Group]:
+    groups: dict[tuple[str, str], Group] = {}
+    for rw in plan.rewrites:
+        rel = repo_path(rw.path, cwd, root)
+        section = ""
+        if maintainers is not None:
+            section = maintainers.recipients([rel]).primary
+        key = (section or str(PurePosixPath(rel).parent), rw.kind)
+        groups.setdefault(key, Group(key[0], rw.kind)).rewrites.append(rw)
+    return sorted(groups.values(), key=lambda g: min(r.finding.sort_key() for r in g.rewrites))
+
+
+# ------------------------------------------------------------------ writing
 
 def _slug(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9]+", "-", text).strip("-")[:52].rstrip("-")
+    """git format-patch's file name for a subject."""
+    return re.sub(r"[^A-Za-z0-9._]+", "-", text).strip("-.")[:52].rstrip("-.")
 
 
-def write_series(plan: Plan, out_dir: Path, root: Path, cwd: Path, tables: TreeTables) -> list[Path]:
-    """Write the series into `out_dir`; returns the patch files in order."""
-    groups = group_rewrites(plan, root, cwd)
+def _mail(identity: str, date: str, subject_line: str, rcpt: Recipients | None, body: str) -> str:
+    headers = ["From 0000000000000000000000000000000000000000 Mon Sep 17 00:00:00 2001",
+               f"From: {header(identity)}", f"Date: {date}", f"Subject: {subject_line}"]
+    if rcpt is not None and rcpt.to:
+        headers.append("To: " + ",\n    ".join(rcpt.to))
+    if rcpt is not None and rcpt.cc:
+        headers.append("Cc: " + ",\n    ".join(rcpt.cc))
+    if not (identity + subject_line + body).isascii():
+        headers += ["MIME-Version: 1.0", "Content-Type: text/plain; charset=UTF-8",
+                    "Content-Transfer-Encoding: 8bit"]
+    return "\n".join(headers) + "\n\n" + body
+
+
+def _recipients(maintainers: Maintainers | None, options: SeriesOptions, root: Path, files: list[str],
+                render) -> Recipients | None:
+    """The patch's To/Cc: the script's answer (--get-maintainer), else the
+    MAINTAINERS matcher run until the K: keywords it sees in the rendered
+    patch (headers included, as the script reads them) stop changing it."""
+    if options.get_maintainer is not None:
+        with tempfile.TemporaryDirectory(prefix="nofail-lint-patch-") as tmp:
+            probe = Path(tmp) / "probe.patch"
+            probe.write_text(render(None), encoding="utf-8", errors="surrogateescape")
+            try:
+                return run_script(options.get_maintainer, root, probe)
+            except MaintainersError as e:
+                raise SeriesError(str(e)) from None
+    if maintainers is None:
+        return None
+    rcpt = maintainers.recipients(files, render(None))
+    for _ in range(3):
+        again = maintainers.recipients(files, render(rcpt))
+        if again.everyone() == rcpt.everyone():
+            break
+        rcpt = again
+    return rcpt
+
+
+def write_series(plan: Plan, out_dir: Path, root: Path, cwd: Path, tables: TreeTables,
+                 options: SeriesOptions, kernel_root: Path | None = None) -> list[Path]:
+    """Write the series into `out_dir`; returns the files written, the cover letter first."""
+    kroot = kernel_root or root
+    try:
+        maintainers = Maintainers.of_tree(kroot) if options.get_maintainer is None else None
+    except MaintainersError as e:
+        raise SeriesError(str(e)) from None
+    groups = group_rewrites(plan, maintainers, kroot, cwd)
+    sections = Counter(g.section for g in groups)
+    cover = bool(groups) and (options.cover_letter or any(n > 1 for n in sections.values()))
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise SeriesError(f"cannot create {out_dir}: {e.strerror or e}") from None
-    written = []
     total = len(groups)
-    author = _author(root)
-    date = email.utils.formatdate(localtime=False)
+    date = email.utils.format_datetime(datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0))
+    texts: list[tuple[Path, str]] = []
+    summaries: list[tuple[str, str, Recipients | None]] = []
     for n, g in enumerate(groups, 1):
         by_path: dict[str, list[Rewrite]] = defaultdict(list)
         for rw in g.rewrites:
             by_path[rw.path].append(rw)
-        rels = sorted(repo_path(p, cwd, root) for p in by_path)
-        prefix = subject_prefix(root, rels)
-        subject = f"{prefix}: {_summary(g.rewrites, prefix)}"
-        number = f"PATCH {n}/{total}" if total > 1 else "PATCH"
+        files = g.files(cwd, kroot)
+        title = subject(subject_prefix(root, [repo_path(p, cwd, root) for p in by_path]), g.rewrites)
+        tag = f"PATCH {n}/{total}" if total > 1 or cover else "PATCH"
         diff = "".join(unified_diff(repo_path(p, cwd, root), rws[0].old,
                                     apply_hunks(rws[0].old, [h for rw in rws for h in rw.hunks]))
                        for p, rws in sorted(by_path.items()))
-        headers = ["From 0000000000000000000000000000000000000000 Mon Sep 17 00:00:00 2001",
-                   f"From: {author}", f"Date: {date}", f"Subject: [{number}] {subject}"]
-        if g.to:
-            headers.append("To: " + ",\n    ".join(g.to))
-        if g.cc:
-            headers.append("Cc: " + ",\n    ".join(g.cc))
-        headers += ["MIME-Version: 1.0", "Content-Type: text/plain; charset=UTF-8",
-                    "Content-Transfer-Encoding: 8bit"]
-        text = "\n".join(headers) + "\n\n" + _body(g.rewrites, tables, cwd, root) + "\n---\n" + \
-            _stat(diff) + "\n" + diff + "-- \nnofail-lint " + __version__ + "\n\n"
-        path = out_dir / f"{n:04d}-{_slug(subject)}.patch"
-        path.write_text(text, encoding="utf-8", errors="surrogateescape")
+        message = "\n\n".join("\n".join(p) for p in _body(g, tables, cwd, root))
+        if options.signoff:
+            message += f"\n\nSigned-off-by: {options.identity}"
+        body = message + "\n---\n" + _stat(diff) + "\n" + diff + "-- \nnofail-lint " + __version__ + "\n\n"
+
+        def render(rcpt, _title=f"[{tag}] {title}", _body=body):
+            return _mail(options.identity, date, _title, rcpt, _body)
+        rcpt = _recipients(maintainers, options, kroot, files, render)
+        texts.append((out_dir / f"{n:04d}-{_slug(title)}.patch", render(rcpt)))
+        summaries.append((title, diff, rcpt))
+    if cover:
+        texts.insert(0, (out_dir / "0000-cover-letter.patch",
+                         _cover(plan, summaries, options, date, cwd, root)))
+    written = []
+    for path, text in texts:
+        try:
+            path.write_text(text, encoding="utf-8", errors="surrogateescape")
+        except OSError as e:
+            raise SeriesError(f"cannot write {path}: {e.strerror or e}") from None
         written.append(path)
     return written
+
+
+_COVER = {
+    "nf002-nofail": ("open-coded __GFP_NOFAIL retry loop use the flag instead",
+                     "open-coded __GFP_NOFAIL retry loops use the flag instead"),
+    "nf006-drop-check": ("NULL check made dead by __GFP_NOFAIL go away",
+                         "NULL checks made dead by __GFP_NOFAIL go away"),
+    "nf006-drop-nofail": ("allocation that handles failure drop __GFP_NOFAIL",
+                          "allocations that handle failure drop __GFP_NOFAIL"),
+}
+
+
+def _cover(plan: Plan, summaries: list[tuple[str, str, Recipients | None]], options: SeriesOptions,
+           date: str, cwd: Path, root: Path) -> str:
+    """`git format-patch --cover-letter`'s shape: the blurb, the shortlog, the diffstat."""
+    total = len(summaries)
+    kinds = {rw.kind for rw in plan.rewrites}
+    title = subject("treewide" if len({s.split(":")[0] for s, _, _ in summaries}) > 1 else
+                    summaries[0][0].split(":")[0], [rw for rw in plan.rewrites if rw.kind == min(kinds)]) \
+        if len(kinds) == 1 else "treewide: fix __GFP_NOFAIL use"
+    what = Counter(rw.kind for rw in plan.rewrites)
+    done = [f"{n} {_COVER.get(k, ('change', 'changes'))[n != 1]}" for k, n in sorted(what.items())]
+    paras = [wrap(f"This series makes {_join(done)}, in {total} patch{'es' if total != 1 else ''}: "
+                  "one per MAINTAINERS section and kind of change. The patches do not depend on each "
+                  "other. Each was checked by running nofail-lint's analysis again on the patched "
+                  "tree: the finding is gone and nothing new is reported.")]
+    if plan.refusals:
+        lines = [f"Not changed ({len(plan.refusals)}): findings nofail-lint reports but has no safe, "
+                 "verified rewrite for:"]
+        for r in plan.refusals:
+            where = f"{repo_path(r.finding.location.path, cwd, root)}:{r.finding.location.line}"
+            fn = f" {r.finding.function}()" if r.finding.function else ""
+            lines += wrap(f"- {where}{fn}: {r.finding.rule_id} {r.reason}: {r.detail}", WRAP, "  ")
+        paras.append(lines)
+    blurb = "\n\n".join("\n".join(p) for p in paras)
+    name = email.utils.parseaddr(options.identity)[0]
+    shortlog = f"{name} ({total}):\n" + "".join(
+        "".join(f"  {line}\n" for line in wrap(s, WRAP - 2, "  ")) for s, _, _ in summaries)
+    stat = _stat("".join(d for _, d, _ in summaries))
+    to: list[str] = []
+    cc: list[str] = []
+    for _, _, got in summaries:
+        if got is None:
+            continue
+        to += [a for a in got.to if a not in to]
+        cc += [a for a in got.cc if a not in cc and a not in to]
+    cc = [a for a in cc if a not in to]
+    rcpt = Recipients(to, cc) if to or cc else None
+    body = blurb + "\n\n" + shortlog + "\n" + stat + "\n-- \nnofail-lint " + __version__ + "\n\n"
+    return _mail(options.identity, date, f"[PATCH 0/{total}] {title}", rcpt, body)
 
 
 def _stat(diff: str) -> str:
@@ -300,12 +481,13 @@ def _stat(diff: str) -> str:
     for ln in diff.splitlines():
         if ln.startswith("+++ b/"):
             current = ln[6:]
-            counts[current] = [0, 0]
+            counts.setdefault(current, [0, 0])
         elif current and ln.startswith("+") and not ln.startswith("+++"):
             counts[current][0] += 1
         elif current and ln.startswith("-") and not ln.startswith("---"):
             counts[current][1] += 1
-    lines = [f" {p} | {a + d} {'+' * a}{'-' * d}" for p, (a, d) in counts.items()]
+    width = max((len(p) for p in counts), default=0)
+    lines = [f" {p:<{width}} | {a + d} {'+' * a}{'-' * d}" for p, (a, d) in counts.items()]
     adds, dels = sum(c[0] for c in counts.values()), sum(c[1] for c in counts.values())
     lines.append(f" {len(counts)} file{'s' if len(counts) != 1 else ''} changed, {adds} insertion"
                  f"{'s' if adds != 1 else ''}(+), {dels} deletion{'s' if dels != 1 else ''}(-)")
