@@ -147,9 +147,10 @@ class TreeTables:
         """Definitions a call to `name` from `caller_path` may reach.
 
         With `header_statics`, also the `static inline` functions of headers
-        (NF002's allocator wrappers and the gfp flow use them; a NOFAIL that a
-        callee adds only `if (gfp & __GFP_DIRECT_RECLAIM)` is a path tagged
-        with that test, which a GFP_ATOMIC caller's mask does not take)."""
+        (NF002's allocator wrappers use them). The gfp flow does not yet: on
+        the real trees it then reports NF008 through netdev_hold() under
+        gfp_any() and through sb_bread() in code under a debug #ifdef
+        (docs/real-kernel-findings.md, round 3)."""
         if self.model.allocator(name) is not None:
             return []
         table = self.file_functions.get(caller_path, {})

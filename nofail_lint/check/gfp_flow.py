@@ -158,7 +158,7 @@ class GfpFlow:
         if api is not None:
             return [seed(api)]
         out: list[Sink] = []
-        for target in self.tables.resolve(ref.file.path, callee, header_statics=True):
+        for target in self.tables.resolve(ref.file.path, callee):
             out.extend(self._sinks.get(target.key, {}).values())
         return out
 
@@ -328,7 +328,7 @@ class GfpFlow:
             if self._visit(ref):
                 for caller, _call in tables.callers.get(ref.fn.name, ()):
                     if caller.key not in queued and any(
-                            t.key == ref.key for t in tables.resolve(caller.file.path, ref.fn.name, True)):
+                            t.key == ref.key for t in tables.resolve(caller.file.path, ref.fn.name)):
                         queued.add(caller.key)
                         work.append(caller)
         if work:
