@@ -360,10 +360,43 @@ class _Paths:
                 else:
                     v, d = T, False   # inside the condition itself
                 val, dep = _and(val, v), dep or d
+            elif p.type in ("case_statement", "switch_statement") and self._switch_on_code(p):
+                if p.type == "case_statement":    # `switch (ret) { case XX_AGAIN: ... }`
+                    val, dep = _and(val, self._case_taken(p)), True
             elif p.type in ("case_statement", "switch_statement", "conditional_expression"):
                 val = _and(val, V)
             child, p = p, p.parent
         return val, dep
+
+    def _switch_on_code(self, node: ts.Node) -> bool:
+        """A switch (or one of its cases) on the result, when the failure is one code."""
+        switch = node if node.type == "switch_statement" else \
+            node.parent.parent if node.parent is not None else None
+        if self.ctx.code is None or switch is None or switch.type != "switch_statement":
+            return False
+        return self.ctx.result.matches(strip(switch.child_by_field_name("condition")))
+
+    def _case_taken(self, case: ts.Node) -> str:
+        """T if the case (with the empty cases falling into it) is the one for
+        the failure's code, F if not; `default:` when no case names the code."""
+        code = self.ctx.code
+        values = []
+        c: ts.Node | None = case
+        while c is not None and c.type == "case_statement":
+            value = c.child_by_field_name("value")
+            values.append(_norm(node_text(value)) if value is not None else None)
+            c = c.prev_named_sibling
+            if c is not None and c.type == "case_statement" and \
+                    any(k.type != "comment" for k in c.named_children[1 if c.child_by_field_name("value") else 0:]):
+                break         # the case before has statements of its own
+        if code in values:
+            return T
+        if None in values:    # default
+            cases = case.parent.named_children if case.parent is not None else []
+            named = {_norm(node_text(k.child_by_field_name("value"))) for k in cases
+                     if k.type == "case_statement" and k.child_by_field_name("value") is not None}
+            return F if code in named else T
+        return F
 
     def exit_guard(self, node: ts.Node) -> tuple[str, bool]:
         """An exit's guard; an exit that only code after `if (!p) { ...; continue; }`
@@ -608,6 +641,13 @@ class LoopAnalyser:
             n = stack.pop()
             if n.end_byte <= region.start or n.start_byte >= region.end:
                 continue
+            if n.type == "switch_statement" and r.matches(strip(n.child_by_field_name("condition"))):
+                body = n.child_by_field_name("body")
+                for case in body.named_children if body is not None else ():
+                    value = case.child_by_field_name("value") if case.type == "case_statement" else None
+                    text = _norm(node_text(value)) if value is not None else ""
+                    if _CODE_CONST.match(text) and text not in _ZERO and text != "-ENOMEM" and text not in out:
+                        out.append(text)
             if n.type == "binary_expression" and node_text(n.child_by_field_name("operator")) in ("==", "!="):
                 left, right = n.child_by_field_name("left"), n.child_by_field_name("right")
                 for this, other in ((left, right), (right, left)):
