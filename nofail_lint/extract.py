@@ -25,6 +25,7 @@ from .loops import (
     failure_codes,
     is_loop,
     is_null_test,
+    ops_members,
     result_key,
     strip,
 )
@@ -796,7 +797,7 @@ def _function_facts(root: ts.Node, src: bytes, lines: SourceText) -> tuple[list[
         if f is not None:
             fassigns_by_fn.setdefault(id(f), []).append(n)
             f.field_assigns.append((n, n.child_by_field_name("left")))
-    field_masks = _initialised_fields(caps.get("initdecl", ()))
+    field_masks = _initialised_fields(caps.get("initdecl", ())) + ops_members(caps.get("initdecl", ()))
     model = load_model()
 
     out = []

@@ -50,15 +50,17 @@ def check(tables: TreeTables, rule: RuleDoc) -> list[Finding]:
                     continue   # already NOFAIL: the loop is not compensating for failure
                 if loop.call.callee in tables.model.event_tests:
                     continue   # `while (!kthread_should_stop())`: the loop waits for an event
+                # a call through an ops member: the one function the tree assigns to it
+                where, callee = member_target(tables, loop.via_field) or (ff.path, loop.call.callee)
                 if loop.code_only:
                     # a retry loop only if the call keeps failing with this code
                     chain, waiting, enomem = None, [], None
                 else:
-                    chain = tables.allocator_chain(ff.path, loop.call.callee)
+                    chain = tables.allocator_chain(where, callee)
                     waiting = sorted(waits.intersection(loop.callees_in_loop))
-                    enomem = tables.enomem_chain(ff.path, loop.call.callee) \
+                    enomem = tables.enomem_chain(where, callee) \
                         if chain is None and loop.retries_enomem else None
-                coded = code_chain(tables, ff.path, loop.call.callee, loop.retries_code) \
+                coded = code_chain(tables, where, callee, loop.retries_code) \
                     if chain is None and not waiting and enomem is None and loop.retries_code else None
                 if chain is None and not waiting and enomem is None and coded is None:
                     continue
@@ -176,3 +178,27 @@ def code_sources(tables: TreeTables) -> dict[tuple[str, str], dict[str, tuple[st
                         work.append(fn.name)
     tables.derived["nf002_code_sources"] = out
     return out
+
+
+_MEMBER = re.compile(r"\(\s*(\w+)\s*,\s*(\w+)\s*\)")
+
+
+def member_target(tables: TreeTables, via_field: str) -> tuple[str, str] | None:
+    """(file, function) of the one function the tree's initialisers assign to
+    the ops member `via_field` names (`.grab = foo_grab`), or None when there
+    are none or several."""
+    m = _MEMBER.search(via_field) if via_field else None
+    if m is None:
+        return None
+    members = tables.derived.get("nf002_members")
+    if members is None:
+        members = {}
+        for ff in tables.files:
+            for kind, field, op, value in ff.field_masks:
+                if op == "=" and value.isidentifier() and not value.isupper():   # not a mask macro
+                    members.setdefault((kind, field), set()).add((ff.path, value))
+        tables.derived["nf002_members"] = members
+    found = members.get((m.group(1), m.group(2)), set())
+    if len({name for _, name in found}) != 1:
+        return None
+    return min(found)
