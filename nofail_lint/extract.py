@@ -797,7 +797,8 @@ def _function_facts(root: ts.Node, src: bytes, lines: SourceText) -> tuple[list[
         if f is not None:
             fassigns_by_fn.setdefault(id(f), []).append(n)
             f.field_assigns.append((n, n.child_by_field_name("left")))
-    field_masks = _initialised_fields(caps.get("initdecl", ())) + ops_members(caps.get("initdecl", ()))
+    field_masks = _initialised_fields(caps.get("initdecl", ()))
+    members = ops_members(caps.get("initdecl", ()))
     model = load_model()
 
     out = []
@@ -851,7 +852,7 @@ def _function_facts(root: ts.Node, src: bytes, lines: SourceText) -> tuple[list[
         errno_from = errno_callees(f, returns_by_fn.get(id(f), ()))
         codes = failure_codes(f, returns_by_fn.get(id(f), ()))
         analyser = LoopAnalyser(f, lines, labels_by_fn.get(id(f), {}), gotos_by_fn.get(id(f), []),
-                                exits, writes, addressed)
+                                exits, writes, addressed, members)
         retry_loops = []
         try:
             for loop in loops_by_fn.get(id(f), ()):

@@ -26,7 +26,6 @@ from typing import NamedTuple, Protocol
 import tree_sitter as ts
 import tree_sitter_c as tsc
 
-from .cexpr import FIELD_READ
 from .facts import CallSite, RetryLoop, Span
 from .model import load_model
 from .source import SourceText, decode, node_text
@@ -513,10 +512,13 @@ class LoopAnalyser:
     candidate of either loop kind against its own `_Context`."""
 
     def __init__(self, f: FunctionNodes, lines: SourceText, labels: dict[str, ts.Node], gotos: list[ts.Node],
-                 exits: list[ts.Node], writes: list[ts.Node], addressed: list[ts.Node]):
+                 exits: list[ts.Node], writes: list[ts.Node], addressed: list[ts.Node],
+                 members: Sequence[tuple[str, str, str]] = ()):
         """`exits`, `writes`, `addressed`: the file's exit statements, written
-        lvalues and `&x` operands, sorted by start byte (one query per file)."""
+        lvalues and `&x` operands, sorted by start byte (one query per file);
+        `members`: the file's ops struct members and their functions (ops_members)."""
         self.f = f
+        self.members = members
         self.all_exits = exits
         self.all_writes = writes
         self.all_addressed = addressed
@@ -763,20 +765,22 @@ class LoopAnalyser:
                          self._callees_in(region.start, region.end),
                          self._flag_exits(region.conds) if conditional else (),
                          any("ENOMEM" in node_text(c) for c in region.conds if c is not None),
-                         via_field=self._member_called(cand.fn))
+                         callee_via=self._member_target(cand.fn))
 
-    def _member_called(self, fn: ts.Node) -> str:
-        """`ops->grab(...)` with `ops` declared `struct foo_ops *`: the field
-        read `__nfl_field(foo_ops, grab)`, so that NF002 can follow the call to
-        the one function the tree assigns to that member (and the partial and
-        incremental runs follow the field like a mask's)."""
-        if fn.type != "field_expression":
+    def _member_target(self, fn: ts.Node) -> str:
+        """`ops->grab(...)` with `ops` declared `struct foo_ops *`: the one
+        function this file's initialisers assign to `foo_ops.grab`, or "" (none
+        or several). Only the file's own ops structs count, so a partial run
+        sees exactly what a whole run sees."""
+        if fn.type != "field_expression" or not self.members:
             return ""
         base, field = strip(fn.child_by_field_name("argument")), fn.child_by_field_name("field")
         if base is None or base.type != "identifier" or field is None:
             return ""
         m = re.search(_STRUCT_DECL.format(re.escape(node_text(base))), self.fn_text)
-        return f"{FIELD_READ}({m.group(1)}, {node_text(field)})" if m else ""
+        member = node_text(field)
+        targets = {target for kind, name, target in self.members if m and kind == m.group(1) and name == member}
+        return targets.pop() if len(targets) == 1 else ""
 
     def _flag_exits(self, conds: Sequence[ts.Node | None]) -> tuple[tuple[int, str], ...]:
         """`flags & KM_MAYFAIL` on a parameter in the exit conditions: the
@@ -1149,11 +1153,10 @@ def is_null_test(cond: ts.Node | None, key: str, whole: bool = True) -> bool:
     return False
 
 
-def ops_members(decls: Sequence[ts.Node]) -> list[tuple[str, str, str, str]]:
+def ops_members(decls: Sequence[ts.Node]) -> list[tuple[str, str, str]]:
     """`static const struct foo_ops ops = { .grab = foo_grab };` ->
-    (foo_ops, grab, "=", foo_grab): the functions an ops struct's members
-    point to, kept with the field masks (FileFacts.field_masks) so that
-    demand and incremental runs follow them as they follow a mask's field."""
+    (foo_ops, grab, foo_grab): the functions the file's ops structs point
+    their members to (LoopAnalyser follows a call through a member to them)."""
     out = []
     for decl in decls:
         spec = decl.child_by_field_name("type")
@@ -1165,7 +1168,7 @@ def ops_members(decls: Sequence[ts.Node]) -> list[tuple[str, str, str, str]]:
                 value = strip(pair.child_by_field_name("value"))
                 if len(designators) == 1 and designators[0].type == "field_designator" and value is not None \
                         and value.type == "identifier" and not _CODE_CONST.match(node_text(value)):
-                    out.append((kind, node_text(designators[0]).lstrip(". \t"), "=", node_text(value)))
+                    out.append((kind, node_text(designators[0]).lstrip(". \t"), node_text(value)))
     return out
 
 

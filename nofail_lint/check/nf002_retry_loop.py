@@ -50,8 +50,8 @@ def check(tables: TreeTables, rule: RuleDoc) -> list[Finding]:
                     continue   # already NOFAIL: the loop is not compensating for failure
                 if loop.call.callee in tables.model.event_tests:
                     continue   # `while (!kthread_should_stop())`: the loop waits for an event
-                # a call through an ops member: the one function the tree assigns to it
-                where, callee = member_target(tables, loop.via_field) or (ff.path, loop.call.callee)
+                # a call through an ops member: the one function the file assigns to it
+                where, callee = ff.path, loop.callee_via or loop.call.callee
                 if loop.code_only:
                     # a retry loop only if the call keeps failing with this code
                     chain, waiting, enomem = None, [], None
@@ -179,26 +179,3 @@ def code_sources(tables: TreeTables) -> dict[tuple[str, str], dict[str, tuple[st
     tables.derived["nf002_code_sources"] = out
     return out
 
-
-_MEMBER = re.compile(r"\(\s*(\w+)\s*,\s*(\w+)\s*\)")
-
-
-def member_target(tables: TreeTables, via_field: str) -> tuple[str, str] | None:
-    """(file, function) of the one function the tree's initialisers assign to
-    the ops member `via_field` names (`.grab = foo_grab`), or None when there
-    are none or several."""
-    m = _MEMBER.search(via_field) if via_field else None
-    if m is None:
-        return None
-    members = tables.derived.get("nf002_members")
-    if members is None:
-        members = {}
-        for ff in tables.files:
-            for kind, field, op, value in ff.field_masks:
-                if op == "=" and value.isidentifier() and not value.isupper():   # not a mask macro
-                    members.setdefault((kind, field), set()).add((ff.path, value))
-        tables.derived["nf002_members"] = members
-    found = members.get((m.group(1), m.group(2)), set())
-    if len({name for _, name in found}) != 1:
-        return None
-    return min(found)
