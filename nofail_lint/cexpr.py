@@ -543,3 +543,107 @@ def const_value(e: Expr, resolve_macro: Callable[[str], list[str]], known: dict[
         b = const_value(e[3], resolve_macro, known, depth + 1) if a is not None else None
         return None if a is None or b is None else _INT_OPS[e[1]](a, b)
     return None
+
+
+# ---------------------------------------------------------------- NULL tests through definitions
+
+# skeleton names (nulltest.py): the tested result, a definition's parameter i, anything else
+TEST_RES = "__nfl_res"
+TEST_ARG = "__nfl_a"
+TEST_UNKNOWN = "__nfl_x"
+NULL, NONNULL = "null", "nonnull"
+_FLIP = {NULL: NONNULL, NONNULL: NULL, None: None}
+
+# A test definition as the link stage hands it to null_polarity: (parameter
+# count, value skeleton or "", acts) -- see FileFacts.test_defs.
+TestDef = tuple[int, str, tuple[str, ...]]
+
+
+class NullTests:
+    """Is a skeleton (nulltest.py) a NULL test of `__nfl_res`?
+
+    `definitions(name)` gives every definition the tree has of a called name
+    (or the built-in ones). A call's value is its definitions' value with
+    the parameters bound to the arguments; when a name has several
+    definitions (per config, per file) all of them must agree, so a macro
+    that tests only in debug builds does not count. Polarity: NULL when the
+    expression is true if the result is NULL (`!p`, `p == NULL`), NONNULL
+    when it is true if the result is set (`p`). Inside `||`/`&&` only a
+    NULL-true side makes the whole a test (as loops.is_null_test)."""
+
+    MAX_DEPTH = 12
+
+    def __init__(self, definitions: Callable[[str], list[TestDef]]):
+        self.definitions = definitions
+
+    def is_test(self, text: str, stmt: bool = False) -> bool:
+        e = parse_expr(text)
+        if stmt:
+            return e[0] == "call" and self._acts(e, {}, 0)
+        return self.tests(e, {}, True, 0)
+
+    def tests(self, e: Expr, env: dict, whole: bool, depth: int) -> bool:
+        pol = self.polarity(e, env, depth)
+        return pol == NULL or (whole and pol == NONNULL)
+
+    def _bind(self, e: Expr, env: dict) -> tuple[Expr, dict]:
+        while e[0] == "id" and e[1] in env:
+            e, env = env[e[1]]
+        while e[0] == "cast":
+            e = e[1]
+        return e, env
+
+    def polarity(self, e: Expr, env: dict, depth: int) -> str | None:
+        if depth > self.MAX_DEPTH:
+            return None
+        e, env = self._bind(e, env)
+        kind = e[0]
+        if kind == "id":
+            return NONNULL if e[1] == TEST_RES else None
+        if kind == "un" and e[1] == "!":
+            return _FLIP[self.polarity(e[2], env, depth + 1)]
+        if kind == "bin" and e[1] in ("==", "!="):
+            for x, y in ((e[2], e[3]), (e[3], e[2])):
+                y, _ = self._bind(y, env)
+                if y == ("num", 0):
+                    pol = self.polarity(x, env, depth + 1)
+                    return _FLIP[pol] if e[1] == "==" else pol
+            return None
+        if kind == "bin" and e[1] in ("||", "&&"):
+            if self.tests(e[2], env, False, depth + 1) or self.tests(e[3], env, False, depth + 1):
+                return NULL
+            return None
+        if kind == "call":
+            if e[1] == "__builtin_expect":      # GCC: its value is its first argument's
+                return self.polarity(e[2][0], env, depth + 1) if e[2] else None
+            found = set()
+            for nparams, value, _acts in self._definitions(e):
+                if not value:
+                    return None
+                found.add(self.polarity(parse_expr(value), self._env(e, nparams, env), depth + 1))
+            return found.pop() if len(found) == 1 else None
+        return None
+
+    def _definitions(self, call: Expr) -> list[TestDef]:
+        return [d for d in self.definitions(call[1]) if d[0] <= len(call[2])] if call[1] else []
+
+    @staticmethod
+    def _env(call: Expr, nparams: int, env: dict) -> dict:
+        return {f"{TEST_ARG}{i}": (call[2][i], env) for i in range(nparams)}
+
+    def _acts(self, call: Expr, env: dict, depth: int) -> bool:
+        """Does the statement `call;` test its arguments: every definition
+        has an `if` on a NULL test of them, or a call statement that does."""
+        defs = self._definitions(call)
+        if not defs or depth > self.MAX_DEPTH:
+            return False
+        for nparams, _value, acts in defs:
+            inner = self._env(call, nparams, env)
+            if not any(self.tests(parse_expr(act[3:]), inner, True, depth + 1) if act.startswith("if:")
+                       else self._acts_text(act[3:], inner, depth + 1) for act in acts):
+                return False
+        return True
+
+    def _acts_text(self, text: str, env: dict, depth: int) -> bool:
+        e = parse_expr(text)
+        return e[0] == "call" and self._acts(e, env, depth)

@@ -139,6 +139,9 @@ def definitions_named(ff: FileFacts) -> Iterable[tuple[str, str, bool]]:
         yield name, body, False
     for kind, name, _op, value in getattr(ff, "field_masks", ()):
         yield "." + field_key(kind, name), value, False
+    # a macro or helper that tests its arguments names what it calls (as an alias does)
+    for name, nparams, value, acts in getattr(ff, "test_defs", ()):
+        yield name, " ".join((str(nparams), value, *acts)), True
 
 
 # extract(files, full): {file: outcome}; full=False needs only the file's macros

@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 import tree_sitter as ts
 import tree_sitter_c as tsc
 
-from .cexpr import FIELD_READ, close_paren, split_args
-from .facts import CallSite, FileFacts, FunctionFacts, ReturnedCall, Span
+from .cexpr import FIELD_READ, TEST_RES, close_paren, split_args
+from .facts import CallSite, FileFacts, FunctionFacts, NullTestVia, ReturnedCall, Span
 from .loops import (
     FOR_EACH_MACRO,
     NULL_TEST_CALLS,
@@ -30,6 +30,15 @@ from .loops import (
     strip,
 )
 from .model import load_model
+from .nulltest import (
+    bounded_before,
+    function_test_def,
+    kept_test_defs,
+    macro_test_defs,
+    overflow_params,
+    runtime_values,
+    via_test,
+)
 from .relevance import INTERESTING_MACRO, RELEVANT_ARG
 from .source import SourceText, decode, node_text
 
@@ -130,12 +139,15 @@ _DEFINE = re.compile(
 _COMMENT = re.compile(rb"/\*.*?\*/|//[^\n]*", re.DOTALL)
 _INTERESTING_MACRO = INTERESTING_MACRO   # relevance.py: shape, or a name of the tree's mask macros
 _ALIAS_BODY = re.compile(rb"^\(?\s*[A-Za-z_]\w*\s*\)?$")
-# small integer constants named like an order or a size (page orders for NF005)
+# integer constants (page orders, sizes, counts, range bounds), whatever their name
 _NUMERIC_BODY = re.compile(rb"^\(?\s*(?:0[xX][0-9a-fA-F]+|\d+)[uUlL]*\s*\)?$")
-_SIZE_NAME = re.compile(rb"ORDER|SIZE|SHIFT|PAGES|_SZ")
-# constant arithmetic over numbers and upper-case names (`(SZ_1M * 8)`, `(1 << RING_SHIFT)`)
-_CONST_ARITH_BODY = re.compile(rb"^[\s()]*(?:[A-Z_][A-Z0-9_]*|\d+[uUlL]*|0[xX][0-9a-fA-F]+[uUlL]*)"
-                               rb"(?:[\s()]*(?:<<|>>|[-+*/|])[\s()]*(?:[A-Z_][A-Z0-9_]*|\d+[uUlL]*|0[xX][0-9a-fA-F]+[uUlL]*))*[\s()]*$")
+# constant arithmetic over numbers and names (`(SZ_1M * 8)`, `(1 << RING_SHIFT)`, `(BASE + 1)`)
+_CONST_ARITH_BODY = re.compile(rb"^[\s()]*(?:[A-Za-z_]\w*|\d+[uUlL]*|0[xX][0-9a-fA-F]+[uUlL]*)"
+                               rb"(?:[\s()]*(?:<<|>>|[-+*/|])[\s()]*(?:[A-Za-z_]\w*|\d+[uUlL]*|0[xX][0-9a-fA-F]+[uUlL]*))*"
+                               rb"[\s()]*$")
+# a file the byte prefilter leaves out (a driver's header of constants)
+# gives its integer constants, unless it holds more than this many (register maps)
+MAX_CONSTANTS_UNPARSED = 64
 
 
 _DEFINE_FN = re.compile(
@@ -253,7 +265,8 @@ def object_like_macros(src: bytes) -> list[tuple[str, str]]:
 
     Kept: bodies that mention GFP/NOFAIL/VMALLOC, plain aliases
     (`#define A B`) through which such a body can be reached, and integer
-    constants named like an order or a size (`#define RING_ORDER 4`).
+    constants and constant arithmetic (`#define RING_ORDER 4`,
+    `#define RING_LEVELS (RING_BASE + 1)`): orders, sizes and bounds.
     """
     out = []
     for m in _DEFINE.finditer(src):
@@ -261,10 +274,21 @@ def object_like_macros(src: bytes) -> list[tuple[str, str]]:
         body = _COMMENT.sub(b" ", body).strip()
         if not body or len(body) > 400:
             continue
-        if _INTERESTING_MACRO.search(body) or _ALIAS_BODY.match(body) or (
-                (_NUMERIC_BODY.match(body) or _CONST_ARITH_BODY.match(body)) and _SIZE_NAME.search(m.group(1))):
+        if _INTERESTING_MACRO.search(body) or _ALIAS_BODY.match(body) or \
+                _NUMERIC_BODY.match(body) or _CONST_ARITH_BODY.match(body):
             out.append((m.group(1).decode("ascii"), decode(body)))
     return out
+
+
+def unparsed_constants(src: bytes) -> list[tuple[str, str]]:
+    """The integer constants of a file the byte prefilter leaves out: the
+    constant macros object_like_macros keeps (aliases included, a constant
+    may be spelt through one), none if there are more than
+    MAX_CONSTANTS_UNPARSED (a register map, not a driver's own header)."""
+    if b"define" not in src:
+        return []
+    found = object_like_macros(src)
+    return found if len(found) <= MAX_CONSTANTS_UNPARSED else []
 
 
 # ------------------------------------------------------------ queries
@@ -295,6 +319,8 @@ _Q_FILE = _query("""
 (assignment_expression left: (field_expression field: (field_identifier))) @fassign
 (declaration type: (struct_specifier name: (type_identifier))
              declarator: (init_declarator value: (initializer_list))) @initdecl
+(translation_unit (declaration type: (struct_specifier name: (type_identifier))) @globaldecl)
+(struct_specifier name: (type_identifier) body: (field_declaration_list)) @structdef
 (if_statement condition: (_) @cond)
 (while_statement condition: (_) @cond)
 (do_statement condition: (_) @cond)
@@ -313,6 +339,12 @@ _ENOMEM = re.compile(r"-\s*ENOMEM\b")
 _GFP_T_NAMES = re.compile(r"\bgfp_t\s+(?:const\s+)?([A-Za-z_]\w*)")
 # `ctx->gfp`, `ctx.gfp`: a field read off a plain variable
 _FIELD_READ = re.compile(r"(?<![\w.>])([A-Za-z_]\w*)\s*(?:->|\.)\s*([A-Za-z_]\w*)\b(?!\s*(?:->|\.|\(|\[))")
+# `(&obj)->gfp`, `objs[i].gfp`, `(&objs[i])->gfp`: a field of a named object
+# (a local pointer to a global object, substituted by its value, reads so)
+_NOT_FOLLOWED = r"\b(?!\s*(?:->|\.|\(|\[))"
+_OBJECT_FIELD_READ = re.compile(
+    r"\(\s*&\s*([A-Za-z_]\w*)\s*(?:\[[^\[\]]*\]\s*)?\)\s*->\s*([A-Za-z_]\w*)" + _NOT_FOLLOWED
+    + r"|(?<![\w.>])([A-Za-z_]\w*)\s*\[[^\[\]]*\]\s*\.\s*([A-Za-z_]\w*)" + _NOT_FOLLOWED)
 _STRUCT_DECL = r"\b(?:struct|union)\s+([A-Za-z_]\w*)\s*(?:\*\s*)*(?:const\s+)?{}\s*[,;=)\[]"
 
 
@@ -324,16 +356,23 @@ def _struct_type(fn_text: str, name: str, cache: dict[str, str | None]) -> str |
     return cache[name]
 
 
-def field_reads(text: str, fn_text: str, cache: dict[str, str | None]) -> str:
+def field_reads(text: str, fn_text: str, cache: dict[str, str | None],
+                objects: dict[str, dict[str, str]] | None = None) -> str:
     """`ctx->gfp` -> `__nfl_field(foo, gfp)` when ctx is a `struct foo`, so
-    the link stage can give the field the masks assigned to it tree-wide."""
+    the link stage can give the field the masks assigned to it tree-wide.
+    `fn_text` holds the declarations to look in: the function's, then the
+    file-scope ones (global objects, `static const struct foo cfg = {...}`).
+    A field of a const object of `objects` reads as its initialiser's value."""
     if "->" not in text and "." not in text:
         return text
 
     def rewrite(m: re.Match) -> str:
-        kind = _struct_type(fn_text, m.group(1), cache)
-        return f"{FIELD_READ}({kind}, {m.group(2)})" if kind else m.group(0)
-    return _FIELD_READ.sub(rewrite, text)
+        name, field = (m.group(1), m.group(2)) if m.group(1) else (m.group(3), m.group(4))
+        if objects and name in objects and field in objects[name]:
+            return f"({objects[name][field]})"
+        kind = _struct_type(fn_text, name, cache)
+        return f"{FIELD_READ}({kind}, {field})" if kind else m.group(0)
+    return _FIELD_READ.sub(rewrite, _OBJECT_FIELD_READ.sub(rewrite, text))
 
 
 # ------------------------------------------------------------ local values
@@ -610,9 +649,12 @@ def extract(src: bytes, path: str, parser: ts.Parser | None = None) -> FileFacts
             plain.append(fn.name)
     out.extend(call_macros(src, lines))
     lost = _lost_regions(tree.root_node, clean, found) if tree.root_node.has_error else ()
+    test_defs = [fn.test_def for fn in sorted(found, key=lambda x: x.start) if fn.test_def is not None]
+    test_defs.extend(macro_test_defs(src, parser))
     return FileFacts(path=path, macros=tuple(object_like_macros(src)), functions=tuple(out),
                      parse_errors=errors, plain_functions=tuple(plain), lost_regions=lost,
-                     mask_macros=tuple(mask_macros(src)), field_masks=tuple(dict.fromkeys(field_masks)))
+                     mask_macros=tuple(mask_macros(src)), field_masks=tuple(dict.fromkeys(field_masks)),
+                     test_defs=kept_test_defs(test_defs))
 
 
 # an identifier that names what the rules look at (discover.PREFILTER_WORDS), called
@@ -658,6 +700,7 @@ class _Found:
     body: tuple[int, int]
     name: str
     facts: FunctionFacts | None
+    test_def: tuple | None = None    # the function as a test helper (nulltest.function_test_def)
 
 
 # kernel style: a function body opens and closes with a brace in column 0
@@ -764,6 +807,12 @@ def _function_facts(root: ts.Node, src: bytes, lines: SourceText) -> tuple[list[
         if f is not None:
             conds_by_fn.setdefault(id(f), []).append(n)
 
+    stmts_by_fn: dict[int, list[ts.Node]] = {}
+    for n in sorted(_test_statements(caps.get("call", ())), key=by_start):
+        f = owner(n)
+        if f is not None:
+            stmts_by_fn.setdefault(id(f), []).append(n)
+
     loops_by_fn: dict[int, list[ts.Node]] = {}
     for n in caps.get("loop", ()):
         f = owner(n)
@@ -797,7 +846,14 @@ def _function_facts(root: ts.Node, src: bytes, lines: SourceText) -> tuple[list[
         if f is not None:
             fassigns_by_fn.setdefault(id(f), []).append(n)
             f.field_assigns.append((n, n.child_by_field_name("left")))
-    field_masks = _initialised_fields(caps.get("initdecl", ()))
+    gfp_fields = _gfp_fields(caps.get("structdef", ()))
+    inits = [(n, _object_inits(n, gfp_fields)) for n in caps.get("initdecl", ())]
+    field_masks = _initialised_fields(inits)
+    objects = _const_objects([(n, found) for n, found in inits if owner(n) is None])
+    # file-scope declarations, as `struct foo *name;`: where a field read off a
+    # global object finds its type
+    file_decls = "\n".join(_declared_objects([n for n in (*caps.get("initdecl", ()), *caps.get("globaldecl", ()))
+                                               if owner(n) is None]))
     members = ops_members(caps.get("initdecl", ()))
     model = load_model()
 
@@ -807,6 +863,10 @@ def _function_facts(root: ts.Node, src: bytes, lines: SourceText) -> tuple[list[
             evs.sort(key=lambda e: e.start)
         values = LocalValues(f.events)
         fn_text = decode(src[f.node.start_byte:f.body.end_byte])
+        decl_text = fn_text + "\n" + file_decls
+        # the file's const objects, unless the function declares a local of the name
+        seen = {name: fields for name, fields in objects.items()
+                if name in fn_text and not re.search(_STRUCT_DECL.format(re.escape(name)), fn_text)}
         gfp_names = set(_GFP_T_NAMES.findall(fn_text))
         # an argument naming a gfp_t local or parameter (whole identifiers, as `\bname\b`)
         carries = (lambda a, names=gfp_names: not names.isdisjoint(_WORD.findall(a))) if gfp_names else None
@@ -821,32 +881,36 @@ def _function_facts(root: ts.Node, src: bytes, lines: SourceText) -> tuple[list[
             if base is None or base.type != "identifier" or not (
                     _RELEVANT_ARG.search(text) or (carries and carries(text))):
                 continue
-            kind = _struct_type(fn_text, node_text(base), types)
+            kind = _struct_type(decl_text, node_text(base), types)
             op = node_text(node.child_by_field_name("operator"))
             if kind and op in ("=", "|=", "&="):
-                value = field_reads(values.substitute(text, node.start_byte), fn_text, types)
+                value = field_reads(values.substitute(text, node.start_byte), decl_text, types, seen)
                 field_masks.append((kind, node_text(lhs.child_by_field_name("field")), op, value))
         conds = _Conditions(conds_by_fn.get(id(f), ()))
+        stmts = _Conditions(stmts_by_fn.get(id(f), ()))
         call_sites = []
         for call, fn, args in f.calls:
             arg_texts = tuple(node_text(a) for a in args.named_children if a.type != "comment")
-            tests = _null_tests(f, call, conds, lines, labels_by_fn.get(id(f), {}))
+            tests, via = _null_tests(f, call, conds, stmts, lines, labels_by_fn.get(id(f), {}))
             # kept when an argument can carry a mask or a bound, or when a
             # wrapper's own NOFAIL would matter here: its result is tested for
             # NULL (NF006), or it runs in a non-sleepable region (NF008)
             if not (any(_RELEVANT_ARG.search(a) or (carries and carries(a)) for a in arg_texts)
                     or (model.allocator(node_text(fn)) is not None and any("->" in a or "." in a for a in arg_texts))
-                    or tests or any(s <= call.start_byte < e for s, e, _ in regions)):
+                    or tests or via or any(s <= call.start_byte < e for s, e, _ in regions)):
                 continue
             api = model.allocator(node_text(fn))
             guards: frozenset = frozenset()
             if api is not None and api.range_default and api.start is not None and api.end is not None \
                     and max(api.start, api.end) < len(arg_texts):
                 guards = range_guards(arg_texts[api.start], arg_texts[api.end], api.range_default)
-            substituted = tuple(field_reads(values.substitute(a, call.start_byte, 0, guards), fn_text, types)
+            substituted = tuple(field_reads(values.substitute(a, call.start_byte, 0, guards), decl_text, types, seen)
                                 for a in arg_texts)
+            bounded: tuple[int, ...] = ()
+            if api is not None and (counts := overflow_params(api.null_under_nofail, api.params)):
+                bounded = _bounded_args(f, call, args, counts, conds.nodes)
             call_sites.append(CallSite(node_text(fn), lines.span(fn, call), substituted, tests,
-                                       _param_guards(f, call), _after_unlock(f, call)))
+                                       _param_guards(f, call), _after_unlock(f, call), via, bounded))
 
         returns, other_returns = _returned_calls(f, returns_by_fn.get(id(f), ()), lines, values)
         errno_from = errno_callees(f, returns_by_fn.get(id(f), ()))
@@ -869,28 +933,125 @@ def _function_facts(root: ts.Node, src: bytes, lines: SourceText) -> tuple[list[
                 atomic=_atomic_regions(regions, lines),
                 mentions_enomem=bool(_ENOMEM.search(fn_text)), callees_errno=errno_from,
                 callees_codes=codes)
-        out.append(_Found(f.node.start_byte, f.body.end_byte, (f.body.start_byte, f.body.end_byte), f.name, facts))
+        # test helpers are static: a .c file's own, or a header's static inlines
+        test_def = function_test_def(f.name, f.params, f.body) \
+            if f.node.type == "function_definition" and f.static else None
+        out.append(_Found(f.node.start_byte, f.body.end_byte, (f.body.start_byte, f.body.end_byte), f.name, facts,
+                          test_def))
     return out, errors, field_masks
 
 
-def _initialised_fields(decls) -> list[tuple[str, str, str, str]]:
-    """`struct foo x = { .gfp = GFP_NOFS | __GFP_NOFAIL };` -> (foo, gfp, "=", value)."""
+def _gfp_fields(structs) -> set[tuple[str, str]]:
+    """(struct, field) of the fields this file's struct definitions declare gfp_t."""
+    out: set[tuple[str, str]] = set()
+    for st in structs:
+        kind = node_text(st.child_by_field_name("name"))
+        for decl in st.child_by_field_name("body").named_children:
+            if decl.type == "field_declaration" and node_text(decl.child_by_field_name("type")) == "gfp_t":
+                out.update((kind, node_text(d)) for d in decl.children_by_field_name("declarator")
+                           if d.type == "field_identifier")
+    return out
+
+
+def _object_inits(decl, gfp_fields: set[tuple[str, str]]) -> list[tuple[str, list[dict[str, str]]]]:
+    """(object name, [{field: value} per element]) of a declaration with
+    initialisers: one element for `struct foo x = { .gfp = ... }`, one per
+    element of an array of such structs (`{ { .gfp = ... }, [1] = { ... } }`).
+    A value is kept when it names a mask, or when the field is declared gfp_t
+    in this file."""
+    kind = node_text(decl.child_by_field_name("type").child_by_field_name("name"))
+    out: list[tuple[str, list[dict[str, str]]]] = []
+    if not any(k == kind for k, _ in gfp_fields) and not _RELEVANT_ARG.search(node_text(decl)):
+        return out      # no value in it can be kept: skip the walk (large tables)
+    for d in decl.children_by_field_name("declarator"):
+        if d.type != "init_declarator":
+            continue
+        name = d.child_by_field_name("declarator")
+        while name is not None and name.type != "identifier":
+            name = name.child_by_field_name("declarator")
+        elements: list[dict[str, str]] = []
+        lists = [d.child_by_field_name("value")]
+        while lists:
+            fields = _element_fields(lists.pop(0), kind, gfp_fields, lists)
+            if fields:
+                elements.append(fields)
+        if elements:
+            out.append((node_text(name) if name is not None else "", elements))
+    return out
+
+
+def _element_fields(init, kind: str, gfp_fields: set[tuple[str, str]], nested: list) -> dict[str, str]:
+    """{field: value text} of one `{ .f = v, ... }`; nested element lists go to `nested`."""
+    fields: dict[str, str] = {}
+    if init is None or init.type != "initializer_list":
+        return fields
+    for pair in init.named_children:
+        if pair.type == "initializer_list":
+            nested.append(pair)
+            continue
+        if pair.type != "initializer_pair":
+            continue
+        designators = pair.children_by_field_name("designator")
+        value = pair.child_by_field_name("value")
+        if value is None:
+            continue
+        if value.type == "initializer_list":
+            if all(x.type == "subscript_designator" for x in designators):
+                nested.append(value)      # `[IDX] = { ... }`
+            continue
+        if len(designators) != 1 or designators[0].type != "field_designator":
+            continue
+        field_name = node_text(designators[0]).lstrip(". \t")
+        text = node_text(value)
+        if _RELEVANT_ARG.search(text) or (kind, field_name) in gfp_fields:
+            fields[field_name] = text
+    return fields
+
+
+def _declared_objects(decls) -> list[str]:
+    """`struct foo *name;` for each object a file-scope declaration declares."""
     out = []
     for decl in decls:
         kind = node_text(decl.child_by_field_name("type").child_by_field_name("name"))
-        inits = [d.child_by_field_name("value") for d in decl.children_by_field_name("declarator")
-                 if d.type == "init_declarator"]
-        for pair in (p for init in inits if init is not None and init.type == "initializer_list"
-                     for p in init.named_children):
-            if pair.type != "initializer_pair":
-                continue
-            designators = pair.children_by_field_name("designator")
-            value = pair.child_by_field_name("value")
-            if len(designators) != 1 or designators[0].type != "field_designator" or value is None:
-                continue
-            text = node_text(value)
-            if _RELEVANT_ARG.search(text) and value.type != "initializer_list":
-                out.append((kind, node_text(designators[0]).lstrip(". \t"), "=", text))
+        for d in decl.children_by_field_name("declarator"):
+            stars = ""
+            while d is not None and d.type != "identifier":
+                stars += "*" if d.type == "pointer_declarator" else ""
+                d = d.child_by_field_name("declarator")
+            if d is not None:
+                out.append(f"struct {kind} {stars}{node_text(d)};")
+    return out
+
+
+def _initialised_fields(inits) -> list[tuple[str, str, str, str]]:
+    """`struct foo x = { .gfp = GFP_NOFS | __GFP_NOFAIL };` -> (foo, gfp, "=", value),
+    for each element of an array of such structs too; `inits`: (declaration,
+    its _object_inits)."""
+    out: list[tuple[str, str, str, str]] = []
+    for decl, found in inits:
+        kind = node_text(decl.child_by_field_name("type").child_by_field_name("name"))
+        for _name, elements in found:
+            out.extend((kind, f, "=", v) for fields in elements for f, v in fields.items())
+    return out
+
+
+def _const_objects(inits) -> dict[str, dict[str, str]]:
+    """File-scope `const` objects and arrays of structs -> {field: the value a
+    read of it has}: one element's value, or the alternatives of an array's
+    (an element that does not set the field holds 0)."""
+    out: dict[str, dict[str, str]] = {}
+    for decl, found in inits:
+        if not found or not any(c.type == "type_qualifier" and node_text(c) == "const" for c in decl.children):
+            continue
+        for name, elements in found:
+            fields = {f for e in elements for f in e}
+            out[name] = {}
+            for f in fields:
+                values = [f"({e.get(f, '0')})" for e in elements]
+                value = values[0]
+                for other in values[1:]:
+                    value = f"(__nfl_either ? {value} : {other})"
+                out[name][f] = value
     return out
 
 
@@ -912,25 +1073,67 @@ def _asserted_conditions(calls) -> list[ts.Node]:
     return out
 
 
-def _null_tests(f: _Function, call: ts.Node, conds: _Conditions, lines: SourceText,
-                labels: dict[str, ts.Node]) -> tuple[Span, ...]:
+_RES = re.escape(TEST_RES)
+_TEST_SHAPE = re.compile(rf"!\({_RES}\)|{_RES} [!=]=|[!=]= {_RES}")
+
+
+def _test_statements(calls) -> list[ts.Node]:
+    """Call statements other than the kernel's own assertions (which
+    _asserted_conditions reads): `drm_WARN_ON(dev, !p);` may test through
+    its definition."""
+    return [call for call in calls
+            if call.parent is not None and call.parent.type == "expression_statement"
+            and call.child_by_field_name("function").text not in _NULL_TEST_CALL_NAMES
+            and (b"!" in call.text or b"==" in call.text)]
+
+
+def _via_candidates(conds: _Conditions, stmts: _Conditions, call: ts.Node, key: str
+                    ) -> tuple[list[ts.Node], list[tuple[ts.Node, NullTestVia]]]:
+    """Later conditions that test `key` directly, and later conditions and
+    call statements that may test it through a macro or helper."""
+    direct: list[ts.Node] = []
+    via: list[tuple[ts.Node, NullTestVia]] = []
+    first = bisect.bisect_left(conds.starts, call.end_byte)
+    for c, text in zip(conds.nodes[first:], conds.texts[first:], strict=True):
+        if key not in text:
+            continue
+        if is_null_test(c, key):
+            direct.append(c)
+        elif (found := via_test(c, key)) is not None:
+            via.append((c, NullTestVia(_NO_SPAN, found[0], found[1])))
+    first = bisect.bisect_left(stmts.starts, call.end_byte)
+    for c, text in zip(stmts.nodes[first:], stmts.texts[first:], strict=True):
+        if key in text and (found := via_test(c, key)) is not None and _TEST_SHAPE.search(found[0]):
+            args = c.child_by_field_name("arguments")
+            at = next((a for a in args.named_children if key in _norm_text(a)), c) if args is not None else c
+            via.append((at, NullTestVia(_NO_SPAN, found[0], found[1], True)))
+    return direct, via
+
+
+_NO_SPAN = Span(0, 0, 0, 0)
+
+
+def _null_tests(f: _Function, call: ts.Node, conds: _Conditions, stmts: _Conditions, lines: SourceText,
+                labels: dict[str, ts.Node]) -> tuple[tuple[Span, ...], tuple[NullTestVia, ...]]:
     """Conditions that test the call's result for NULL: the one the call sits
     in (`if (!(p = alloc(...)))`) and later ones, until the variable is
     assigned again or a label (a goto from before the call may reach the test
     with the old value: `out: if (p) kfree(p);`). Runs for every call, so the
     cheap text check comes first and the rest only when some condition names
-    the result."""
+    the result. Second: the tests that call macros or helpers on the result,
+    which the link stage decides (NullTestVia)."""
     kind, key = result_key(call)
     if kind != "var" or key is None:
-        return ()
-    first = bisect.bisect_left(conds.starts, call.end_byte)
-    later = [c for c, text in zip(conds.nodes[first:], conds.texts[first:], strict=True)
-             if key in text and is_null_test(c, key)]
+        return (), ()
+    later, via = _via_candidates(conds, stmts, call, key)
     around = _enclosing_condition(call, f.body)
-    if around is not None and is_null_test(around, key):
-        later.insert(0, around)
-    if not later:
-        return ()
+    if around is not None:
+        if is_null_test(around, key):
+            later.insert(0, around)
+        elif (found := via_test(around, key)) is not None:
+            via.insert(0, (around, NullTestVia(_NO_SPAN, found[0], found[1])))
+    if not later and not via:
+        return (), ()
     stop = f.body.end_byte
     others = [a for a, lhs in f.assign_nodes + f.field_assigns
               if "".join(node_text(lhs).split()) == key and not (a.start_byte <= call.start_byte < a.end_byte)]
@@ -946,11 +1149,48 @@ def _null_tests(f: _Function, call: ts.Node, conds: _Conditions, lines: SourceTe
     # `if (!p) p = alloc(... | __GFP_NOFAIL);`): then no path reaches the
     # test with NULL either
     guards = [(s, e) for s, e, fallback in _guard_ranges(call, f.body, key) if not fallback]
+
     # nor tests in a loop that the call is outside of and that assigns the
     # variable elsewhere: the next iteration reaches the test with that value
-    return tuple(lines.span(c) for c in later
-                 if c.start_byte < stop and all(s <= c.start_byte < e for s, e in guards)
-                 and not _reassigned_in_loop(c, call, f.body, others))
+    def kept(c: ts.Node) -> bool:
+        return c.start_byte < stop and all(s <= c.start_byte < e for s, e in guards) \
+            and not _reassigned_in_loop(c, call, f.body, others)
+    return (tuple(lines.span(c) for c in later if kept(c)),
+            tuple(v._replace(span=lines.span(c)) for c, v in via if kept(c)))
+
+
+def _declared(f: _Function) -> frozenset[str]:
+    """The function's parameters and local variables (declared or assigned)."""
+    names = set(f.params) | set(f.events)
+    stack = [f.body]
+    while stack:
+        n = stack.pop()
+        if n.type == "declaration":
+            for decl in n.children_by_field_name("declarator"):
+                d: ts.Node | None = decl
+                while d is not None and d.type != "identifier":
+                    d = d.child_by_field_name("declarator")
+                if d is not None:
+                    names.add(node_text(d))
+        else:
+            stack.extend(n.named_children)
+    return frozenset(names)
+
+
+def _bounded_args(f: _Function, call: ts.Node, args: ts.Node, indices: list[int],
+                  conds: list[ts.Node]) -> tuple[int, ...]:
+    """Which of the arguments at `indices` are bounded at the call
+    (CallSite.bounded_args)."""
+    nodes = [a for a in args.named_children if a.type != "comment"]
+    variables = _declared(f)
+    out = []
+    for i in indices:
+        if i >= len(nodes):
+            continue
+        values = runtime_values(nodes[i], variables)
+        if values is not None and all(bounded_before(call, v, conds) for v in values):
+            out.append(i)
+    return tuple(out)
 
 
 def _reassigned_in_loop(node: ts.Node, call: ts.Node, stop: ts.Node, assigns: list[ts.Node]) -> bool:

@@ -19,6 +19,21 @@ class Span(NamedTuple):
     end_column: int
 
 
+class NullTestVia(NamedTuple):
+    """A test of a call's result spelt through a macro or helper whose meaning
+    only the tree's definitions give (`drm_WARN_ON(dev, !p)`, `IS_ERR_OR_NULL(p)`).
+
+    `text` is the condition's skeleton (cexpr syntax): the tested result is
+    `__nfl_res`, the subexpressions that do not contain it are `__nfl_x` (or a
+    literal 0/1). `stmt`: the call is a statement of its own (`M(!p);`),
+    which tests its argument only if the definition acts on it."""
+
+    span: Span
+    text: str
+    callees: tuple[str, ...]
+    stmt: bool = False
+
+
 class CallSite(NamedTuple):
     """A call whose arguments may carry a gfp mask or a vmalloc range.
 
@@ -34,6 +49,11 @@ class CallSite(NamedTuple):
     # (parameter index, truth) the call needs: `if (!nofail) return ...;` before it -> ((i, True),)
     param_guards: tuple[tuple[int, bool], ...] = ()
     after_unlock: bool = False          # a lock/irq/RCU section was closed earlier in the function
+    via_tests: tuple[NullTestVia, ...] = ()   # later tests through macros/helpers (link decides)
+    # arguments of an `A * B overflows` model condition that are bounded here:
+    # no runtime value in them (sizeof, macros), or every runtime value is
+    # checked against an upper bound before the call
+    bounded_args: tuple[int, ...] = ()
 
 
 class RetryLoop(NamedTuple):
@@ -102,3 +122,9 @@ class FileFacts(NamedTuple):
     # masks stored in struct fields: (struct type, field, "=" | "|=" | "&=", value text),
     # from `x->gfp = ...` (x declared `struct type *x`) and `.gfp = ...` initialisers
     field_masks: tuple[tuple[str, str, str, str], ...] = ()
+    # function-like macros and small functions whose value or statements test
+    # their arguments' truth: (name, parameter count, value, acts), skeletons
+    # as NullTestVia.text with parameter i spelt `__nfl_a<i>`; `value` is ""
+    # when the definition has none, each act is "if:<condition>" or
+    # "do:<call statement>"
+    test_defs: tuple[tuple[str, int, str, tuple[str, ...]], ...] = ()

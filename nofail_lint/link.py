@@ -12,8 +12,8 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
-from .cexpr import Mask, MaskEvaluator, const_value, mask_union, parse_expr
-from .facts import CallSite, FileFacts, FunctionFacts, RetryLoop, ReturnedCall
+from .cexpr import Mask, MaskEvaluator, NullTests, TestDef, const_value, mask_union, parse_expr
+from .facts import CallSite, FileFacts, FunctionFacts, NullTestVia, RetryLoop, ReturnedCall
 from .model import Model
 
 
@@ -100,7 +100,18 @@ class TreeTables:
         self.header_statics: dict[str, list[FunctionRef]] = defaultdict(list)
         self.file_functions: dict[str, dict[str, FunctionRef | None]] = {}
         self.callers: dict[str, list[tuple[FunctionRef, CallSite]]] = defaultdict(list)
+        # macros and helpers that test their arguments (FileFacts.test_defs)
+        self.test_defs: dict[str, list[TestDef]] = defaultdict(list)
+        self.file_test_defs: dict[str, dict[str, list[TestDef]]] = {}
+        self._via_verdicts: dict[tuple[str, str, bool], bool] = {}
         for ff in files:
+            local_defs: dict[str, list[TestDef]] = defaultdict(list)
+            for name, nparams, value, acts in getattr(ff, "test_defs", ()):
+                local_defs[name].append((nparams, value, acts))
+                # a .c file's macros and (static) helpers are its own; a header's are everyone's
+                if ff.path.endswith(".h") and (nparams, value, acts) not in self.test_defs[name]:
+                    self.test_defs[name].append((nparams, value, acts))
+            self.file_test_defs[ff.path] = local_defs
             local = defaultdict(list)
             for name, body in ff.macros:
                 local[name].append(body)
@@ -180,6 +191,31 @@ class TreeTables:
             base = result
         self._field_masks[key] = base
         return base
+
+    def test_definitions(self, path: str, name: str) -> list[TestDef]:
+        """How a called name tests its arguments: the kernel's primitives
+        (nulltest.BUILTIN_TEST_DEFS), else its definitions in the calling file,
+        else every definition in the tree; [] if some definition of the name
+        does not test at all (a function with a body that is no test)."""
+        from .nulltest import BUILTIN_TEST_DEFS
+        if name in BUILTIN_TEST_DEFS:
+            return BUILTIN_TEST_DEFS[name]
+        local = self.file_test_defs.get(path, {}).get(name)
+        if local:
+            return local
+        if name in self.file_functions.get(path, {}):
+            return []       # the file's own definition of the name tests nothing
+        return self.test_defs.get(name, [])
+
+    def tests_null(self, path: str, via: NullTestVia) -> bool:
+        """Is `via` (a condition calling macros or helpers on a result) a NULL
+        test of the result, by the tree's definitions of what it calls?"""
+        key = (path, via.text, via.stmt)
+        found = self._via_verdicts.get(key)
+        if found is None:
+            found = NullTests(functools.partial(self.test_definitions, path)).is_test(via.text, via.stmt)
+            self._via_verdicts[key] = found
+        return found
 
     def _macro_bodies_but_base(self, path: str, name: str) -> list[str]:
         """Macro bodies, with `__nfl_base` (a field's value so far) left to the evaluator's binding."""

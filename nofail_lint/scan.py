@@ -59,8 +59,8 @@ _STRUCT_TAG = re.compile(rb"struct[ \t\n]+([A-Za-z_]\w*)")
 _DEFINE = re.compile(rb"\n[ \t]*#[ \t]*define[ \t]+([A-Za-z_]\w*)(\(?)([^\n]*)")
 # the bodies extract.object_like_macros keeps: masks, ranges, aliases, sizes and orders
 _USEFUL_BODY = re.compile(rb"GFP|NOFAIL|VMALLOC|nofail|/[*/]|^\s*\(?\s*[A-Za-z_]\w*\s*\)?\s*$|\\\s*$")
-_NUMERIC_BODY = re.compile(rb"^\s*\(?\s*(?:0[xX][0-9a-fA-F]+|\d+)")
-_SIZE_NAME = re.compile(rb"ORDER|SIZE|SHIFT|PAGES|_SZ")
+# integer constants and constant arithmetic, whatever their name (a superset of extract's)
+_CONSTANT_BODY = re.compile(rb"^[\s()\w+\-*/<>|&~]*$")
 _COLUMN0_CALL_LINE = re.compile(rb"\n([A-Za-z_][^\n(]*\([^\n]*)")
 _CALLED_NAME = re.compile(rb"([A-Za-z_]\w*)[ \t]*\(")
 _FIRST_ARGUMENT = re.compile(rb"\([ \t]*([A-Za-z_]\w*)")
@@ -70,8 +70,13 @@ _SYSCALL_LIKE = re.compile(rb"^(?:COMPAT_)?SYSCALL_DEFINE\d$")
 
 def scan_source(src: bytes, extra: re.Pattern[bytes] | None = None) -> ScanRow:
     """One file's bytes -> its ScanRow. Never raises on odd bytes."""
-    if b"\0" in src[:8192] or not worth_parsing(src, extra):
+    if b"\0" in src[:8192]:
         return NOTHING
+    if not worth_parsing(src, extra):
+        # extraction keeps only its integer constants (extract.unparsed_constants)
+        from .extract import unparsed_constants
+        names = frozenset(name for name, _ in unparsed_constants(src))
+        return ScanRow(False, frozenset(), names) if names else NOTHING
     text = b"\n" + src
     functions: set[bytes] = set()
     macros: set[bytes] = set()
@@ -79,7 +84,7 @@ def scan_source(src: bytes, extra: re.Pattern[bytes] | None = None) -> ScanRow:
     for name, paren, body in _DEFINE.findall(text):
         if paren:
             fn_macros.add(name)
-        elif _USEFUL_BODY.search(body) or (_SIZE_NAME.search(name) and _NUMERIC_BODY.match(body)):
+        elif _USEFUL_BODY.search(body) or _CONSTANT_BODY.match(body):
             macros.add(name)
     for m in _COLUMN0_CALL_LINE.finditer(text):
         line = m.group(1)

@@ -148,6 +148,26 @@ def test_a_struct_field_mask_assigned_elsewhere_is_seen(cli, tmp_path):
     assert _findings(cli, tmp_path, "--context", "none", "drivers") == []
 
 
+def test_constants_from_a_header_the_prefilter_skips(cli, tmp_path):
+    """Orders and sizes from headers that name no allocator, in another
+    directory and two includes away: seen by a whole run and by a partial
+    run of the driver's directory or file alone, not with `--context none`."""
+    (tmp_path / "Makefile").write_text("VERSION = 6\nPATCHLEVEL = 12\n")
+    hw = tmp_path / "include" / "rngx"
+    hw.mkdir(parents=True)
+    for name in ("rngx_hw.h", "rngx_base.h"):
+        shutil.copy(FIXTURES / "nf005" / "include" / "rngx" / name, hw / name)
+    drv = tmp_path / "drivers" / "rngx"
+    drv.mkdir(parents=True)
+    shutil.copy(FIXTURES / "nf005" / "header_constants.c", drv / "rngx_main.c")
+    whole = _findings(cli, tmp_path, ".")
+    assert [(f[0], f[1], f[3]) for f in whole] == [("drivers/rngx/rngx_main.c", n, "NF005") for n in (23, 24, 25)]
+    assert _findings(cli, tmp_path, "drivers/rngx") == whole
+    assert _findings(cli, tmp_path, "drivers/rngx/rngx_main.c") == whole
+    alone = _findings(cli, tmp_path, "--context", "none", "drivers/rngx")
+    assert [(f[1], f[3]) for f in alone] == [(36, "NF006")]     # the size unknown: the test looks dead
+
+
 def test_a_status_code_from_a_callee_elsewhere_is_seen(cli, tmp_path):
     """NF002's caller-retry family in a partial run: the callee that returns
     the retried code on allocation failure lives outside the checked subtree
@@ -186,7 +206,8 @@ def test_an_ops_member_call_reaches_a_wrapper_elsewhere(cli, tmp_path):
         "void *demo_pool_get(unsigned int n)\n{\n\treturn kvzalloc(n, GFP_KERNEL);\n}\n")
     (tmp_path / "drivers" / "foo").mkdir(parents=True)
     (tmp_path / "drivers" / "foo" / "foo.c").write_text(
-        "#include <linux/gfp.h>\nstruct foo_ops {\n\tvoid *(*grab)(unsigned int n);\n\tvoid *(*peek)(unsigned int n);\n};\n\n"
+        "#include <linux/gfp.h>\nstruct foo_ops {\n\tvoid *(*grab)(unsigned int n);\n"
+        "\tvoid *(*peek)(unsigned int n);\n};\n\n"
         "static void *foo_grab_impl(unsigned int n)\n{\n\treturn demo_pool_get(n);\n}\n\n"
         "static void *foo_peek_a(unsigned int n)\n{\n\treturn demo_pool_get(n);\n}\n\n"
         "static void *foo_peek_b(unsigned int n)\n{\n\treturn demo_pool_get(n + 1);\n}\n\n"

@@ -794,3 +794,24 @@ def test_patch_series_on_a_real_tree(cli, tmp_path, version, var):
     print(f"\nLinux {version}: {len(patches)} patch(es), {fixed} fix(es) in {len(touched)} file(s); "
           f"git am: all applied; findings {sum(before.values())} -> {sum(after.values())}")
     print("\n".join(report))
+
+
+def test_dead_check_message_says_it_once(cli, tmp_path):
+    """Several dead checks in one patch: each site listed once, the reason
+    and the removal said once, the labels that went named."""
+    root = tmp_path / "tree"
+    (root / "drivers/fx").mkdir(parents=True)
+    for case in sorted((FIX_FIXTURES / "drop-check").glob("*.c")):
+        shutil.copy(case, root / "drivers/fx" / case.name)
+    out = tmp_path / "series"
+    proc = run_cli(cli, "fix", "-q", "--unsafe-fixes", "--from", "Ann Dev <ann@example.org>", "--format-patch",
+                   str(out), ".", cwd=root)
+    assert proc.returncode == 1, proc.stderr               # some are refused
+    (patch,) = out.glob("*.patch")
+    msg = patch.read_text().split("\n\n", 1)[1].split("\n---\n")[0]
+    flat = " ".join(msg.split())
+    assert flat.count("does not return NULL") == 1 and flat.count("Remove the checks") == 1
+    assert "- fxk_ctx_attach(): kzalloc() with GFP_NOFS | __GFP_NOFAIL" in msg
+    assert "with the 'err' and 'out' labels and the code only the checks reached" in flat
+    assert "fxq_table_alloc" not in msg and "fxq_pair" not in msg     # refused: not in the patch
+    assert all(len(line) <= 75 for line in msg.splitlines())

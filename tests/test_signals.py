@@ -8,9 +8,11 @@ reuses them). SIGKILL to the parent takes the workers with it.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
+import sqlite3
 import subprocess
 import time
 from pathlib import Path
@@ -87,9 +89,26 @@ def _start(cli: str, tree: Path, cache: Path) -> tuple[subprocess.Popen, list[in
         time.sleep(0.1)
         workers = _children(proc.pid)
     assert len(workers) >= 2, "the workers never started"
-    time.sleep(2.0)         # let some batches finish
+    # the scan's workers come first; wait until extraction has stored some facts
+    while _stored_facts(cache) == 0 and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.1)
+    time.sleep(0.5)         # let some batches finish
     assert proc.poll() is None, "the run ended before the signal: make the tree bigger"
-    return proc, workers
+    return proc, _children(proc.pid) or workers
+
+
+def _stored_facts(cache: Path) -> int:
+    """Facts rows committed to the cache so far (0 while only the scan ran)."""
+    total = 0
+    for db in cache.rglob("*.sqlite*"):
+        if db.suffix not in (".sqlite", ".sqlite3"):
+            continue
+        try:
+            with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=1)) as con:
+                total += con.execute("SELECT count(*) FROM facts").fetchone()[0]
+        except sqlite3.Error:
+            pass
+    return total
 
 
 def _gone(pids: list[int], within: float) -> bool:

@@ -4,27 +4,57 @@ the author expected failure; the allocator model says when NULL is still
 possible (then nothing is reported)."""
 from __future__ import annotations
 
+import re
+
+from ..cexpr import parse_expr
 from ..findings import Finding
 from ..link import TreeTables
 from ..model import NOFAIL
 from ..rules_catalog import RuleDoc
 from .common import report
-from .gfp_flow import flow_for
+from .gfp_flow import PAGE_SIZE, flow_for
 
 WRAPPER_FACTS = ("gfp.nofail-preferred-over-loop",)
 RECLAIM = "__GFP_DIRECT_RECLAIM"
 # null_under_nofail conditions that a sane call never meets: hard size limits
-_HARD_LIMITS = ("KMALLOC_MAX_SIZE", "MAX_PAGE_ORDER", "MAX_ORDER", "overflows")
+_HARD_LIMITS = ("KMALLOC_MAX_SIZE", "MAX_PAGE_ORDER", "MAX_ORDER")
+_OPERAND = re.compile(r"[A-Za-z_]\w*")
 
 
-def _cannot_return_null(api, mask, size, limit: int) -> bool:
+def null_tests(tables: TreeTables, path: str, call) -> tuple:
+    """The call's NULL tests: those extraction saw directly, and those spelt
+    through macros or helpers that the tree's definitions make tests."""
+    if not call.via_tests:
+        return call.null_tests
+    return call.null_tests + tuple(v.span for v in call.via_tests if tables.tests_null(path, v))
+
+
+def _bounded(tables: TreeTables, sink) -> set[str]:
+    """The API's parameters that are bounded at its call: a constant there,
+    or bounded by the calling function (CallSite.bounded_args)."""
+    if not sink.steps:
+        return set()
+    last = sink.steps[-1]
+    out = set()
+    for i, name in enumerate(sink.api.params):
+        if i < len(last.call.args) and (i in last.call.bounded_args or tables.const_int(
+                last.path, parse_expr(last.call.args[i]), {"PAGE_SIZE": PAGE_SIZE}) is not None):
+            out.add(name)
+    return out
+
+
+def _cannot_return_null(api, mask, size, limit: int, bounded: set[str]) -> bool:
     """Under this mask and size, none of the model's NULL-despite-NOFAIL
     conditions can hold. A size that is not a constant is taken to be within
-    the hard limits (see the rule's documentation)."""
+    the hard limits (see the rule's documentation); `A * B overflows` cannot
+    hold only when A and B are `bounded` (slab.array-overflow-null)."""
     if api.fails != "null" or api.nofail not in ("retry-loop", "mempool-wait"):
         return False
     for cond in api.null_under_nofail:
-        if RECLAIM in cond:
+        if cond.endswith("overflows"):
+            if not all(w in bounded for w in _OPERAND.findall(cond) if w in api.params):
+                return False
+        elif RECLAIM in cond:
             if RECLAIM not in mask.must:
                 return False
         elif cond.startswith("size > KMALLOC_MAX_SIZE"):
@@ -63,7 +93,8 @@ def _looping_wrapper_findings(tables: TreeTables, rule: RuleDoc, out: dict) -> N
     for ff in tables.files:
         for fn in ff.functions:
             for call in fn.calls:
-                if not call.null_tests:
+                tests = null_tests(tables, ff.path, call)
+                if not tests:
                     continue
                 w = next((wrappers[r.key] for r in tables.resolve(ff.path, call.callee, True)
                           if r.key in wrappers), None)
@@ -82,7 +113,7 @@ def _looping_wrapper_findings(tables: TreeTables, rule: RuleDoc, out: dict) -> N
                              f"may-fail flag if failure can be handled")
                 msg = (f"dead NULL check: {call.callee}() (line {call.span.line}) cannot return NULL: "
                        f"{inner.fn.name}() loops until the allocation succeeds")
-                for test in call.null_tests:
+                for test in tests:
                     key = (ff.path, test.line, test.column)
                     if key not in out:
                         out[key] = report(tables, rule, ff.path, test, fn.name, msg, notes, WRAPPER_FACTS)
@@ -93,15 +124,17 @@ def check(tables: TreeTables, rule: RuleDoc) -> list[Finding]:
     _looping_wrapper_findings(tables, rule, out)
     for site in flow_for(tables).sites:
         sink = site.sink
-        if not site.step.call.null_tests or NOFAIL not in sink.mask.must or not _returns_result(tables, sink):
+        tests = null_tests(tables, site.step.path, site.step.call)
+        if not tests or NOFAIL not in sink.mask.must or not _returns_result(tables, sink):
             continue
         order = sink.role("order")
         if order is not None and (order[0] != "const" or order[1] > 1):
             continue
-        if not _cannot_return_null(sink.api, sink.mask, sink.role("size"), tables.model.kmalloc_max_size):
+        if not _cannot_return_null(sink.api, sink.mask, sink.role("size"), tables.model.kmalloc_max_size,
+                                   _bounded(tables, sink)):
             continue
         call = site.step.call
-        for test in call.null_tests:
+        for test in tests:
             msg = (f"dead NULL check: {call.callee}() with __GFP_NOFAIL (line {call.span.line}) "
                    f"cannot return NULL")
             notes = [f"{call.callee}() retries until it succeeds under this mask; drop the check "

@@ -29,6 +29,7 @@ from .workers import (
     _run_workers,
     _scan_batch,
     _scan_one,
+    unparsed,
 )
 
 
@@ -293,7 +294,7 @@ def _macros_only(files: list[SourceFile], context: WorkerContext, with_calls: bo
         if b"\0" in src[:8192]:
             outcomes[f.display] = Skipped(f.display, "binary file (NUL bytes)")
         elif not worth_parsing(src, context.extra):
-            outcomes[f.display] = None
+            outcomes[f.display] = unparsed(src, f.display)
         else:
             # object-like and function-like mask macros, as extraction gives them
             with extra_names(context.relevant):

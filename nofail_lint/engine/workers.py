@@ -142,7 +142,7 @@ def _analyse_source(src: bytes, display: str, context: WorkerContext) -> Outcome
     if b"\0" in src[:8192]:
         return Skipped(display, "binary file (NUL bytes)")
     if not worth_parsing(src, context.extra):
-        return None
+        return unparsed(src, display)
     too_much = _guard(src, display)
     if too_much is not None:
         return too_much
@@ -161,6 +161,14 @@ def _analyse_source(src: bytes, display: str, context: WorkerContext) -> Outcome
         return Skipped(display, "analysis failed: nesting too deep")
     except Exception as e:  # a bug in one file's analysis must not stop the run
         return Skipped(display, f"analysis failed: {type(e).__name__}: {e}")
+
+
+def unparsed(src: bytes, display: str) -> Outcome:
+    """A file the prefilter leaves out: only its integer constants, if any
+    (extract.unparsed_constants: a header of orders and sizes)."""
+    from ..extract import unparsed_constants
+    constants = unparsed_constants(src)
+    return FileFacts(display, tuple(constants), ()) if constants else None
 
 
 # what a worker answers for one file: (display, content hash or None if
