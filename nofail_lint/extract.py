@@ -25,6 +25,7 @@ from .loops import (
     failure_codes,
     is_loop,
     is_null_test,
+    ops_members,
     result_key,
     strip,
 )
@@ -871,6 +872,7 @@ def _function_facts(root: ts.Node, src: bytes, lines: SourceText) -> tuple[list[
     # global object finds its type
     file_decls = "\n".join(_declared_objects([n for n in (*caps.get("initdecl", ()), *caps.get("globaldecl", ()))
                                                if owner(n) is None]))
+    members = ops_members(caps.get("initdecl", ()))
     model = load_model()
 
     out = []
@@ -932,7 +934,7 @@ def _function_facts(root: ts.Node, src: bytes, lines: SourceText) -> tuple[list[
         errno_from = errno_callees(f, returns_by_fn.get(id(f), ()))
         codes = failure_codes(f, returns_by_fn.get(id(f), ()))
         analyser = LoopAnalyser(f, lines, labels_by_fn.get(id(f), {}), gotos_by_fn.get(id(f), []),
-                                exits, writes, addressed)
+                                exits, writes, addressed, members)
         retry_loops = []
         try:
             for loop in loops_by_fn.get(id(f), ()):

@@ -74,6 +74,7 @@ class RetryLoop(NamedTuple):
     # "*" when it retries on any error code (`while (err)`)
     retries_code: str = ""
     code_only: bool = False        # a retry loop only if the call fails with retries_code (NF002 asks the callee)
+    callee_via: str = ""           # `ops->grab()`: the one function the file's ops structs assign to the member
 
 
 class ReturnedCall(NamedTuple):

@@ -657,6 +657,13 @@ K:\t\\bfx_special_alloc\\b
         text = patch.replace("message", "message " + before).format("", where)
         keyed = m.recipients(["drivers/fx/fx_main.c"], text)    # K: in the message or a changed line
         assert ("Kim Key <kim@example.org>" in keyed.cc) == listed, (before, where)
+    (tmp_path / "drivers/fx/fx_main.c").write_text("void *p = fx_special_alloc(8);\n")
+    assert not [a for a in m.recipients_for_file("drivers/fx/fx_main.c").everyone() if "kim@" in a]
+    (tmp_path / "scripts").mkdir()         # an old get_maintainer.pl: -f matches K: in the file's text
+    (tmp_path / "scripts/get_maintainer.pl").write_text("my %keyword_hash;\n")
+    assert "Kim Key <kim@example.org>" in m.recipients_for_file("drivers/fx/fx_main.c").cc
+    (tmp_path / "scripts/get_maintainer.pl").write_text("my %keyword_hash;\n'kf|keywords-in-file!'\n")
+    assert not [a for a in m.recipients_for_file("drivers/fx/fx_main.c").everyone() if "kim@" in a]
     rest = m.recipients(["README"])
     assert rest.to == ["linux-kernel@vger.kernel.org"] and rest.cc == [] and rest.primary == ""
 
@@ -715,7 +722,7 @@ def _matcher_agrees_on_every_file_with_a_finding(source: str, files: list[str]):
                              "-f", rel], cwd=source, capture_output=True, text=True, timeout=600)
         assert gm.returncode == 0, gm.stderr
         want = addresses([ln for ln in gm.stdout.splitlines() if ln.strip()])
-        got = addresses(m.recipients([rel]).everyone())
+        got = addresses(m.recipients_for_file(rel).everyone())
         assert got == want, (rel, sorted(got ^ want))
     print(f"\nMAINTAINERS matcher = get_maintainer.pl on all {len(files)} files with a finding")
 

@@ -50,15 +50,17 @@ def check(tables: TreeTables, rule: RuleDoc) -> list[Finding]:
                     continue   # already NOFAIL: the loop is not compensating for failure
                 if loop.call.callee in tables.model.event_tests:
                     continue   # `while (!kthread_should_stop())`: the loop waits for an event
+                # a call through an ops member: the one function the file assigns to it
+                where, callee = ff.path, loop.callee_via or loop.call.callee
                 if loop.code_only:
                     # a retry loop only if the call keeps failing with this code
                     chain, waiting, enomem = None, [], None
                 else:
-                    chain = tables.allocator_chain(ff.path, loop.call.callee)
+                    chain = tables.allocator_chain(where, callee)
                     waiting = sorted(waits.intersection(loop.callees_in_loop))
-                    enomem = tables.enomem_chain(ff.path, loop.call.callee) \
+                    enomem = tables.enomem_chain(where, callee) \
                         if chain is None and loop.retries_enomem else None
-                coded = code_chain(tables, ff.path, loop.call.callee, loop.retries_code) \
+                coded = code_chain(tables, where, callee, loop.retries_code) \
                     if chain is None and not waiting and enomem is None and loop.retries_code else None
                 if chain is None and not waiting and enomem is None and coded is None:
                     continue
@@ -176,3 +178,4 @@ def code_sources(tables: TreeTables) -> dict[tuple[str, str], dict[str, tuple[st
                         work.append(fn.name)
     tables.derived["nf002_code_sources"] = out
     return out
+
