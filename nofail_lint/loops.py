@@ -653,7 +653,8 @@ class LoopAnalyser:
         if verdict is None or verdict and self._honours_nofail(region.conds):
             return None
         found = self._retry(region, cand, verdict)
-        if not codes and cand.result.errno and not found.retries_enomem:
+        if not codes and cand.result.errno and not found.retries_enomem \
+                and not self._prepared_for(cand.call, region.start):
             code = "*"        # `while (err)`: any error code is retried, -ENOMEM too
         return found._replace(retries_code=code, code_only=code_only)
 
@@ -668,6 +669,18 @@ class LoopAnalyser:
             stay, dep = truth.cond(region.back)
         exit_guard = paths.exit_guard if region.past_skip else paths.guard
         return [(_not(stay), dep)] + [exit_guard(e) for e in region.exits]
+
+    def _prepared_for(self, call: ts.Node, start: int) -> bool:
+        """`if (err && !pre) pre = prealloc(true); err = op(..., pre);`: the
+        region fills an argument of the call from another call before it, so
+        a retry hands the call what it lacked (a preallocation) rather than
+        repeating the same failing call."""
+        args = call.child_by_field_name("arguments")
+        names = {_norm(node_text(strip(a))) for a in (args.named_children if args is not None else ())}
+        names |= {n.lstrip("&") for n in names}
+        return any(start <= a.start_byte < call.start_byte and _norm(node_text(lhs)) in names
+                   and (rhs := strip(_rhs(a))) is not None and rhs.type == "call_expression"
+                   for a, lhs in self.f.assign_nodes)
 
     def _compared_codes(self, region: _Region, r: _Result) -> list[str]:
         """Constant codes other than 0 and -ENOMEM that the region compares
