@@ -55,6 +55,17 @@ def _tokenize(text: str) -> list[tuple[str, str]]:
     return out
 
 
+def _c_int(literal: str) -> int | None:
+    """A C integer literal's value (decimal, 0x hex, 0 octal, suffixes), or None."""
+    digits = literal.rstrip("uUlL")
+    try:
+        if len(digits) > 1 and digits[0] == "0" and digits[1] not in "xXbB":
+            return int(digits, 8)
+        return int(digits, 0) if digits else None
+    except ValueError:
+        return None
+
+
 class _Parser:
     def __init__(self, tokens):
         self.t = tokens
@@ -164,8 +175,7 @@ class _Parser:
     def primary(self) -> Expr:
         kind, val = self.take()
         if kind == "num":
-            digits = val.rstrip("uUlL")
-            return ("num", int(digits, 0) if digits else None)
+            return ("num", _c_int(val))
         if kind == "id":
             return ("id", val)
         if kind == "str":
