@@ -55,6 +55,17 @@ def _tokenize(text: str) -> list[tuple[str, str]]:
     return out
 
 
+def _c_int(literal: str) -> int | None:
+    """A C integer literal's value (decimal, 0x hex, 0 octal, suffixes), or None."""
+    digits = literal.rstrip("uUlL")
+    try:
+        if len(digits) > 1 and digits[0] == "0" and digits[1] not in "xXbB":
+            return int(digits, 8)
+        return int(digits, 0) if digits else None
+    except ValueError:
+        return None
+
+
 class _Parser:
     def __init__(self, tokens):
         self.t = tokens
@@ -164,8 +175,7 @@ class _Parser:
     def primary(self) -> Expr:
         kind, val = self.take()
         if kind == "num":
-            digits = val.rstrip("uUlL")
-            return ("num", int(digits, 0) if digits else None)
+            return ("num", _c_int(val))
         if kind == "id":
             return ("id", val)
         if kind == "str":
@@ -331,7 +341,7 @@ class Mask:
 
     @property
     def flags(self) -> frozenset:
-        return frozenset().union(*self.alts)
+        return frozenset(a for a in frozenset().union(*self.alts) if not is_tag(a))
 
     @property
     def must(self) -> frozenset:
@@ -348,6 +358,41 @@ class Mask:
         return [i for i, cleared in self.params if atom not in cleared]
 
 
+# A path that exists only if a parameter's mask has (or lacks) a flag:
+# `if (gfp & __GFP_DIRECT_RECLAIM) mask |= __GFP_NOFAIL;` makes the NOFAIL path
+# of `mask` carry the tag "?<param>+__GFP_DIRECT_RECLAIM". A tag is an element
+# of the path's set like an atom; the gfp flow resolves it where the
+# parameter is bound (check/gfp_flow.py) and drops the paths a caller's mask
+# cannot take.
+def tag(param: int, has: bool, atom: str) -> str:
+    return f"?{param}{'+' if has else '-'}{atom}"
+
+
+def is_tag(element: str) -> bool:
+    return element.startswith("?")
+
+
+def parse_tag(element: str) -> tuple[int, bool, str]:
+    i = 1
+    while element[i].isdigit():
+        i += 1
+    return int(element[1:i]), element[i] == "+", element[i + 1:]
+
+
+def flag_test(e: Expr) -> tuple[Expr, Expr, bool] | None:
+    """`x & F`, `!(x & F)`, `(x & F) == 0`, `(x & F) != 0`: (x, F, whether
+    the test is true when x has F); None for any other condition."""
+    if e[0] == "un" and e[1] == "!":
+        inner = flag_test(e[2])
+        return None if inner is None else (inner[0], inner[1], not inner[2])
+    if e[0] == "bin" and e[1] in ("==", "!=") and e[3] == ("num", 0):
+        inner = flag_test(e[2])
+        return None if inner is None else (inner[0], inner[1], inner[2] == (e[1] == "!="))
+    if e[0] == "bin" and e[1] == "&" and e[3][0] == "id":
+        return (e[2], e[3], True)
+    return None
+
+
 def atoms_mask(atoms) -> Mask:
     return Mask(frozenset({frozenset(atoms)}))
 
@@ -359,7 +404,8 @@ UNKNOWN = Mask(known=False)
 def _cap(alts: set) -> frozenset:
     if len(alts) <= MAX_ALTERNATIVES:
         return frozenset(alts)
-    return frozenset({frozenset().union(*alts)})   # too many paths: keep what some path sets
+    # too many paths: keep what some path sets (their conditions no longer apply)
+    return frozenset({frozenset(a for a in frozenset().union(*alts) if not is_tag(a))})
 
 
 def _merge_params(a, b):
@@ -472,6 +518,34 @@ class MaskEvaluator:
             self._cache[name] = result
         return result
 
+    def conditional(self, cond: Expr, then: Mask, other: Mask) -> Mask:
+        """`cond ? then : other`. When `cond` tests one flag of a mask: only
+        the arms the mask allows, and an arm that depends on a parameter's
+        flag tagged with that condition (see `tag`); otherwise both arms."""
+        test = flag_test(cond)
+        flag = self.eval(test[1]) if test is not None else UNKNOWN
+        if test is None or not flag.known or flag.params or len(flag.alts) != 1 or len(flag.must) != 1:
+            return mask_union(then, other)
+        atom = next(iter(flag.must))
+        tested = self.eval(test[0])
+        if not tested.known:
+            return mask_union(then, other)
+        yes, no = (then, other) if test[2] else (other, then)
+        carriers = tested.param_may_carry(atom)
+        with_flag = any(atom in a for a in tested.alts)
+        without = any(atom not in a for a in tested.alts)
+        if carriers and without:
+            if with_flag or len(carriers) > 1:
+                return mask_union(then, other)      # more than one way to the flag: no tag
+            i = carriers[0]
+            if not with_flag:
+                yes = Mask(frozenset(a | {tag(i, True, atom)} for a in yes.alts), yes.params, yes.known)
+                no = Mask(frozenset(a | {tag(i, False, atom)} for a in no.alts), no.params, no.known)
+            return mask_union(yes, no)
+        if not without:
+            return yes
+        return mask_union(yes, no) if with_flag else no
+
     def eval(self, e: Expr) -> Mask:
         kind = e[0]
         if kind == "id":
@@ -481,7 +555,7 @@ class MaskEvaluator:
         if kind == "cast":
             return self.eval(e[1])
         if kind == "cond":
-            return mask_union(self.eval(e[2]), self.eval(e[3]))
+            return self.conditional(e[1], self.eval(e[2]), self.eval(e[3]))
         if kind == "call":
             if e[1] == FIELD_READ and len(e[2]) == 2 and e[2][0][0] == "id" and e[2][1][0] == "id":
                 found = self.resolve_field(e[2][0][1], e[2][1][1])

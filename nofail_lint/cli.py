@@ -16,8 +16,10 @@ import os
 import signal
 import sys
 import tempfile
+import threading
 import time
 import traceback
+import weakref
 from collections import Counter
 from pathlib import Path
 from typing import Callable, NoReturn
@@ -204,6 +206,8 @@ class _Progress:
         self.last = float("-inf")      # the first call always shows
         self.shown = False
         self.base: int | None = None    # files already done at the first call (known from the cache)
+        self._beat: threading.Event | None = None    # stops the heartbeat after the last file
+        self.finished = False           # the last call counted every file
 
     def __call__(self, done: int, total: int):
         if self.mode is None:
@@ -223,6 +227,33 @@ class _Progress:
             eta = f", ETA {_duration((total - done) / rate)}"
         self._write(f"nofail-lint: {done}/{total} files ({rate:.0f} files/s{eta})"
                     + (", linking and checking..." if done == total else ""))
+        self.finished = done == total
+        if done == total and self._beat is None:
+            self._start_heartbeat()
+
+    def _start_heartbeat(self):
+        """After the last file, linking and checking print no counts of their
+        own: a line every EVERY seconds (the tty line updated) says the run
+        is still going and for how long, until clear() (or until this object
+        is gone: the thread holds it only weakly)."""
+        stop = threading.Event()
+        ref = weakref.ref(self)
+        gap = self.EVERY if self.mode == "lines" else 1.0
+
+        def beat():
+            began = None
+            while not stop.wait(gap):
+                me = ref()
+                if me is None or me.mode is None:
+                    return
+                now = time.monotonic()
+                began = now if began is None else began
+                if me.finished and now - me.last >= gap:     # nothing else said meanwhile
+                    me._write(f"nofail-lint: linking and checking ({_duration(now - began + gap)})")
+                    me.last = now
+                del me
+        self._beat = stop
+        threading.Thread(target=beat, name="nofail-lint-progress", daemon=True).start()
 
     def _write(self, text: str):
         try:
@@ -236,6 +267,8 @@ class _Progress:
         self.shown = True
 
     def clear(self):
+        if self._beat is not None:
+            self._beat.set()
         if self.shown and self.mode == "tty":
             try:
                 sys.stderr.write("\r\033[K")

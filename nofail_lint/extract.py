@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import tree_sitter as ts
 import tree_sitter_c as tsc
 
-from .cexpr import FIELD_READ, TEST_RES, close_paren, split_args
+from .cexpr import FIELD_READ, TEST_RES, close_paren, flag_test, parse_expr, split_args
 from .facts import CallSite, FileFacts, FunctionFacts, NullTestVia, ReturnedCall, Span
 from .loops import (
     FOR_EACH_MACRO,
@@ -25,6 +25,7 @@ from .loops import (
     failure_codes,
     is_loop,
     is_null_test,
+    ops_members,
     result_key,
     strip,
 )
@@ -386,6 +387,7 @@ class _Event:
     arm: tuple[int, str] | None = None      # (if-chain start, branch) for if/else-if exclusivity
     implied: tuple[str, ...] = ()           # flags the guarding `if (x & FLAG)` proves set
     guard: str = ""                         # the guarding `if` condition, parentheses and spaces removed
+    cond: str = ""                          # that condition as written, when it tests one flag of a mask
 
     def unconditional_for(self, use: int) -> bool:
         return all(s <= use < e for s, e in self.cond_ranges)
@@ -438,7 +440,13 @@ class LocalValues:
                 new = f"({base}) | ({rhs})"
             if ev.implied and not unconditional:
                 new = f"({new}) | " + " | ".join(ev.implied)
-            value = new if unconditional else f"(__nfl_either ? ({value}) : ({new}))"
+            if unconditional:
+                value = new
+            elif ev.cond:       # the mask's own flag test: the evaluator keeps the arms apart by it
+                cond = self.substitute(ev.cond, ev.start, depth + 1, clear_guards)
+                value = f"(({cond}) ? ({new}) : ({value}))"
+            else:
+                value = f"(__nfl_either ? ({value}) : ({new}))"
             if len(value) > self.MAX_LEN:
                 return name
         return value
@@ -467,14 +475,25 @@ def range_guards(start: str, end: str, default: tuple[str, str]) -> frozenset[st
                       f"!{s}=={ds}&&{e}=={de}", f"!{e}=={de}&&{s}=={ds}"})
 
 
-def _guard_text(node: ts.Node, stop: ts.Node) -> str:
+def _guard_condition(node: ts.Node, stop: ts.Node) -> str:
     """The condition of the `if` whose then-branch holds `node` directly."""
     child, p = node, node.parent
     while p is not None and p != stop and p.type in ("expression_statement", "compound_statement"):
         child, p = p, p.parent
     if p is None or p.type != "if_statement" or child != p.child_by_field_name("consequence"):
         return ""
-    return re.sub(r"[\s()]", "", node_text(p.child_by_field_name("condition")))
+    return node_text(p.child_by_field_name("condition"))
+
+
+def _guard_text(node: ts.Node, stop: ts.Node) -> str:
+    return re.sub(r"[\s()]", "", _guard_condition(node, stop))
+
+
+def _flag_test_condition(node: ts.Node, stop: ts.Node) -> str:
+    """The guarding condition when it tests one flag of a mask (`gfp & F`,
+    `!(gfp & F)`, `(gfp & F) == 0`; cexpr.flag_test), else ""."""
+    cond = _guard_condition(node, stop)
+    return cond if cond and "&" in cond and flag_test(parse_expr(cond)) is not None else ""
 
 
 # ------------------------------------------------------------ functions
@@ -798,7 +817,7 @@ def _function_facts(root: ts.Node, src: bytes, lines: SourceText) -> tuple[list[
         arm, implied = _branch_of(node, f.body)
         f.events.setdefault(node_text(lhs), []).append(
             _Event(node.start_byte, node.end_byte, op, node_text(rhs), _cond_ranges(node, f.body), arm, implied,
-                   _guard_text(node, f.body)))
+                   _guard_text(node, f.body), _flag_test_condition(node, f.body)))
 
     conds_by_fn: dict[int, list[ts.Node]] = {}
     for n in sorted([*caps.get("cond", ()), *_asserted_conditions(caps.get("call", ()))], key=by_start):
@@ -853,6 +872,7 @@ def _function_facts(root: ts.Node, src: bytes, lines: SourceText) -> tuple[list[
     # global object finds its type
     file_decls = "\n".join(_declared_objects([n for n in (*caps.get("initdecl", ()), *caps.get("globaldecl", ()))
                                                if owner(n) is None]))
+    members = ops_members(caps.get("initdecl", ()))
     model = load_model()
 
     out = []
@@ -914,7 +934,7 @@ def _function_facts(root: ts.Node, src: bytes, lines: SourceText) -> tuple[list[
         errno_from = errno_callees(f, returns_by_fn.get(id(f), ()))
         codes = failure_codes(f, returns_by_fn.get(id(f), ()))
         analyser = LoopAnalyser(f, lines, labels_by_fn.get(id(f), {}), gotos_by_fn.get(id(f), []),
-                                exits, writes, addressed)
+                                exits, writes, addressed, members)
         retry_loops = []
         try:
             for loop in loops_by_fn.get(id(f), ()):

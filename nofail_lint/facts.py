@@ -70,8 +70,11 @@ class RetryLoop(NamedTuple):
     # for a conditional exit: (parameter index, flag) pairs whose `param & FLAG` lets it leave
     may_fail_if: tuple[tuple[int, str], ...] = ()
     retries_enomem: bool = False   # the retry is taken on `== -ENOMEM`
-    retries_code: str = ""         # the one constant code the loop compares the result with (`ret == -EAGAIN`)
+    # the one constant code the loop compares the result with (`ret == -EAGAIN`), or
+    # "*" when it retries on any error code (`while (err)`)
+    retries_code: str = ""
     code_only: bool = False        # a retry loop only if the call fails with retries_code (NF002 asks the callee)
+    callee_via: str = ""           # `ops->grab()`: the one function the file's ops structs assign to the member
 
 
 class ReturnedCall(NamedTuple):

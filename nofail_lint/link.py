@@ -147,11 +147,10 @@ class TreeTables:
         """Definitions a call to `name` from `caller_path` may reach.
 
         With `header_statics`, also the `static inline` functions of headers
-        (NF002's allocator wrappers use them). The gfp flow does not yet: a
-        header wrapper such as netdev_hold() reaches ref_tracker_alloc(), whose
-        `if (gfp & __GFP_DIRECT_RECLAIM) mask |= __GFP_NOFAIL` is not modelled
-        as a condition on the caller's mask, so GFP_ATOMIC callers under a
-        lock would be NF008."""
+        (NF002's allocator wrappers use them). The gfp flow does not yet: on
+        the real trees it then reports NF008 through netdev_hold() under
+        gfp_any() and through sb_bread() in code under a debug #ifdef
+        (docs/real-kernel-findings.md, round 3)."""
         if self.model.allocator(name) is not None:
             return []
         table = self.file_functions.get(caller_path, {})

@@ -24,6 +24,7 @@ from collections.abc import Callable, Sequence
 from typing import NamedTuple, Protocol
 
 import tree_sitter as ts
+import tree_sitter_c as tsc
 
 from .facts import CallSite, RetryLoop, Span
 from .model import load_model
@@ -57,6 +58,12 @@ _ZERO = frozenset({"0", "NULL", "false", "0UL", "0L", "0U"})
 _ERR_DECL = re.compile(r"(?<!unsigned\s)\b(?:int|long|ssize_t|s32|s64|vm_fault_t|blk_status_t|errno_t)\s+([^;{}()]*);")
 _ERRNO_TEST = re.compile(r"\s*(?:(?:==|!=)\s*-\s*E[A-Z]|<\s*0\b)")
 _DECL_NAME = re.compile(r"(?:^|,)\s*([A-Za-z_]\w*)")
+_MEMBER_CALL_BYTES = re.compile(rb"(?:->|\.)[ \t]*[A-Za-z_]\w*[ \t]*\(")
+_MEMBER_CALL_QUERY = ts.Query(ts.Language(tsc.language()), """
+(call_expression function: (field_expression field: (field_identifier)) arguments: (argument_list)) @mcall
+""")
+# `struct foo_ops *ops` (as extract._STRUCT_DECL): the struct a local or parameter points to
+_STRUCT_DECL = r"\b(?:struct|union)\s+([A-Za-z_]\w*)\s*(?:\*\s*)*(?:const\s+)?{}\s*[,;=)\[]"
 # a constant a function returns as its own status code: -EAGAIN, REPEAT_SEARCH, 2
 _CODE_CONST = re.compile(r"^(?:-E[A-Z0-9_]+|[A-Z][A-Z0-9_]*|-?\d+)$")
 _PARAM_FLAG_TEST = re.compile(r"\b([A-Za-z_]\w*)\s*&\s*\(?\s*([A-Z_][A-Z0-9_]*)\b")
@@ -335,11 +342,15 @@ class _Paths:
     """The exit finder: which statements of a region run, and which exits can
     be taken, on an iteration where the context's call failed."""
 
-    def __init__(self, ctx: _Context, truth: _Truth, labels: dict[str, ts.Node], gotos: Sequence[ts.Node]):
+    def __init__(self, ctx: _Context, truth: _Truth, labels: dict[str, ts.Node], gotos: Sequence[ts.Node],
+                 landings: dict[tuple[int, int | None, int], int]):
         self.ctx = ctx
         self.truth = truth
         self.labels = labels
         self.gotos = gotos                    # the function's goto statements, in source order
+        # the function's memo of _lowest_landing, by (region, retry label,
+        # label): a function of the code alone, not of the candidate
+        self.landings = landings
         self._taken: dict[int, bool] = {}     # memo: if-statement -> its condition holds on failure
 
     def guard(self, node: ts.Node) -> tuple[str, bool]:
@@ -360,10 +371,43 @@ class _Paths:
                 else:
                     v, d = T, False   # inside the condition itself
                 val, dep = _and(val, v), dep or d
+            elif p.type in ("case_statement", "switch_statement") and self._switch_on_code(p):
+                if p.type == "case_statement":    # `switch (ret) { case XX_AGAIN: ... }`
+                    val, dep = _and(val, self._case_taken(p)), True
             elif p.type in ("case_statement", "switch_statement", "conditional_expression"):
                 val = _and(val, V)
             child, p = p, p.parent
         return val, dep
+
+    def _switch_on_code(self, node: ts.Node) -> bool:
+        """A switch (or one of its cases) on the result, when the failure is one code."""
+        switch = node if node.type == "switch_statement" else \
+            node.parent.parent if node.parent is not None else None
+        if self.ctx.code is None or switch is None or switch.type != "switch_statement":
+            return False
+        return self.ctx.result.matches(strip(switch.child_by_field_name("condition")))
+
+    def _case_taken(self, case: ts.Node) -> str:
+        """T if the case (with the empty cases falling into it) is the one for
+        the failure's code, F if not; `default:` when no case names the code."""
+        code = self.ctx.code
+        values = []
+        c: ts.Node | None = case
+        while c is not None and c.type == "case_statement":
+            value = c.child_by_field_name("value")
+            values.append(_norm(node_text(value)) if value is not None else None)
+            c = c.prev_named_sibling
+            if c is not None and c.type == "case_statement" and \
+                    any(k.type != "comment" for k in c.named_children[1 if c.child_by_field_name("value") else 0:]):
+                break         # the case before has statements of its own
+        if code in values:
+            return T
+        if None in values:    # default
+            cases = case.parent.named_children if case.parent is not None else []
+            named = {_norm(node_text(k.child_by_field_name("value"))) for k in cases
+                     if k.type == "case_statement" and k.child_by_field_name("value") is not None}
+            return F if code in named else T
+        return F
 
     def exit_guard(self, node: ts.Node) -> tuple[str, bool]:
         """An exit's guard; an exit that only code after `if (!p) { ...; continue; }`
@@ -427,22 +471,28 @@ class _Paths:
         back to `pos`: the code run from the label (up to its first
         unconditional jump) only jumps to labels that end the iteration or are
         past `pos` themselves, followed label by label (chains of labels)."""
-        todo, seen = [label], set()
+        key = (self.ctx.region.id, self.ctx.entered_at, label.id)
+        lowest = self.landings.get(key)
+        if lowest is None:
+            lowest = self.landings[key] = self._lowest_landing(label)
+        return lowest > pos      # landing at or before `pos`: it may run again in this iteration
+
+    def _lowest_landing(self, label: ts.Node) -> int:
+        """The lowest start of the labels the code from `label` can reach
+        without ending the iteration (`label` itself included)."""
+        todo, seen, lowest = [label], set(), 1 << 62
         while todo:
             lab = todo.pop()
-            if self._ends_iteration(lab):
-                continue
-            if lab.start_byte <= pos:
-                return False      # lands before `pos`: `pos` may run again in this iteration
-            if lab.id in seen:
+            if self._ends_iteration(lab) or lab.id in seen:
                 continue
             seen.add(lab.id)
+            lowest = min(lowest, lab.start_byte)
             for stmt in _run_from(lab):
                 for g in _gotos_within(self.gotos, stmt):
                     target = self.labels.get(node_text(g.child_by_field_name("label")))
                     if target is not None:
                         todo.append(target)
-        return True
+        return lowest
 
     def _always_leaves(self, node: ts.Node | None, pos: int) -> bool:
         """A branch that ends by leaving the iteration whatever happens inside it."""
@@ -462,10 +512,13 @@ class LoopAnalyser:
     candidate of either loop kind against its own `_Context`."""
 
     def __init__(self, f: FunctionNodes, lines: SourceText, labels: dict[str, ts.Node], gotos: list[ts.Node],
-                 exits: list[ts.Node], writes: list[ts.Node], addressed: list[ts.Node]):
+                 exits: list[ts.Node], writes: list[ts.Node], addressed: list[ts.Node],
+                 members: Sequence[tuple[str, str, str]] = ()):
         """`exits`, `writes`, `addressed`: the file's exit statements, written
-        lvalues and `&x` operands, sorted by start byte (one query per file)."""
+        lvalues and `&x` operands, sorted by start byte (one query per file);
+        `members`: the file's ops struct members and their functions (ops_members)."""
         self.f = f
+        self.members = members
         self.all_exits = exits
         self.all_writes = writes
         self.all_addressed = addressed
@@ -473,6 +526,9 @@ class LoopAnalyser:
         self.labels = labels
         self.gotos = gotos
         self._gotos_sorted = sorted(gotos, key=lambda g: g.start_byte)
+        self._landings: dict[tuple[int, int | None, int], int] = {}
+        # (region start, end) -> the region's comparisons with constant codes (_comparisons)
+        self._code_tests: dict[tuple[int, int], list[tuple[ts.Node, str]]] = {}
         self._int_names: set[str] | None = None     # the function's integer locals, read once
         self.fn_text = decode(lines.src[f.node.start_byte:f.body.end_byte])
 
@@ -545,12 +601,27 @@ class LoopAnalyser:
         label = self.labels.get(node_text(goto.child_by_field_name("label")))
         return label is not None and node.start_byte <= label.start_byte < node.end_byte
 
+    def _member_calls(self, start: int, end: int) -> list[tuple[ts.Node, ts.Node]]:
+        """`ops->grab(...)` in [start, end): calls through an ops member,
+        which extract's call list leaves out (looked for only in loops)."""
+        if not _MEMBER_CALL_BYTES.search(self.lines.src, start, end):
+            return []
+        cursor = ts.QueryCursor(_MEMBER_CALL_QUERY)
+        cursor.set_byte_range(start, end)
+        calls = cursor.captures(self.f.body).get("mcall", [])
+        out = []
+        for c in sorted(calls, key=lambda c: c.start_byte):
+            fn = c.child_by_field_name("function")
+            if fn is not None and start <= c.start_byte and c.end_byte <= end:
+                out.append((c, fn))
+        return out
+
     def _candidates(self, start: int, end: int, own: Callable[[ts.Node], bool]) -> list[_Candidate]:
         """Calls in [start, end) that belong to this loop (`own`) and whose
         result is tested, unless the loop first looks the object up or
         retries with __GFP_NOFAIL."""
         out = []
-        for call, fn in self._calls_in(start, end):
+        for call, fn in [*self._calls_in(start, end), *self._member_calls(start, end)]:
             if not own(call) or _is_test_call(fn):
                 continue      # another loop's call, or one that only tests a value
             r = self._result_of(call)
@@ -581,13 +652,17 @@ class LoopAnalyser:
                     break
         if verdict is None or verdict and self._honours_nofail(region.conds):
             return None
-        return self._retry(region, cand, verdict)._replace(retries_code=code, code_only=code_only)
+        found = self._retry(region, cand, verdict)
+        if not codes and cand.result.errno and not found.retries_enomem \
+                and not self._prepared_for(cand.call, region.start):
+            code = "*"        # `while (err)`: any error code is retried, -ENOMEM too
+        return found._replace(retries_code=code, code_only=code_only)
 
     def _ways_out(self, region: _Region, ctx: _Context) -> list[tuple[str, bool]]:
         """Each way out of the region (the loop condition or back edge not
         taken, each exit) under the context: its truth, and whether it reads the result."""
         truth = _Truth(ctx, self._copies_of)
-        paths = _Paths(ctx, truth, self.labels, self._gotos_sorted)
+        paths = _Paths(ctx, truth, self.labels, self._gotos_sorted, self._landings)
         if region.kind == "goto":
             stay, dep = paths.guard(region.back) if region.back is not None else (T, False)
         else:
@@ -595,23 +670,56 @@ class LoopAnalyser:
         exit_guard = paths.exit_guard if region.past_skip else paths.guard
         return [(_not(stay), dep)] + [exit_guard(e) for e in region.exits]
 
+    def _prepared_for(self, call: ts.Node, start: int) -> bool:
+        """`if (err && !pre) pre = prealloc(true); err = op(..., pre);`: the
+        region fills an argument of the call from another call before it, so
+        a retry hands the call what it lacked (a preallocation) rather than
+        repeating the same failing call."""
+        args = call.child_by_field_name("arguments")
+        names = {_norm(node_text(strip(a))) for a in (args.named_children if args is not None else ())}
+        names |= {n.lstrip("&") for n in names}
+        return any(start <= a.start_byte < call.start_byte and _norm(node_text(lhs)) in names
+                   and (rhs := strip(_rhs(a))) is not None and rhs.type == "call_expression"
+                   for a, lhs in self.f.assign_nodes)
+
     def _compared_codes(self, region: _Region, r: _Result) -> list[str]:
         """Constant codes other than 0 and -ENOMEM that the region compares
-        the result with (`ret == REPEAT_SEARCH`, `err != -EAGAIN`), in its
-        exit conditions or in a test that skips the rest of an iteration."""
+        the result with (`ret == REPEAT_SEARCH`, `err != -EAGAIN`, `case
+        XX_AGAIN:` of a switch on it), in its exit conditions or in a test
+        that skips the rest of an iteration."""
+        key = (region.start, region.end)
+        tests = self._code_tests.get(key)
+        if tests is None:
+            tests = self._code_tests[key] = self._comparisons(region)
         out: list[str] = []
+        for this, code in tests:
+            if code not in out and r.matches(strip(this)):
+                out.append(code)
+        return out
+
+    @staticmethod
+    def _comparisons(region: _Region) -> list[tuple[ts.Node, str]]:
+        """(compared value, code) for every `==`/`!=` with a constant code and
+        every case of a switch, in the region's bytes."""
+        out: list[tuple[ts.Node, str]] = []
         stack = [region.node]
         while stack:
             n = stack.pop()
             if n.end_byte <= region.start or n.start_byte >= region.end:
                 continue
+            if n.type == "switch_statement":
+                cond, body = n.child_by_field_name("condition"), n.child_by_field_name("body")
+                for case in body.named_children if body is not None and cond is not None else ():
+                    value = case.child_by_field_name("value") if case.type == "case_statement" else None
+                    text = _norm(node_text(value)) if value is not None else ""
+                    if cond is not None and _CODE_CONST.match(text) and text not in _ZERO and text != "-ENOMEM":
+                        out.append((cond, text))
             if n.type == "binary_expression" and node_text(n.child_by_field_name("operator")) in ("==", "!="):
                 left, right = n.child_by_field_name("left"), n.child_by_field_name("right")
                 for this, other in ((left, right), (right, left)):
                     text = _norm(node_text(other))
-                    if r.matches(strip(this)) and _CODE_CONST.match(text) and text not in _ZERO \
-                            and text != "-ENOMEM" and text not in out:
-                        out.append(text)
+                    if this is not None and _CODE_CONST.match(text) and text not in _ZERO and text != "-ENOMEM":
+                        out.append((this, text))
             stack.extend(reversed(n.named_children))
         return out
 
@@ -625,7 +733,8 @@ class LoopAnalyser:
         """
         base = frozenset(k for k, _ in region.mods if k != r.key)
         probe_ctx = _Context(r, region.node, region.entered_at, base, frozenset(), code)
-        probe = _Paths(probe_ctx, _Truth(probe_ctx, self._copies_of), self.labels, self._gotos_sorted)
+        probe = _Paths(probe_ctx, _Truth(probe_ctx, self._copies_of), self.labels, self._gotos_sorted,
+                       self._landings)
         varying: set[str] = set()
         for k, n in region.mods:
             if k == r.key or k in varying:
@@ -668,7 +777,23 @@ class LoopAnalyser:
         return RetryLoop(site, region.kind, self.lines.span(region.anchor), conditional,
                          self._callees_in(region.start, region.end),
                          self._flag_exits(region.conds) if conditional else (),
-                         any("ENOMEM" in node_text(c) for c in region.conds if c is not None))
+                         any("ENOMEM" in node_text(c) for c in region.conds if c is not None),
+                         callee_via=self._member_target(cand.fn))
+
+    def _member_target(self, fn: ts.Node) -> str:
+        """`ops->grab(...)` with `ops` declared `struct foo_ops *`: the one
+        function this file's initialisers assign to `foo_ops.grab`, or "" (none
+        or several). Only the file's own ops structs count, so a partial run
+        sees exactly what a whole run sees."""
+        if fn.type != "field_expression" or not self.members:
+            return ""
+        base, field = strip(fn.child_by_field_name("argument")), fn.child_by_field_name("field")
+        if base is None or base.type != "identifier" or field is None:
+            return ""
+        m = re.search(_STRUCT_DECL.format(re.escape(node_text(base))), self.fn_text)
+        member = node_text(field)
+        targets = {target for kind, name, target in self.members if m and kind == m.group(1) and name == member}
+        return targets.pop() if len(targets) == 1 else ""
 
     def _flag_exits(self, conds: Sequence[ts.Node | None]) -> tuple[tuple[int, str], ...]:
         """`flags & KM_MAYFAIL` on a parameter in the exit conditions: the
@@ -1041,6 +1166,25 @@ def is_null_test(cond: ts.Node | None, key: str, whole: bool = True) -> bool:
     return False
 
 
+def ops_members(decls: Sequence[ts.Node]) -> list[tuple[str, str, str]]:
+    """`static const struct foo_ops ops = { .grab = foo_grab };` ->
+    (foo_ops, grab, foo_grab): the functions the file's ops structs point
+    their members to (LoopAnalyser follows a call through a member to them)."""
+    out = []
+    for decl in decls:
+        spec = decl.child_by_field_name("type")
+        kind = node_text(spec.child_by_field_name("name") if spec is not None else None)
+        for d in decl.children_by_field_name("declarator") if kind else ():
+            init = d.child_by_field_name("value") if d.type == "init_declarator" else None
+            for pair in init.named_children if init is not None and init.type == "initializer_list" else ():
+                designators = pair.children_by_field_name("designator") if pair.type == "initializer_pair" else []
+                value = strip(pair.child_by_field_name("value"))
+                if len(designators) == 1 and designators[0].type == "field_designator" and value is not None \
+                        and value.type == "identifier" and not _CODE_CONST.match(node_text(value)):
+                    out.append((kind, node_text(designators[0]).lstrip(". \t"), node_text(value)))
+    return out
+
+
 def errno_callees(f: FunctionNodes, returns: Sequence[ts.Node]) -> tuple[str, ...]:
     """Calls whose error pointer the function returns as an error code:
     `return PTR_ERR(p);`, `return PTR_ERR_OR_ZERO(p);`, or `ret = PTR_ERR(p);`
@@ -1063,15 +1207,21 @@ def errno_callees(f: FunctionNodes, returns: Sequence[ts.Node]) -> tuple[str, ..
             ptr = strip(args.named_children[0]) if args is not None and len(args.named_children) == 1 else None
             if ptr is None:
                 continue
-            key = _norm(node_text(ptr))
-            for a, lhs in f.assign_nodes:
-                rhs = strip(_rhs(a))
-                if a.start_byte < ret.start_byte and _norm(node_text(lhs)) == key \
-                        and rhs is not None and rhs.type == "call_expression":
-                    fn = rhs.child_by_field_name("function")
-                    if fn is not None and fn.type == "identifier":
-                        out.add(node_text(fn))
+            out.update(_assigned_callees(f, _norm(node_text(ptr)), ret.start_byte))
     return tuple(sorted(out))
+
+
+def _assigned_callees(f: FunctionNodes, key: str, before: int) -> list[str]:
+    """The functions whose result is assigned to `key` before byte `before`."""
+    out = []
+    for a, lhs in f.assign_nodes:
+        rhs = strip(_rhs(a))
+        if a.start_byte < before and _norm(node_text(lhs)) == key and rhs is not None \
+                and rhs.type == "call_expression":
+            fn = rhs.child_by_field_name("function")
+            if fn is not None and fn.type == "identifier":
+                out.append(node_text(fn))
+    return out
 
 
 def failure_codes(f: FunctionNodes, returns: Sequence[ts.Node]) -> tuple[tuple[str, str, str], ...]:
@@ -1127,14 +1277,7 @@ def _failed_calls(f: FunctionNodes, cond: ts.Node | None, code: str) -> list[tup
             if fn is not None and fn.type == "identifier":
                 out.append((node_text(fn), how))
             continue
-        key = _norm(node_text(value))
-        for a, lhs in f.assign_nodes:
-            rhs = strip(_rhs(a))
-            if a.start_byte < cond.start_byte and _norm(node_text(lhs)) == key \
-                    and rhs is not None and rhs.type == "call_expression":
-                fn = rhs.child_by_field_name("function")
-                if fn is not None and fn.type == "identifier":
-                    out.append((node_text(fn), how))
+        out.extend((name, how) for name in _assigned_callees(f, _norm(node_text(value)), cond.start_byte))
     return out
 
 

@@ -45,6 +45,14 @@ _NUMBER = re.compile(r"^(?:0[xX][0-9a-fA-F]+|\d+)[uUlL]*$")
 _WRAPPERS = ("parenthesized_expression", "cast_expression")
 
 
+def _c_int(text: str) -> int:
+    """A C integer literal (decimal, 0x hex, 0 octal, with u/l suffixes)."""
+    digits = text.rstrip("uUlL")
+    if digits[:2] in ("0x", "0X"):
+        return int(digits, 16)
+    return int(digits, 8) if len(digits) > 1 and digits[0] == "0" else int(digits)
+
+
 def _norm(text: str) -> str:
     return "".join(text.split())
 
@@ -227,7 +235,7 @@ def _returned_value(stmts: list[ts.Node], sk: Skeleton) -> str:
                     and inner[0].named_children:
                 k = sk.of(inner[0].named_children[0])
                 if _NUMBER.match(k):
-                    exits.append((sk.of(s.child_by_field_name("condition")), int(k.rstrip("uUlL"), 0) != 0))
+                    exits.append((sk.of(s.child_by_field_name("condition")), _c_int(k) != 0))
                     continue
         return ""
     return ""

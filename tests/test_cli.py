@@ -164,3 +164,24 @@ def test_closed_or_full_output_is_one_line_and_exit_2(cli, tmp_path, args):
                                   text=True, timeout=300)
         assert proc.returncode == 2, (args, proc.stderr)
         assert "cannot write" in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+
+
+def test_progress_keeps_talking_while_linking_and_checking(capsys):
+    """--progress in a CI log: after the last file, a line every few seconds
+    until the run is done, not minutes of silence."""
+    import time
+
+    from nofail_lint.cli import _Progress
+    progress = _Progress("lines")
+    progress.EVERY = 0.2
+    progress(5, 10)
+    progress(10, 10)
+    time.sleep(0.9)
+    progress.clear()
+    time.sleep(0.3)
+    lines = capsys.readouterr().err.splitlines()
+    assert lines[0].startswith("nofail-lint: 5/10 files") and lines[1].endswith("linking and checking...")
+    beats = [ln for ln in lines[2:] if ln.startswith("nofail-lint: linking and checking (")]
+    assert len(beats) >= 2 and len(beats) == len(lines) - 2
+    time.sleep(0.5)
+    assert capsys.readouterr().err == ""                    # cleared: silent again

@@ -192,3 +192,32 @@ def test_a_status_code_from_a_callee_elsewhere_is_seen(cli, tmp_path):
     assert [(f[0], f[1], f[3]) for f in found] == [("drivers/foo/foo.c", 8, "NF002")]
     assert found == _under(_findings(cli, tmp_path, "."), "drivers/foo")
     assert _findings(cli, tmp_path, "--context", "none", "drivers/foo") == []
+
+
+
+def test_an_ops_member_call_reaches_a_wrapper_elsewhere(cli, tmp_path):
+    """NF002 through an ops member: the file's ops struct points the member
+    at one function of the file, which returns the result of an allocator
+    wrapper in another directory; the partial run reports what the whole
+    run reports. A member the file points at two functions is not followed."""
+    (tmp_path / "Makefile").write_text("VERSION = 6\nPATCHLEVEL = 12\n")
+    (tmp_path / "lib").mkdir()
+    (tmp_path / "lib" / "demo_pool.c").write_text(
+        "void *demo_pool_get(unsigned int n)\n{\n\treturn kvzalloc(n, GFP_KERNEL);\n}\n")
+    (tmp_path / "drivers" / "foo").mkdir(parents=True)
+    (tmp_path / "drivers" / "foo" / "foo.c").write_text(
+        "#include <linux/gfp.h>\nstruct foo_ops {\n\tvoid *(*grab)(unsigned int n);\n"
+        "\tvoid *(*peek)(unsigned int n);\n};\n\n"
+        "static void *foo_grab_impl(unsigned int n)\n{\n\treturn demo_pool_get(n);\n}\n\n"
+        "static void *foo_peek_a(unsigned int n)\n{\n\treturn demo_pool_get(n);\n}\n\n"
+        "static void *foo_peek_b(unsigned int n)\n{\n\treturn demo_pool_get(n + 1);\n}\n\n"
+        "static const struct foo_ops foo_a_ops = {\n\t.grab = foo_grab_impl,\n\t.peek = foo_peek_a,\n};\n\n"
+        "static const struct foo_ops foo_b_ops = {\n\t.peek = foo_peek_b,\n};\n\n"
+        "void *foo_grab(const struct foo_ops *ops)\n{\n\tvoid *p;\n\n"
+        "\twhile (!(p = ops->grab(64)))\n\t\tcond_resched();\n\treturn p;\n}\n\n"
+        "void *foo_peek(const struct foo_ops *ops)\n{\n\tvoid *p;\n\n"
+        "\twhile (!(p = ops->peek(64)))\n\t\tcond_resched();\n\treturn p;\n}\n")
+    found = _findings(cli, tmp_path, "drivers/foo")
+    assert [(f[0], f[1], f[3]) for f in found] == [("drivers/foo/foo.c", 35, "NF002")]
+    assert found == _under(_findings(cli, tmp_path, "."), "drivers/foo")
+    assert _findings(cli, tmp_path, "--context", "none", "drivers/foo") == []

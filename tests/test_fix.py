@@ -657,6 +657,13 @@ K:\t\\bfx_special_alloc\\b
         text = patch.replace("message", "message " + before).format("", where)
         keyed = m.recipients(["drivers/fx/fx_main.c"], text)    # K: in the message or a changed line
         assert ("Kim Key <kim@example.org>" in keyed.cc) == listed, (before, where)
+    (tmp_path / "drivers/fx/fx_main.c").write_text("void *p = fx_special_alloc(8);\n")
+    assert not [a for a in m.recipients_for_file("drivers/fx/fx_main.c").everyone() if "kim@" in a]
+    (tmp_path / "scripts").mkdir()         # an old get_maintainer.pl: -f matches K: in the file's text
+    (tmp_path / "scripts/get_maintainer.pl").write_text("my %keyword_hash;\n")
+    assert "Kim Key <kim@example.org>" in m.recipients_for_file("drivers/fx/fx_main.c").cc
+    (tmp_path / "scripts/get_maintainer.pl").write_text("my %keyword_hash;\n'kf|keywords-in-file!'\n")
+    assert not [a for a in m.recipients_for_file("drivers/fx/fx_main.c").everyone() if "kim@" in a]
     rest = m.recipients(["README"])
     assert rest.to == ["linux-kernel@vger.kernel.org"] and rest.cc == [] and rest.primary == ""
 
@@ -715,7 +722,7 @@ def _matcher_agrees_on_every_file_with_a_finding(source: str, files: list[str]):
                              "-f", rel], cwd=source, capture_output=True, text=True, timeout=600)
         assert gm.returncode == 0, gm.stderr
         want = addresses([ln for ln in gm.stdout.splitlines() if ln.strip()])
-        got = addresses(m.recipients([rel]).everyone())
+        got = addresses(m.recipients_for_file(rel).everyone())
         assert got == want, (rel, sorted(got ^ want))
     print(f"\nMAINTAINERS matcher = get_maintainer.pl on all {len(files)} files with a finding")
 
@@ -794,3 +801,24 @@ def test_patch_series_on_a_real_tree(cli, tmp_path, version, var):
     print(f"\nLinux {version}: {len(patches)} patch(es), {fixed} fix(es) in {len(touched)} file(s); "
           f"git am: all applied; findings {sum(before.values())} -> {sum(after.values())}")
     print("\n".join(report))
+
+
+def test_dead_check_message_says_it_once(cli, tmp_path):
+    """Several dead checks in one patch: each site listed once, the reason
+    and the removal said once, the labels that went named."""
+    root = tmp_path / "tree"
+    (root / "drivers/fx").mkdir(parents=True)
+    for case in sorted((FIX_FIXTURES / "drop-check").glob("*.c")):
+        shutil.copy(case, root / "drivers/fx" / case.name)
+    out = tmp_path / "series"
+    proc = run_cli(cli, "fix", "-q", "--unsafe-fixes", "--from", "Ann Dev <ann@example.org>", "--format-patch",
+                   str(out), ".", cwd=root)
+    assert proc.returncode == 1, proc.stderr               # some are refused
+    (patch,) = out.glob("*.patch")
+    msg = patch.read_text().split("\n\n", 1)[1].split("\n---\n")[0]
+    flat = " ".join(msg.split())
+    assert flat.count("does not return NULL") == 1 and flat.count("Remove the checks") == 1
+    assert "- fxk_ctx_attach(): kzalloc() with GFP_NOFS | __GFP_NOFAIL" in msg
+    assert "with the 'err' and 'out' labels and the code only the checks reached" in flat
+    assert "fxq_table_alloc" not in msg and "fxq_pair" not in msg     # refused: not in the patch
+    assert all(len(line) <= 75 for line in msg.splitlines())

@@ -79,3 +79,12 @@ def test_damage_in_one_function_keeps_findings_elsewhere(cli, tmp_path_factory, 
     # whatever the junk (unbalanced braces, an open string or #if), the functions
     # before and after the damaged one keep exactly their findings
     assert elsewhere("mut.c", junk_lines) == before
+
+
+def test_octal_and_odd_literals_in_conditions_never_raise():
+    """C octal literals (`0444`) and malformed ones (`08`) in a mask test."""
+    src = (b"int f(umode_t mode, gfp_t gfp)\n{\n\tgfp_t m = gfp;\n\n\tif (mode & 0444)\n"
+           b"\t\tm |= __GFP_NOFAIL;\n\tif ((mode & 08) == 0)\n\t\tm |= __GFP_ZERO;\n"
+           b"\treturn kmalloc(8, m) != NULL;\n}\n")
+    facts = extract(src, "octal.c")
+    assert [c.callee for fn in facts.functions for c in fn.calls] == ["kmalloc"]

@@ -51,9 +51,8 @@ def _run(args, cwd, env, check=True) -> subprocess.CompletedProcess:
     return proc
 
 
-@pytest.fixture(scope="module")
-def hook_source(tmp_path_factory):
-    """(pre-commit executable, clone of this repository, its HEAD, a shared PRE_COMMIT_HOME)."""
+def _needs_git_and_pre_commit() -> str:
+    """The pre-commit executable; skips without git, pre-commit or a git checkout to clone."""
     if shutil.which("git") is None:
         pytest.skip("needs git")
     pre_commit = _pre_commit()
@@ -61,6 +60,13 @@ def hook_source(tmp_path_factory):
         pytest.skip("pre-commit is not installed (pip install '.[test]')")
     if not (REPO / ".git").exists():
         pytest.skip("not running from a git checkout: nothing to clone the hook from")
+    return pre_commit
+
+
+@pytest.fixture(scope="module")
+def hook_source(tmp_path_factory):
+    """(pre-commit executable, clone of this repository, its HEAD, a shared PRE_COMMIT_HOME)."""
+    pre_commit = _needs_git_and_pre_commit()
     base = tmp_path_factory.mktemp("hook")
     env = _env(base)
     tracked = _run(["git", "ls-files", "--error-unmatch", ".pre-commit-hooks.yaml"], REPO, env, check=False)
@@ -90,16 +96,19 @@ OLD_FINDINGS = RETRY_LOOP + "".join(RETRY_LOOP.replace("demo_get", f"demo_get{i}
 @pytest.mark.slow
 def test_pre_commit_hook_fails_on_a_retry_loop_and_passes_once_fixed(tmp_path, hook_source):
     project, env = _project(tmp_path, hook_source)
+    (project / "README").write_text("not C: the hook must not see it\n")
+    _blocks_a_loop_then_passes(project, env)
+
+
+def _blocks_a_loop_then_passes(project: Path, env: dict):
+    """Commit a retry loop: the hook blocks it; commit the fix: it passes."""
     (project / "mm").mkdir()
     (project / "mm" / "demo.c").write_text(RETRY_LOOP)
-    (project / "README").write_text("not C: the hook must not see it\n")
     _run(["git", "add", "."], project, env)
-
     failed = _run(["git", "commit", "-q", "-m", "add a retry loop"], project, env, check=False)
     out = failed.stdout + failed.stderr
     assert failed.returncode != 0, out
     assert "mm/demo.c:6:7: warning: open-coded retry loop around kmalloc()" in out, out
-
     (project / "mm" / "demo.c").write_text(FIXED)
     _run(["git", "add", "."], project, env)
     passed = _run(["git", "commit", "-q", "-m", "use __GFP_NOFAIL"], project, env, check=False)
@@ -169,13 +178,7 @@ def test_readme_pre_commit_snippet_in_a_fresh_clone_without_tags(tmp_path):
     """A fresh clone of the repository with no tags, `pip install .` in it
     (the README's install line), and the README's pre-commit snippet as
     printed: the hook blocks a commit with a retry loop and passes the fix."""
-    if shutil.which("git") is None:
-        pytest.skip("needs git")
-    pre_commit = _pre_commit()
-    if pre_commit is None:
-        pytest.skip("pre-commit is not installed (pip install '.[test]')")
-    if not (REPO / ".git").exists():
-        pytest.skip("not running from a git checkout")
+    pre_commit = _needs_git_and_pre_commit()
     env = _env(tmp_path)
     clone = tmp_path / "nofail-lint"
     _run(["git", "clone", "-q", "--no-tags", str(REPO), str(clone)], tmp_path, env)
@@ -189,14 +192,4 @@ def test_readme_pre_commit_snippet_in_a_fresh_clone_without_tags(tmp_path):
     _run(["git", "init", "-q"], project, env)
     (project / ".pre-commit-config.yaml").write_text(_readme_hook())
     _run([pre_commit, "install"], project, env)
-    (project / "mm").mkdir()
-    (project / "mm" / "demo.c").write_text(RETRY_LOOP)
-    _run(["git", "add", "."], project, env)
-    failed = _run(["git", "commit", "-q", "-m", "add a retry loop"], project, env, check=False)
-    out = failed.stdout + failed.stderr
-    assert failed.returncode != 0, out
-    assert "mm/demo.c:6:7: warning: open-coded retry loop around kmalloc()" in out, out
-    (project / "mm" / "demo.c").write_text(FIXED)
-    _run(["git", "add", "."], project, env)
-    passed = _run(["git", "commit", "-q", "-m", "use __GFP_NOFAIL"], project, env, check=False)
-    assert passed.returncode == 0, passed.stdout + passed.stderr
+    _blocks_a_loop_then_passes(project, env)

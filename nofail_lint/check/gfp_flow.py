@@ -9,6 +9,12 @@ own parameters); a call to a function that has sinks binds the callee's
 parameters to the call's arguments. The fixpoint runs over a worklist of
 callers, across files (docs/architecture.md, Across functions).
 
+A sink is known by its signature (API, mask, roles, where NOFAIL entered,
+guards), not by its path, so the length of a wrapper chain needs no cap: a
+recursive cycle adds no new signature once its masks are stable, and each
+function keeps, per signature, the shortest path down to the API (a shorter
+one found later replaces it and is passed on to the callers).
+
 Each binding is a *site*: the call, the mask as seen there, and the path down
 to the kernel API. Rules look at sites (and at the sink one level down, to
 tell where a flag first entered) and decide; this module holds no rule.
@@ -17,14 +23,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..cexpr import Mask, mask_clear, mask_or, parse_expr
+from ..cexpr import UNKNOWN, Mask, is_tag, mask_clear, mask_or, parse_expr, parse_tag, tag
 from ..facts import CallSite
 from ..findings import Incomplete
 from ..link import FunctionRef, TreeTables
 from ..model import NOFAIL, Allocator
 
 MAX_SINKS_PER_FUNCTION = 32
-MAX_DEPTH = 10
 MAX_ROUNDS = 200_000
 LIMITS = "limits"          # TreeTables.derived key: (path, what) -> Incomplete
 PAGE_SIZE = 4096          # for get_order(constant): the common 4 KiB page
@@ -83,6 +88,32 @@ class Site:
         return self.sink.steps
 
 
+def _bind_tags(alt: frozenset, arg) -> frozenset | None:
+    """A path whose tags (cexpr.tag: "only if parameter i has/lacks flag F")
+    are checked against the call's arguments: None if the argument's mask
+    cannot pass the test, the tag dropped if it always does, moved to the
+    caller's parameter if that alone decides, else dropped (both possible)."""
+    out = set()
+    for element in alt:
+        if not is_tag(element):
+            out.add(element)
+            continue
+        idx, has, atom = parse_tag(element)
+        am = arg(idx)
+        if not am.known:
+            continue
+        with_flag = any(atom in a for a in am.alts)
+        without = any(atom not in a for a in am.alts)
+        carriers = am.param_may_carry(atom)
+        if has and not with_flag and not carriers:
+            return None
+        if not has and not without:
+            return None
+        if not with_flag and len(carriers) == 1 and without:
+            out.add(tag(carriers[0], has, atom))
+    return frozenset(out)
+
+
 def seed(api: Allocator) -> Sink:
     roles = tuple((r, ("param", getattr(api, r))) for r in _ROLES if getattr(api, r) is not None)
     return Sink(api, Mask(params=((api.gfp, frozenset()),)), roles)
@@ -100,6 +131,7 @@ class GfpFlow:
         self.flag = flag
         self.version = tables.kernel_version
         self.sites: list[Site] = []
+        self._site_at: dict[tuple, int] = {}     # site key -> index in `sites`
         self._sinks: dict[tuple[str, str], dict] = {}
         # where a cap cut the search short (reported as incomplete analysis)
         self.limits: dict[tuple[str, str], Incomplete] = {}
@@ -153,10 +185,24 @@ class GfpFlow:
         guards = self._guards(ref, call, sink)
         if guards is None:
             return None
-        mask = Mask(sink.mask.alts, known=sink.mask.known)
+        args: dict[int, Mask] = {}
+
+        def arg(idx: int) -> Mask:
+            if idx not in args:
+                args[idx] = evaluator.eval(parse_expr(call.args[idx])) if idx < len(call.args) else UNKNOWN
+            return args[idx]
+
+        alts = set()
+        for alt in sink.mask.alts:
+            bound_alt = _bind_tags(alt, arg) if any(is_tag(a) for a in alt) else alt
+            if bound_alt is not None:
+                alts.add(bound_alt)
+        if not alts:
+            return None         # every path needs a flag test the caller's mask cannot pass
+        mask = Mask(frozenset(alts), known=sink.mask.known)
         for idx, cleared in sink.mask.params:
             if idx < len(call.args):
-                mask = mask_or(mask, mask_clear(evaluator.eval(parse_expr(call.args[idx])), cleared))
+                mask = mask_or(mask, mask_clear(arg(idx), cleared))
         roles = []
         for role, bound in sink.roles:
             if bound[0] == "param":
@@ -226,28 +272,27 @@ class GfpFlow:
 
     # ---------------------------------------------------------------- fixpoint
 
-    def _visit(self, ref: FunctionRef, seen_sites: set[tuple]) -> bool:
+    def _visit(self, ref: FunctionRef) -> bool:
         """Bind every sink below `ref`'s calls; True if `ref` gained a sink."""
         evaluator = self.tables.evaluator(ref)
         mine = self._sinks.setdefault(ref.key, {})
         grew = False
         for call in ref.fn.calls:
             for below in self.sinks_of_callee(ref, call.callee):
-                if len(below.steps) >= MAX_DEPTH:
-                    self._limit(ref, call, f"gfp masks passed through more than {MAX_DEPTH} wrapper "
-                                           f"levels are not followed further ({call.callee}())")
-                    continue
                 bound = self._bind(ref, call, below, evaluator)
                 if bound is None:
                     continue
-                key = (ref.file.path, call.span, bound.signature(), below.signature())
-                if key not in seen_sites and bound.mask.may_include(self.flag):
-                    seen_sites.add(key)
-                    self.sites.append(Site(Step(ref.file.path, call, ref.fn.name), ref, bound, below))
+                sig = bound.signature()
+                if bound.mask.may_include(self.flag):
+                    self._add_site(Site(Step(ref.file.path, call, ref.fn.name), ref, bound, below),
+                                   (ref.file.path, call.span, sig, below.signature()))
                 if not (bound.open or bound.mask.may_include(self.flag)):
                     continue     # nothing a caller could add or be told
-                sig = bound.signature()
-                if sig in mine:
+                known = mine.get(sig)
+                if known is not None:
+                    if len(bound.steps) < len(known.steps):
+                        mine[sig] = bound       # the same sink by a shorter path
+                        grew = True
                     continue
                 if len(mine) < MAX_SINKS_PER_FUNCTION:
                     mine[sig] = bound
@@ -256,6 +301,15 @@ class GfpFlow:
                     self._limit(ref, None, f"more than {MAX_SINKS_PER_FUNCTION} distinct gfp paths "
                                            "lead through this function; its callers see only the first")
         return grew
+
+    def _add_site(self, site: Site, key: tuple) -> None:
+        """Record `site`, or let it replace the same site reached by a longer path."""
+        at = self._site_at.get(key)
+        if at is None:
+            self._site_at[key] = len(self.sites)
+            self.sites.append(site)
+        elif len(site.sink.steps) < len(self.sites[at].sink.steps):
+            self.sites[at] = site
 
     def _run(self):
         tables = self.tables
@@ -266,13 +320,12 @@ class GfpFlow:
             for ref, _call in tables.callers.get(name, ()):
                 work.append(ref)
         queued = {r.key for r in work}
-        seen_sites: set[tuple] = set()
         rounds = 0
         while work and rounds < MAX_ROUNDS:
             rounds += 1
             ref = work.pop()
             queued.discard(ref.key)
-            if self._visit(ref, seen_sites):
+            if self._visit(ref):
                 for caller, _call in tables.callers.get(ref.fn.name, ()):
                     if caller.key not in queued and any(
                             t.key == ref.key for t in tables.resolve(caller.file.path, ref.fn.name)):

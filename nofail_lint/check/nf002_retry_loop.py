@@ -50,15 +50,17 @@ def check(tables: TreeTables, rule: RuleDoc) -> list[Finding]:
                     continue   # already NOFAIL: the loop is not compensating for failure
                 if loop.call.callee in tables.model.event_tests:
                     continue   # `while (!kthread_should_stop())`: the loop waits for an event
+                # a call through an ops member: the one function the file assigns to it
+                where, callee = ff.path, loop.callee_via or loop.call.callee
                 if loop.code_only:
                     # a retry loop only if the call keeps failing with this code
                     chain, waiting, enomem = None, [], None
                 else:
-                    chain = tables.allocator_chain(ff.path, loop.call.callee)
+                    chain = tables.allocator_chain(where, callee)
                     waiting = sorted(waits.intersection(loop.callees_in_loop))
-                    enomem = tables.enomem_chain(ff.path, loop.call.callee) \
+                    enomem = tables.enomem_chain(where, callee) \
                         if chain is None and loop.retries_enomem else None
-                coded = code_chain(tables, ff.path, loop.call.callee, loop.retries_code) \
+                coded = code_chain(tables, where, callee, loop.retries_code) \
                     if chain is None and not waiting and enomem is None and loop.retries_code else None
                 if chain is None and not waiting and enomem is None and coded is None:
                     continue
@@ -87,6 +89,9 @@ def _finding(tables: TreeTables, rule: RuleDoc, ff, fn, loop, chain, waiting, en
                                   f"{link.ref.fn.name}() returns the result of {rc.callee}()"))
         notes.append(f"{callee}() is an allocator: it returns the result of "
                      f"{chain[-1].returned.callee}()")
+    elif enomem is not None and loop.retries_code == "*":
+        notes.append(f"{callee}() returns an error code when an allocation fails: "
+                     + " -> ".join(f"{c}()" for c in enomem) + "; the loop retries on any error code")
     elif enomem is not None and not loop.retries_enomem:
         notes.append(f"{callee}() returns {loop.retries_code} when an allocation fails: "
                      + " -> ".join(f"{c}()" for c in enomem) + f"; the loop retries while it sees {loop.retries_code}")
@@ -121,9 +126,19 @@ def _finding(tables: TreeTables, rule: RuleDoc, ff, fn, loop, chain, waiting, en
 
 def code_chain(tables: TreeTables, caller_path: str, name: str, code: str) -> tuple[str, ...] | None:
     """How a call to `name` returns `code` when an allocation fails: the
-    calls down to the allocation, or None."""
-    return next((found[code] for r in tables.resolve(caller_path, name, True)
-                 if code in (found := code_sources(tables).get(r.key, {}))), None)
+    calls down to the allocation, or None. Code "*" is any error code:
+    -ENOMEM from an allocation, or any code of `code_sources`."""
+    if code == "*":
+        enomem = tables.enomem_chain(caller_path, name)
+        if enomem is not None:
+            return enomem
+    for r in tables.resolve(caller_path, name, True):
+        found = code_sources(tables).get(r.key, {})
+        if code in found:
+            return found[code]
+        if code == "*" and found:
+            return found[min(found)]
+    return None
 
 
 def code_sources(tables: TreeTables) -> dict[tuple[str, str], dict[str, tuple[str, ...]]]:
@@ -163,3 +178,4 @@ def code_sources(tables: TreeTables) -> dict[tuple[str, str], dict[str, tuple[st
                         work.append(fn.name)
     tables.derived["nf002_code_sources"] = out
     return out
+

@@ -144,6 +144,14 @@ _ASSIGNED = re.compile(r"\b([A-Za-z_]\w*)\s*(?:[-+*/|&^]?=(?!=)|\+\+|--)")
 _WRITES = frozenset({"assignment_expression", "update_expression"})
 
 
+def _function_body(text: str, path: str, anchor: int) -> tuple[Source, ts.Node | None]:
+    """`text` parsed, and the body of the function holding byte `anchor` (None if there is none)."""
+    src = Source(path, text.encode("utf-8", "surrogateescape"))
+    node = src.root.descendant_for_byte_range(anchor, anchor)
+    fn = function_of(node) if node is not None else None
+    return src, fn.child_by_field_name("body") if fn is not None else None
+
+
 def _in_condition(node: ts.Node) -> bool:
     """Is `node` inside the condition of an if, a loop or a `?:`?"""
     while node.parent is not None:
@@ -163,10 +171,7 @@ def _no_dead_error_path(text: str, path: str, anchor: int, assigned: set[str]):
     removing it is a rewrite of its own."""
     if not assigned:
         return
-    after = Source(path, text.encode("utf-8", "surrogateescape"))
-    node = after.root.descendant_for_byte_range(anchor, anchor)
-    fn = function_of(node) if node is not None else None
-    body = fn.child_by_field_name("body") if fn is not None else None
+    body = _function_body(text, path, anchor)[1]
     if body is None:
         return
     for name in sorted(assigned):
@@ -224,10 +229,7 @@ def check_combined(text: str, path: str, anchor: int, removed: str):
     function is left with a label nothing jumps to, or with an error path
     only the removed code could enter. Each rewrite alone keeps both alive."""
     _no_dead_error_path(text, path, anchor, set(_ASSIGNED.findall(removed)))
-    after = Source(path, text.encode("utf-8", "surrogateescape"))
-    node = after.root.descendant_for_byte_range(anchor, anchor)
-    fn = function_of(node) if node is not None else None
-    body = fn.child_by_field_name("body") if fn is not None else None
+    after, body = _function_body(text, path, anchor)
     if body is None:
         return
     jumped = set(re.findall(r"\bgoto\s+([A-Za-z_]\w*)\s*;", after.text(body)))

@@ -126,7 +126,7 @@ class Maintainers:
         except OSError as e:
             raise MaintainersError(f"cannot read {path}: {e.strerror or e}") from None
 
-    def matching(self, files: list[str], patch_text: str = "") -> list[Section]:
+    def matching(self, files: list[str], patch_text: str = "", whole_text: str = "") -> list[Section]:
         """The sections that take a patch touching `files`, most specific first
         (ties in file order; the script leaves their order to Perl's hash order)."""
         scored: dict[int, int] = {}
@@ -140,7 +140,8 @@ class Maintainers:
                     elif kind == "N" and _search(value, path):
                         scored[s.order] = max(scored.get(s.order, -2), 0)
         chosen = sorted(scored, key=lambda i: (-scored[i], i))
-        keyed = [s for s in self.sections if s.order not in scored and self._keyword(s, patch_text)]
+        keyed = [s for s in self.sections if s.order not in scored and (
+            self._keyword(s, patch_text) or any(_search(k, whole_text) for k in s.values("K") if whole_text))]
         by_order = {s.order: s for s in self.sections}
         return [by_order[i] for i in chosen] + keyed
 
@@ -155,8 +156,29 @@ class Maintainers:
         changed = "\n".join(ln for ln in diff.splitlines() if ln[:1] in "+-")
         return any(_search(k, intro) or _search(k, changed) for k in keys)
 
-    def recipients(self, files: list[str], patch_text: str = "") -> Recipients:
-        sections = self.matching(files, patch_text)
+    def file_keywords(self) -> bool:
+        """Does the tree's get_maintainer.pl match K: against a file's whole
+        text with `-f FILE`? Before `--keywords-in-file` existed (6.1) it did;
+        since then it does not by default. Read from the script, never run."""
+        script = self.root / "scripts" / "get_maintainer.pl"
+        try:
+            text = script.read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            return False
+        return "keywords-in-file" not in text and "keyword_hash" in text
+
+    def recipients_for_file(self, rel: str) -> Recipients:
+        """What `get_maintainer.pl --nogit --nogit-fallback -f rel` lists."""
+        if not self.file_keywords():
+            return self.recipients([rel])
+        try:
+            text = (self.root / rel).read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            text = ""
+        return self.recipients([rel], whole_text=text)
+
+    def recipients(self, files: list[str], patch_text: str = "", whole_text: str = "") -> Recipients:
+        sections = self.matching(files, patch_text, whole_text)
         out = Recipients(primary=next((s.title for s in sections if s.title != "THE REST"), ""))
         seen_names: set[str] = set()
         seen_addrs: set[str] = set()

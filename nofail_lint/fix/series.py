@@ -34,7 +34,6 @@ from .identity import header
 from .maintainers import Maintainers, MaintainersError, Recipients, run_script
 from .patch import repo_path, unified_diff
 from .plan import Plan
-from .source import words
 
 _PREFIX = re.compile(r"^((?:[\w.+/-]+(?:, ?)?)+(?::\s?[\w.+/-]+)*):\s")
 WRAP = 75                 # commit message width (checkpatch warns past 75)
@@ -199,6 +198,11 @@ def _what_nf002(fns: list[str], c: Change) -> str:
             "cannot see.")
 
 
+def _labels(text: str) -> set[str]:
+    """Names of the goto labels defined in `text` (a line starting `name:`)."""
+    return set(re.findall(r"(?m)^[ \t]*([A-Za-z_]\w*)[ \t]*:(?!:)", text)) - {"default", "public", "private"}
+
+
 def _removed(c: Change, old: str) -> str:
     parts = ["the loop"]
     if c.waits:
@@ -207,7 +211,7 @@ def _removed(c: Change, old: str) -> str:
         parts.append(f"the {_calls(c.logs)} warning")
     if c.counters:
         parts.append(_join([f"'{n}'" for n in c.counters]) + f" counter{'s' if len(c.counters) > 1 else ''}")
-    labels = [n for n in c.dropped if re.search(rf"(?m)^\s*{re.escape(n)}\s*:(?!:)", old)]
+    labels = [n for n in c.dropped if n in _labels(old)]
     others = [n for n in c.dropped if n not in labels]
     if labels:
         parts.append(_join([f"'{n}'" for n in labels]) + f" label{'s' if len(labels) > 1 else ''}")
@@ -269,28 +273,33 @@ def _body(group: Group, tables: TreeTables, cwd: Path, root: Path) -> list[list[
                     paras.append(wrap(text))
         fact_ids = _facts_nf002(tables, [rw.about for rw in group.rewrites if rw.about])
     elif group.kind == "nf006-drop-check":
+        sites = []
         for rws in by_change.values():
-            c = rws[0].about or Change("")
-            fns = _join([f"{f}()" for f in _functions(rws)]) or "This code"
-            mask = f" with {c.gfp}" if c.gfp else " with __GFP_NOFAIL in its mask"
-            gone = sorted(set().union(*(words(rw.old) - words(rw.new) for rw in rws)) - {"if", "return", "goto",
-                                                                                       "NULL", "WARN_ON"})
-            labels = [n for n in gone if re.search(rf"(?m)^\s*{re.escape(n)}\s*:(?!:)", rws[0].old)]
-            paras.append(wrap(f"{fns} call{'s' if len(rws) == 1 and ' and ' not in fns else ''} "
-                              f"{c.callee}(){mask} and then test{'s' if len(rws) == 1 and ' and ' not in fns else ''} "
-                              "the result for NULL. A __GFP_NOFAIL allocation that may block does not "
-                              "return NULL: the allocator retries until it succeeds, so the error path "
-                              "is dead code."))
-            extra = f", with the {_join([repr(n) for n in labels])} label and the code only it reached" \
-                if labels else ""
-            paras.append(wrap(f"Remove the check{extra}."))
+            c = rws[0].about or Change("the allocator")
+            fns = _join([f"{f}()" for f in _functions(rws)]) or "this code"
+            sites.append((fns, f"{c.callee}() with {c.gfp}" if c.gfp else f"{c.callee}() with __GFP_NOFAIL"))
+        n = len(group.rewrites)
+        if len(sites) == 1:
+            one = len(_functions(group.rewrites)) <= 1
+            paras.append(wrap(f"{sites[0][0][:1].upper()}{sites[0][0][1:]} call{'s' if one else ''} "
+                              f"{sites[0][1]} and then test{'s' if one else ''} the result for NULL."))
+        else:
+            paras.append(["These functions test the result of a __GFP_NOFAIL allocation for NULL:"]
+                         + [line for fns, call in sites for line in wrap(f"- {fns}: {call}", WRAP, "  ")])
+        labels = sorted(set().union(*(_labels(rw.old) - _labels(rw.new) for rw in group.rewrites)))
+        extra = (f", with the {_join([repr(x) for x in labels])} label{'s' if len(labels) > 1 else ''} "
+                 "and the code only the checks reached") if labels else ""
+        paras.append(wrap("A __GFP_NOFAIL allocation that may block does not return NULL: the allocator "
+                          f"retries until it succeeds, so {'these error paths are' if n > 1 else 'the error path is'}"
+                          f" dead code. Remove the check{'s' if n > 1 else ''}{extra}."))
         fact_ids = ["gfp.nofail-contract", "gfp.nofail-needs-direct-reclaim"]
     else:
         for rws in by_change.values():
             c = rws[0].about or Change("")
             fns = _join([f"{f}()" for f in _functions(rws)]) or "This code"
-            paras.append(wrap(f"{fns} pass{'es' if ' and ' not in fns else ''} __GFP_NOFAIL to {c.callee}() "
-                              "but also handle" + ("s" if " and " not in fns else "") + " a NULL result. "
+            one = len(_functions(rws)) <= 1
+            paras.append(wrap(f"{fns} pass{'es' if one else ''} __GFP_NOFAIL to {c.callee}() "
+                              "but also handle" + ("s" if one else "") + " a NULL result. "
                               "Keep the error handling and drop __GFP_NOFAIL, so that the allocation may "
                               "fail into it instead of looping in the allocator."))
     facts = tables.model.facts_for(fact_ids, tables.kernel_version)
