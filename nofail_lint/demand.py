@@ -23,7 +23,7 @@ from .facts import FileFacts, FunctionFacts
 
 IDENTIFIER = re.compile(r"[A-Za-z_]\w*")
 FIELD_READ = getattr(cexpr, "FIELD_READ", "__nfl_field")
-_FIELD = re.compile(re.escape(FIELD_READ) + r"\(\s*(\w+)\s*,\s*(\w+)\s*\)")
+FIELD_CALL = re.compile(re.escape(FIELD_READ) + r"\(\s*(\w+)\s*,\s*(\w+)\s*\)")
 
 
 def field_key(kind: str, name: str) -> str:
@@ -116,7 +116,7 @@ def _names_in(value: object, field: str, out: tuple[set[str], set[str], set[str]
 def text_names(text: str, out: tuple[set[str], set[str], set[str]]):
     """Identifiers (possible macros) and field reads of an expression text."""
     if FIELD_READ in text:
-        out[2].update(field_key(m.group(1), m.group(2)) for m in _FIELD.finditer(text))
+        out[2].update(field_key(m.group(1), m.group(2)) for m in FIELD_CALL.finditer(text))
     out[1].update(IDENTIFIER.findall(text))
 
 

@@ -156,8 +156,6 @@ def analyse(options: Options, cwd: Path | None = None, progress: Progress | None
 class GrepResult:
     hits: list[Hit]
     skipped: list[Skipped]
-    context: str
-    from_cache: bool
 
 
 def grep(options: Options, flag: str, cwd: Path | None = None, progress: Progress | None = None,
@@ -174,16 +172,14 @@ def grep(options: Options, flag: str, cwd: Path | None = None, progress: Progres
         if isinstance(stored, tuple) and len(stored) == 2:
             hits, bad = cast(tuple[list[Hit], list[Skipped]], stored)
             skipped = sorted(a.skipped + bad, key=lambda s: s.path)
-            note, reused = ", unchanged tree: stored result", True
         else:
             before = list(a.skipped)
             hits = [h for h in grep_hits(a.tables, flag, cwd) if a.reports_on(h.path)]
             skipped = a.skipped
             if cache is not None:
                 cache.store_result(key, (hits, [s for s in skipped if s not in before]))
-            note, reused = a.context_note(), False
         a.close()
-    return GrepResult(hits, skipped, note, reused)
+    return GrepResult(hits, skipped)
 
 
 def run(options: Options, cwd: Path | None = None, progress: Progress | None = None,

@@ -42,11 +42,10 @@ class _Relevant:
         if found is not None:
             return found
         extra = _EXTRA.get()
-        if extra and isinstance(text, bytes):
-            return next((m for m in self.words.finditer(text) if m.group(0).decode() in extra), None)
-        if extra:
-            return next((m for m in self.words.finditer(text) if m.group(0) in extra), None)
-        return None
+        if not extra:
+            return None
+        name = (lambda m: m.group(0).decode()) if isinstance(text, bytes) else (lambda m: m.group(0))
+        return next((m for m in self.words.finditer(text) if name(m) in extra), None)
 
 
 RELEVANT_ARG = _Relevant(re.compile(RELEVANT_ARG_PATTERN), _WORD)

@@ -103,9 +103,9 @@ def scan_source(src: bytes, extra: re.Pattern[bytes] | None = None) -> ScanRow:
 
 
 _GFP_TAIL = re.compile(rb"GFP\w*")
-_FULL_DEFINE = re.compile(rb"^[ \t]*#[ \t]*define[ \t]+([A-Za-z_]\w*)(?:\([^)\n]*\))?((?:[^\n\\]|\\.|\\\n)*)",
+DEFINE_WITH_BODY = re.compile(rb"^[ \t]*#[ \t]*define[ \t]+([A-Za-z_]\w*)(?:\([^)\n]*\))?((?:[^\n\\]|\\.|\\\n)*)",
                           re.MULTILINE)
-_IDENT = re.compile(rb"[A-Za-z_]\w*")
+IDENTIFIER_BYTES = re.compile(rb"[A-Za-z_]\w*")
 _WORD_HEAD = re.compile(rb"\w*\Z")
 
 
@@ -131,10 +131,10 @@ def gfp_names(src: bytes) -> tuple[frozenset[str], tuple[tuple[str, frozenset[st
         i = src.find(b"GFP", end)
     defines = []
     for start in sorted(define_starts):
-        d = _FULL_DEFINE.match(src, start)
+        d = DEFINE_WITH_BODY.match(src, start)
         if d is not None and b"GFP" in d.group(2):
             defines.append((d.group(1).decode("ascii"),
-                            frozenset(w.decode("ascii") for w in _IDENT.findall(d.group(2)))))
+                            frozenset(w.decode("ascii") for w in IDENTIFIER_BYTES.findall(d.group(2)))))
     return frozenset(w.decode("ascii", "replace") for w in words if w[:1] not in b"0123456789"), tuple(defines)
 
 

@@ -29,6 +29,7 @@ from typing import Callable, Iterable, Mapping
 from ..cexpr import close_paren
 from ..demand import (
     C_WORDS,
+    FIELD_CALL,
     FIELD_READ,
     IDENTIFIER,
     DefinitionIndex,
@@ -38,8 +39,6 @@ from ..demand import (
     text_names,
 )
 from ..facts import FileFacts, FunctionFacts
-
-_FIELD = re.compile(re.escape(FIELD_READ) + r"\(\s*(\w+)\s*,\s*(\w+)\s*\)")
 
 # readers(fields) -> files (display) that may read one of the fields ("type.field")
 FieldReaders = Callable[[set[str]], set[str]]
@@ -79,7 +78,7 @@ def _carries(arg: str, carriers: frozenset[str], fields: set[str], is_fn_macro: 
     arg = mask_text(arg, is_fn_macro)
     if not carriers.isdisjoint(IDENTIFIER.findall(arg)):
         return True
-    return bool(fields) and FIELD_READ in arg and any(field_key(k, n) in fields for k, n in _FIELD.findall(arg))
+    return bool(fields) and FIELD_READ in arg and any(field_key(k, n) in fields for k, n in FIELD_CALL.findall(arg))
 
 
 def _followed(fn: FunctionFacts, carriers: frozenset[str], fields: set[str],

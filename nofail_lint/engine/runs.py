@@ -33,7 +33,6 @@ from .workers import Outcome, Progress, WorkerContext
 class TreeRun(abc.ABC):
     """The tree's files and their scan rows; extraction on demand."""
 
-    kind = "context"
     macro_calls = False     # a file read for its macros also gives its forwarding macros (SeedRun)
 
     def __init__(self, targets: list[SourceFile], root: Path | None, cwd: Path | None, jobs: int,
@@ -152,11 +151,6 @@ class DemandRun(TreeRun):
     """A partial run in a kernel tree (demand.py): every file of the tree
     scanned, the targets and what they reach extracted on first use."""
 
-    def __init__(self, targets: list[SourceFile], root: Path, cwd: Path | None, jobs: int,
-                 progress: Progress | None, extra_names: frozenset[str], cache: FactsCache | None,
-                 version: str, warn: Callable[[str], None] | None):
-        super().__init__(targets, root, cwd, jobs, progress, extra_names, cache, version, warn)
-
     def close_over(self):
         """Extract the targets and, round by round, the files they reach."""
         if self.closed:
@@ -169,7 +163,6 @@ class DemandRun(TreeRun):
                    lambda n: model.allocator(n) is not None or n in self.extra_names, atoms.__contains__)
 
 
-_STATEMENT_START = re.compile(rb"[;{}]")
 _STORE = re.compile(rb"(?:\.|->)[ \t]*[A-Za-z_]\w*[ \t]*(?:\[[^\]\n]*\][ \t]*)?(?:=(?!=)|\|=|&=)")
 
 
@@ -192,7 +185,6 @@ class SeedRun(TreeRun):
     """Where `flag` enters a mask, over any scope: the seed files (seeds.py)
     in the requested files and what their masks reach (flow_demand.py)."""
 
-    kind = "seeds"
     macro_calls = True      # flow_demand looks a callee that is only such a macro up without parsing
 
     def __init__(self, targets: list[SourceFile], root: Path | None, cwd: Path | None, jobs: int,

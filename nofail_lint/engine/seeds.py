@@ -29,11 +29,7 @@ from dataclasses import dataclass
 from typing import Iterable, Mapping
 
 from ..relevance import RELEVANT_ARG_BYTES
-from ..scan import ScanRow
-
-_DEFINE = re.compile(rb"^[ \t]*#[ \t]*define[ \t]+([A-Za-z_]\w*)(?:\([^)\n]*\))?((?:[^\n\\]|\\.|\\\n)*)",
-                     re.MULTILINE)
-_WORD = re.compile(rb"[A-Za-z_]\w*")
+from ..scan import DEFINE_WITH_BODY, IDENTIFIER_BYTES, ScanRow
 
 
 @dataclass(frozen=True)
@@ -124,11 +120,11 @@ def _text_pass(wanted: Iterable[str], names: set[str], rows: Mapping[str, ScanRo
             continue
         if not any(n in src for n in needles) or b"\0" in src[:8192]:
             continue
-        present = set(_WORD.findall(src))
+        present = set(IDENTIFIER_BYTES.findall(src))
         if present.isdisjoint(needles):
             continue
         files.add(display)
-        for m in _DEFINE.finditer(src):
-            if not words.isdisjoint(_WORD.findall(m.group(2))):
+        for m in DEFINE_WITH_BODY.finditer(src):
+            if not words.isdisjoint(IDENTIFIER_BYTES.findall(m.group(2))):
                 more.add(m.group(1).decode("ascii"))
     return files, more
