@@ -38,7 +38,7 @@ class Seeds:
 
     flag: str
     names: frozenset[str]          # the flag's spellings and every macro whose expansion contains it
-    files: frozenset[str]          # display paths of the files (prefilter kept) naming one of `names`
+    files: frozenset[str]          # display paths of the files naming one of `names`
     text_passes: int = 0           # passes over file text the closure needed (names without GFP)
 
 
