@@ -502,9 +502,10 @@ class MaskEvaluator:
             return self._cache[name]
         if name in self._active:
             return UNKNOWN
-        bodies = self.resolve_macro(name)
-        if not bodies and name in self.composites:
-            bodies = [self.composites[name]]
+        # the kernel's own masks come from the model (verified against each
+        # tree by `model verify`), never from a user-space shim of the tree
+        # (`# define GFP_KERNEL 0` in include/linux/raid/pq.h, tools/)
+        bodies = [self.composites[name]] if name in self.composites else self.resolve_macro(name)
         if not bodies:
             return UNKNOWN
         self._active.add(name)

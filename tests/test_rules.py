@@ -78,3 +78,17 @@ def test_readme_rule_table_matches_the_catalog():
     """The README's table is prose for readers; its id, name and level must be the rule files'."""
     rows = re.findall(r"^\| (NF\d{3}) \| ([\w-]+) \| (\w+) \|", (REPO / "README.md").read_text(), re.MULTILINE)
     assert {(r.id, r.name, r.level) for r in load_rules().values()} == set(rows)
+
+
+def test_a_user_space_shim_of_a_kernel_mask_does_not_change_it(tmp_path):
+    """`# define GFP_KERNEL 0` in a user-space header of the tree (Linux has
+    one in include/linux/raid/pq.h and tools/) is not GFP_KERNEL: the kernel's
+    masks come from the model, so the NOFAIL allocation still sleeps and its
+    NULL test is still dead."""
+    (tmp_path / "include").mkdir()
+    (tmp_path / "include" / "shim_pq.h").write_text("#ifndef __KERNEL__\n# define GFP_KERNEL\t0\n#endif\n")
+    (tmp_path / "shim_user.c").write_text(
+        "void *shim_user_get(void)\n{\n\tvoid *p = kzalloc(64, GFP_KERNEL | __GFP_NOFAIL);\n\n"
+        "\tif (!p)\n\t\treturn NULL;\n\treturn p;\n}\n")
+    result = run(Options(paths=[str(tmp_path)], jobs=1))
+    assert [(f.rule_id, f.location.line) for f in result.findings] == [("NF006", 5)]
