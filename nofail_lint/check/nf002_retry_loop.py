@@ -60,8 +60,12 @@ def check(tables: TreeTables, rule: RuleDoc) -> list[Finding]:
                     waiting = sorted(waits.intersection(loop.callees_in_loop))
                     enomem = tables.enomem_chain(where, callee) \
                         if chain is None and loop.retries_enomem else None
+                # a loop that retries on any error code but can leave on one is
+                # not "until it succeeds": the code family needs no exit at all
+                any_code_exit = loop.retries_code == "*" and loop.conditional_exit
                 coded = code_chain(tables, where, callee, loop.retries_code) \
-                    if chain is None and not waiting and enomem is None and loop.retries_code else None
+                    if chain is None and not waiting and enomem is None and loop.retries_code \
+                    and not any_code_exit else None
                 if chain is None and not waiting and enomem is None and coded is None:
                     continue
                 loops.setdefault((ff.path, loop.loop_kind, loop.loop_span), []).append(
